@@ -1,0 +1,18 @@
+"""Errors a user can fix. The CLI prints their message as one line and exits with status 2;
+anything else is a bug and keeps its traceback."""
+
+
+class OvbenchError(Exception):
+    """Base class: the message must name the file, video, frame or argument at fault."""
+
+
+class DataError(OvbenchError):
+    """The data set (or a prediction folder) on disk is missing something or is malformed."""
+
+
+class ConfigError(OvbenchError):
+    """A split, model name, model argument or option is wrong."""
+
+
+class WeightsError(OvbenchError):
+    """Model weights are missing or do not fit the model."""

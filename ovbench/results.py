@@ -1,0 +1,207 @@
+"""The run record: one JSON file per model x split x configuration.
+
+Records are the only thing the leaderboard reads, so they must be self-describing (which
+weights, which split definition, which data, which conventions), strictly valid JSON (no NaN:
+a metric that does not apply is absent) and written atomically (a crash never leaves half a
+file that a later table would read).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .errors import DataError
+
+SCHEMA_VERSION = 1
+METRIC_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pAcc", "mAcc", "fwIoU", "VC8", "VC16")
+_REQUIRED = {
+    "schema_version": int,
+    "ovbench_version": str,
+    "kind": str,
+    "created": str,
+    "model": dict,
+    "split": dict,
+    "dataset": dict,
+    "options": dict,
+    "metrics": dict,
+    "per_class": dict,
+    "per_video": dict,
+    "env": dict,
+}
+_REQUIRED_NESTED = {
+    "model": ("id",),
+    "split": ("name", "protocol", "version", "hash", "vocabulary_size"),
+    "dataset": ("name", "videos", "frames"),
+}
+
+
+def git_info() -> dict[str, Any] | None:
+    """The commit of the ovbench checkout that produced a record, when it runs from one."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def environment(device: torch.device | str, precision: str) -> dict[str, Any]:
+    device = torch.device(device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "device": name,
+        "device_type": device.type,
+        "precision": precision,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+    }
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def new_record(
+    *,
+    kind: str,
+    model: dict[str, Any],
+    split: dict[str, Any],
+    dataset: dict[str, Any],
+    options: dict[str, Any],
+    computed: dict[str, Any],
+    timing: dict[str, Any] | None,
+    env: dict[str, Any],
+) -> dict[str, Any]:
+    """Assemble a record from the parts the runner or scorer measured."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ovbench_version": __version__,
+        "kind": kind,
+        "git": git_info(),
+        "created": now(),
+        "model": model,
+        "split": split,
+        "dataset": dataset,
+        "options": options,
+        "metrics": computed["metrics"],
+        "per_class": computed["per_class"],
+        "per_video": computed["per_video"],
+        "timing": timing,
+        "env": env,
+    }
+
+
+def config_id(model: dict[str, Any]) -> str:
+    """Short, stable id of a model configuration, so different configs get different files."""
+    key = json.dumps({"id": model["id"], "args": model.get("args", {}), "weights": model.get("weights_sha256")}, sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def record_filename(record: dict[str, Any]) -> str:
+    safe_model = "".join(c if c.isalnum() or c in "-_." else "-" for c in record["model"]["id"])
+    return f"{safe_model}__{record['split']['name']}__{config_id(record['model'])}.json"
+
+
+def validate_record(record: Any, source: str = "record") -> None:
+    """Raise DataError naming the first problem; a valid record can be tabulated blindly."""
+
+    def fail(problem: str) -> None:
+        raise DataError(f"{source}: {problem}")
+
+    if not isinstance(record, dict):
+        fail("not a JSON object")
+    for key, kind in _REQUIRED.items():
+        if key not in record:
+            fail(f"missing key {key!r}")
+        if not isinstance(record[key], kind):
+            fail(f"{key!r} should be {kind.__name__}")
+    if record["schema_version"] > SCHEMA_VERSION:
+        fail(f"schema_version {record['schema_version']} is newer than this ovbench ({SCHEMA_VERSION}); upgrade ovbench")
+    for section, keys in _REQUIRED_NESTED.items():
+        for key in keys:
+            if key not in record[section]:
+                fail(f"missing key {section}.{key}")
+    for key, value in record["metrics"].items():
+        if key not in METRIC_KEYS:
+            fail(f"unknown metric {key!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not 0 <= value <= 1:
+            fail(f"metric {key} = {value!r} is not a fraction in [0, 1]")
+    for name, entry in record["per_class"].items():
+        if not isinstance(entry, dict) or not {"iou", "acc", "gt_pixels"} <= entry.keys():
+            fail(f"per_class[{name!r}] needs iou, acc and gt_pixels")
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except OSError as err:
+        raise DataError(f"{path}: cannot read ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    validate_record(record, str(path))
+    return record
+
+
+def write_json_atomic(payload: Any, path: Path) -> None:
+    """Write to a temporary file beside `path`, then rename: readers see old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            json.dump(payload, out, indent=1, allow_nan=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_record(record: dict[str, Any], out_dir: str | Path) -> Path:
+    validate_record(record)
+    path = Path(out_dir) / record_filename(record)
+    write_json_atomic(record, path)
+    return path
+
+
+def format_summary(record: dict[str, Any]) -> str:
+    """The few lines a researcher reads in the terminal after a run."""
+    metrics = record["metrics"]
+    lines = [
+        f"model {record['model']['id']}  split {record['split']['name']} (v{record['split']['version']},"
+        f" {record['split']['vocabulary_size']} classes)  data {record['dataset']['name']}"
+        f" ({record['dataset']['videos']} videos, {record['dataset']['frames']} frames)",
+        "  ".join(f"{key} {100 * metrics[key]:.1f}" for key in METRIC_KEYS if key in metrics),
+    ]
+    timing = record.get("timing")
+    if timing:
+        lines.append(
+            f"{timing['frames']} frames in {timing['seconds']:.1f} s: {timing['fps_end_to_end']:.1f} frames/s end to end,"
+            f" {timing['fps_model']:.1f} model only ({record['env']['device']}, {record['env']['precision']})"
+        )
+    skipped = record["dataset"].get("skipped") or []
+    if skipped:
+        lines.append(f"SKIPPED {len(skipped)} video(s): " + "; ".join(f"{s['video']}: {s['error']}" for s in skipped[:5]))
+    return "\n".join(lines)
