@@ -138,21 +138,25 @@ def _coerce(key: str, raw: str, annotation: Any) -> Any:
     return raw
 
 
+def parse_pairs(spec: str | None) -> dict[str, str]:
+    """"k=v,k2=v2" -> {"k": "v", "k2": "v2"}; values may contain "=" but not ","."""
+    items: dict[str, str] = {}
+    for pair in (spec or "").split(","):
+        if not pair.strip():
+            continue
+        if "=" not in pair:
+            raise ConfigError(f"model argument {pair.strip()!r} is not key=value")
+        key, value = pair.split("=", 1)
+        items[key.strip()] = value.strip()
+    return items
+
+
 def parse_model_args(args_cls: type[ModelArgs], spec: str | Mapping[str, Any] | None) -> ModelArgs:
     """Build the model's typed arguments from "k=v,k2=v2" (or a mapping), naming any bad key."""
-    if spec is None or spec == "":
-        items: dict[str, Any] = {}
-    elif isinstance(spec, Mapping):
-        items = {k: str(v) if not isinstance(v, str) else v for k, v in spec.items()}
+    if isinstance(spec, Mapping):
+        items = {k: v if isinstance(v, str) else str(v) for k, v in spec.items()}
     else:
-        items = {}
-        for pair in spec.split(","):
-            if not pair.strip():
-                continue
-            if "=" not in pair:
-                raise ConfigError(f"model argument {pair.strip()!r} is not key=value")
-            key, value = pair.split("=", 1)
-            items[key.strip()] = value.strip()
+        items = parse_pairs(spec)
     hints = typing.get_type_hints(args_cls)
     fields = {f.name: f for f in dataclasses.fields(args_cls)}
     values = {}

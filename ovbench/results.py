@@ -67,7 +67,7 @@ def environment(device: torch.device | str, precision: str) -> dict[str, Any]:
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "cuda": torch.version.cuda,
         "device": name,
         "device_type": device.type,
@@ -117,9 +117,14 @@ def config_id(model: dict[str, Any]) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+def record_stem(model: dict[str, Any], split_name: str) -> str:
+    """File stem shared by a run's record, its resumable state and its saved predictions."""
+    safe_model = "".join(c if c.isalnum() or c in "-_." else "-" for c in model["id"])
+    return f"{safe_model}__{split_name}__{config_id(model)}"
+
+
 def record_filename(record: dict[str, Any]) -> str:
-    safe_model = "".join(c if c.isalnum() or c in "-_." else "-" for c in record["model"]["id"])
-    return f"{safe_model}__{record['split']['name']}__{config_id(record['model'])}.json"
+    return record_stem(record["model"], record["split"]["name"]) + ".json"
 
 
 def validate_record(record: Any, source: str = "record") -> None:

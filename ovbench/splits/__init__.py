@@ -38,6 +38,7 @@ class Split:
     seen: tuple[int, ...]
     unseen: tuple[int, ...]
     class_names: tuple[str, ...]
+    source: str = ""  # what load_split was given (a name, or path.json#name), to load it again
 
     def gt_lut(self) -> np.ndarray:
         """Converted VSPW id -> vocabulary index; classes outside the vocabulary are ignored."""
@@ -137,6 +138,10 @@ def list_splits() -> list[Split]:
 def load_split(name_or_path: str) -> Split:
     """A built-in split by name, or a user's protocol file: `path.json` (one split) or
     `path.json#split_name`."""
+    return dataclasses.replace(_find_split(name_or_path), source=name_or_path)
+
+
+def _find_split(name_or_path: str) -> Split:
     path_part, _, wanted = name_or_path.partition("#")
     if path_part.endswith(".json") or Path(path_part).is_file():
         path = Path(path_part).expanduser()

@@ -1,0 +1,91 @@
+"""Pipeline benchmark: is the runner out of the model's way, is text cached, is memory flat?
+
+For each model: end-to-end vs model-only frames/s from the run record (target >= 0.9: decoding,
+metrics and bookkeeping hide behind the model); the text-encoding time on a cold vs a warm
+cache as a fraction of the run (target < 1% warm); and the peak RSS of a run over a short video
+vs one 10x longer (target <= 1.1x), each run in a fresh process so the peaks are independent.
+
+    python benchmarks/bench_pipeline.py [--models clip-dense,clip-twostage,gkc] [--device cuda --precision bf16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def run_cli(argv: list[str], env: dict) -> dict:
+    """One `ovbench run` in a child process; returns its record and the child's peak RSS (MiB)."""
+    code = (
+        "import json, resource, sys\n"
+        "from ovbench.cli import main\n"
+        "status = main(sys.argv[1:])\n"
+        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(status)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"ovbench {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    peak = int(done.stderr.split("PEAK_RSS_KB")[-1].split()[0]) / 1024
+    record_path = done.stdout.strip().splitlines()[-1].removeprefix("record: ")
+    return {"record": json.loads(Path(record_path).read_text()), "peak_mib": peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="clip-dense,clip-twostage,gkc")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--height", type=int, default=120)
+    parser.add_argument("--width", type=int, default=214)
+    parser.add_argument("--frames", type=int, default=12, help="frames of the short video (the long one has 10x)")
+    args = parser.parse_args()
+
+    from ovbench.data.synthetic import SAMPLE, write_synthetic_vspw
+
+    work = Path(tempfile.mkdtemp(prefix="ovbench-bench-"))
+    env = {**os.environ, "OVBENCH_CACHE": str(work / "cache")}
+    sample = write_synthetic_vspw(work / "sample", videos=SAMPLE["videos"], height=args.height, width=args.width)
+    common = ["--split", "vspw_all", "--device", args.device, "--precision", args.precision,
+              "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--no-progress"]
+    print(f"device {args.device} ({args.precision}), {args.height}x{args.width} frames, batch {args.batch_size}, {args.workers} workers, torch threads {os.cpu_count()}")
+    print(f"{'model':14s} {'model fps':>9s} {'e2e fps':>8s} {'e2e/model':>9s} {'text cold s':>11s} {'text warm s':>11s} {'warm/run':>8s}")
+    for model in args.models.split(","):
+        words = ["run", "--model", model, "--model-args", _sample_args(model), *common, "--data-root", str(sample)]
+        cold = run_cli([*words, "--out", str(work / f"{model}-cold")], env)  # empty text cache
+        warm = run_cli([*words, "--out", str(work / f"{model}-warm")], env)  # same vocabulary: cached
+        timing = warm["record"]["timing"]
+        print(
+            f"{model:14s} {timing['fps_model']:9.1f} {timing['fps_end_to_end']:8.1f} {timing['fps_end_to_end'] / timing['fps_model']:9.2f}"
+            f" {cold['record']['timing']['text_seconds']:11.3f} {timing['text_seconds']:11.4f}"
+            f" {100 * timing['text_seconds'] / (timing['seconds'] + timing['text_seconds']):7.2f}%"
+        )
+
+    print(f"\npeak RSS of one run over a {args.frames}-frame vs a {10 * args.frames}-frame video (first model)")
+    model = args.models.split(",")[0]
+    peaks = []
+    for frames in (args.frames, 10 * args.frames):
+        root = write_synthetic_vspw(work / f"len{frames}", videos=2, frames=frames, height=480, width=853)
+        out = run_cli(["run", "--model", model, "--model-args", _sample_args(model), *common, "--data-root", str(root), "--out", str(work / f"mem{frames}")], env)
+        peaks.append(out["peak_mib"])
+        print(f"  {frames:5d} frames/video: peak RSS {out['peak_mib']:8.1f} MiB")
+    print(f"  ratio long/short: {peaks[1] / peaks[0]:.3f} (target <= 1.1)")
+
+
+def _sample_args(model: str) -> str:
+    from ovbench.registry import get_model_class
+
+    return ",".join(f"{k}={v}" for k, v in get_model_class(model).sample_args.items())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""What `run` and `score` share: the videos a split covers, the metric state for a split, and
+turning that state into the record's metrics (seen/unseen/hIoU only when both kinds of class are
+in the vocabulary, i.e. from ONE all-class confusion matrix)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .data.loader import VideoFrames
+from .data.vspw import VSPW
+from .errors import DataError
+from .metrics.accumulator import VideoSegMetrics
+from .splits import Split
+
+VC_WINDOWS = (8, 16)
+
+
+def list_videos(data: VSPW, split: Split, limit: int | None = None) -> list[VideoFrames]:
+    names = data.videos(split.subset)
+    if limit is not None:
+        names = names[:limit]
+    if not names:
+        raise DataError(f"{data.root / (split.subset + '.txt')} lists no videos")
+    return [VideoFrames(name, tuple(data.frames(name))) for name in names]
+
+
+def new_metrics(split: Split, device: torch.device | str, min_video_frames: int) -> VideoSegMetrics:
+    return VideoSegMetrics(
+        len(split.vocabulary), split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames, device=device
+    )
+
+
+def compute_for_split(metrics: VideoSegMetrics, split: Split, convention: str) -> dict[str, Any]:
+    mixed = bool(split.seen_index() and split.unseen_index())
+    computed = metrics.compute(
+        seen_index=split.seen_index() if mixed else None,
+        unseen_index=split.unseen_index() if mixed else None,
+        convention=convention,
+    )
+    seen = set(split.seen)
+    per_class = computed["per_class"]
+    computed["per_class"] = {
+        name: {
+            "iou": per_class["iou"][i],
+            "acc": per_class["acc"][i],
+            "gt_pixels": int(per_class["gt_pixels"][i]),
+            "seen": split.vocabulary[i] in seen,
+        }
+        for i, name in enumerate(split.class_names)
+    }
+    return computed
+
+
+def options_summary(convention: str, min_video_frames: int) -> dict[str, Any]:
+    return {"miou_convention": convention, "min_video_frames": min_video_frames, "vc_windows": list(VC_WINDOWS)}

@@ -1,0 +1,83 @@
+"""From run state to run record: the merge of every part of a run (all sessions, all
+processes, all `--shard` jobs). One path for all of them, so a single-process run, a torchrun
+job and merged SLURM shards produce the same record from the same finished videos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import results
+from .errors import ConfigError, DataError
+from .evaluation import compute_for_split, new_metrics, options_summary
+from .runstate import Part, RunState
+from .splits import load_split
+
+
+def timing_of(parts: list[Part], text_seconds: float) -> dict[str, Any]:
+    """Processes of one session run side by side (the slowest sets the wall time); sessions
+    (resumes) run one after another."""
+    sessions: dict[str, list[Part]] = {}
+    for part in parts:
+        sessions.setdefault(part.session, []).append(part)
+    frames = sum(p.frames for p in parts)
+    wall = sum(max(p.wall_seconds for p in group) for group in sessions.values())
+    model = sum(max(p.model_seconds for p in group) for group in sessions.values())
+    return {
+        "frames": frames,
+        "seconds": wall,
+        "model_seconds": model,
+        "fps_model": frames / model if model > 0 else 0.0,
+        "fps_end_to_end": frames / wall if wall > 0 else 0.0,
+        "text_seconds": text_seconds,
+        "processes": max((len(group) for group in sessions.values()), default=0),
+    }
+
+
+def record_from_states(states: list[RunState]) -> dict[str, Any]:
+    fingerprint = states[0].fingerprint()
+    for state in states[1:]:
+        other = state.fingerprint()
+        if other != fingerprint:
+            changed = sorted(k for k in set(other) | set(fingerprint) if other.get(k) != fingerprint.get(k))
+            raise ConfigError(f"{state.directory} and {states[0].directory} are different runs (they differ in {', '.join(changed)})")
+    split = load_split(fingerprint["split"]["source"])
+    if split.hash != fingerprint["split"]["hash"]:
+        raise ConfigError(f"split {split.name} changed since the run started ({fingerprint['split']['hash']} -> {split.hash})")
+    options = fingerprint["options"]
+    parts = [part for state in states for part in state.parts()]
+    if not parts:
+        raise DataError(f"{states[0].directory} holds no finished work yet")
+    metrics = new_metrics(split, "cpu", options["min_video_frames"])
+    for part in parts:
+        if part.metrics is not None:
+            one = new_metrics(split, "cpu", options["min_video_frames"])
+            one.load_state_dict(part.metrics)
+            metrics.merge(one)
+    computed = compute_for_split(metrics, split, options["miou_convention"])
+    done = {video for part in parts for video in part.done}
+    skipped = {video: error for part in parts for video, error in part.skipped.items() if video not in done}
+    return results.new_record(
+        kind="run",
+        model=fingerprint["model"],
+        split=split.summary(),
+        dataset={
+            **fingerprint["dataset"],
+            "subset": split.subset,
+            "videos": len(done),
+            "frames": sum(entry["frames"] for entry in computed["per_video"].values()),
+            "skipped": [{"video": v, "error": e} for v, e in sorted(skipped.items())],
+        },
+        options={**options_summary(options["miou_convention"], options["min_video_frames"]), "precision": options["precision"]},
+        computed=computed,
+        timing=timing_of(parts, max(p.text_seconds for p in parts)),
+        env=next(p.env for p in parts if p.env),
+    )
+
+
+def merge_runs(state_dirs: list[Path], out_dir: Path) -> tuple[dict[str, Any], Path]:
+    for directory in state_dirs:
+        if not directory.is_dir():
+            raise DataError(f"run state folder {directory} does not exist")
+    record = record_from_states([RunState(d) for d in state_dirs])
+    return record, results.write_record(record, out_dir)

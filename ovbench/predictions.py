@@ -1,0 +1,128 @@
+"""Predictions on disk, in the two forms other tools read: VSPW-style PNGs
+(`DIR/<video>/<frame>.png`, converted VSPW ids 0..123) or one pycocotools-RLE JSON per video
+(`DIR/<video>.json`, about 20x smaller). `ovbench score` reads both back, so a saved run can be
+rescored without the model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+from .errors import ConfigError, DataError
+from .results import write_json_atomic
+from .splits import Split
+
+FORMATS = ("png", "rle")
+
+
+class PredictionWriter:
+    """Does nothing: the default, so the runner's loop has no branches for it."""
+
+    @staticmethod
+    def create(kind: str | None, directory: Path, split: Split) -> "PredictionWriter":
+        if kind is None:
+            return PredictionWriter()
+        if kind not in FORMATS:
+            raise ConfigError(f"--save-predictions {kind!r}: choose {' or '.join(FORMATS)}")
+        return (PngWriter if kind == "png" else RleWriter)(directory, split)
+
+    def begin_video(self, video: str) -> None: ...
+
+    def write(self, video: str, stems: Sequence[str], labels: torch.Tensor) -> None: ...
+
+    def end_video(self) -> None: ...
+
+    def abort_video(self) -> None: ...
+
+
+class _GlobalIds(PredictionWriter):
+    def __init__(self, directory: Path, split: Split):
+        self.directory = directory
+        self.to_global = np.asarray(split.vocabulary, dtype=np.uint8)
+        self.video: str | None = None
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def begin_video(self, video: str) -> None:
+        self.video = video
+
+    def global_ids(self, labels: torch.Tensor) -> np.ndarray:
+        return self.to_global[labels.cpu().numpy()]
+
+
+class PngWriter(_GlobalIds):
+    def write(self, video: str, stems: Sequence[str], labels: torch.Tensor) -> None:
+        folder = self.directory / video
+        folder.mkdir(exist_ok=True)
+        for stem, frame in zip(stems, self.global_ids(labels)):
+            Image.fromarray(frame).save(folder / f"{stem}.png", optimize=False, compress_level=1)
+
+    def abort_video(self) -> None:
+        shutil.rmtree(self.directory / str(self.video), ignore_errors=True)
+
+
+class RleWriter(_GlobalIds):
+    def begin_video(self, video: str) -> None:
+        super().begin_video(video)
+        self.frames: dict[str, dict] = {}
+
+    def write(self, video: str, stems: Sequence[str], labels: torch.Tensor) -> None:
+        for stem, frame in zip(stems, self.global_ids(labels)):
+            encoded = {}
+            for class_id in np.unique(frame).tolist():
+                rle = mask_utils.encode(np.asfortranarray(frame == class_id, dtype=np.uint8))
+                encoded[str(class_id)] = rle["counts"].decode("ascii")
+            self.frames[stem] = {"size": list(frame.shape), "classes": encoded}
+
+    def end_video(self) -> None:
+        write_json_atomic({"video": self.video, "frames": self.frames}, self.directory / f"{self.video}.json")
+
+    def abort_video(self) -> None:
+        self.frames = {}
+
+
+class PredictionReader:
+    """Reads one video's predictions from a PNG folder or an RLE file, whichever exists."""
+
+    def __init__(self, directory: Path):
+        if not directory.is_dir():
+            raise DataError(f"prediction folder {directory} does not exist")
+        self.directory = directory
+        self._rle: tuple[str, dict] | None = None
+
+    def read(self, video: str, stem: str) -> np.ndarray:
+        png = self.directory / video / f"{stem}.png"
+        if png.is_file():
+            try:
+                with Image.open(png) as image:
+                    if image.mode not in ("L", "P"):
+                        raise DataError(f"{png}: prediction must be a single-channel 8-bit PNG, got mode {image.mode}")
+                    return np.asarray(image)
+            except OSError as err:
+                raise DataError(f"{png}: unreadable prediction ({err})") from None
+        frames = self._rle_frames(video)
+        if frames is None or stem not in frames:
+            raise DataError(f"no prediction for video {video} frame {stem} (expected {png} or {self.directory / video}.json)")
+        entry = frames[stem]
+        height, width = entry["size"]
+        out = np.full((height, width), 255, dtype=np.uint8)
+        for class_id, counts in entry["classes"].items():
+            out[mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)] = int(class_id)
+        return out
+
+    def _rle_frames(self, video: str) -> dict | None:
+        if self._rle is None or self._rle[0] != video:
+            path = self.directory / f"{video}.json"
+            if not path.is_file():
+                return None
+            try:
+                self._rle = (video, json.loads(path.read_text())["frames"])
+            except (OSError, json.JSONDecodeError, KeyError) as err:
+                raise DataError(f"{path}: unreadable RLE predictions ({err})") from None
+        return self._rle[1]

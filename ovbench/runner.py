@@ -1,0 +1,287 @@
+"""`ovbench run`: stream every frame of a split's videos through a model into the metrics.
+
+The runner owns everything an adapter should not have to get right: decoding in worker
+processes, batching within a video, device placement, mixed precision, bilinear resizing of
+scores to the ground-truth size, argmax, metrics, timing, resumable state, and isolation of
+broken videos. Memory is bounded by one batch plus the metrics' per-video window state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import results
+from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
+from .data.loader import VideoFrames, frame_loader
+from .data.vspw import VSPW
+from .errors import ConfigError, DataError, OvbenchError
+from .evaluation import list_videos, new_metrics
+from .merge import record_from_states
+from .predictions import PredictionWriter
+from .registry import get_model_class
+from .runstate import Part, RunState, new_session_id
+from .splits import Split
+from .textcache import TextCache
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclasses.dataclass
+class RunOptions:
+    model: str
+    split: Split
+    data_root: Path
+    dataset_name: str  # "vspw" or "vspw-synthetic"
+    out_dir: Path
+    model_args: str = ""
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4
+    workers: int = 2
+    limit_videos: int | None = None
+    save_predictions: str | None = None  # None, "png" or "rle"
+    strict: bool = False
+    overwrite: bool = False
+    min_video_frames: int = 0
+    convention: str = "vspw"
+    shard: tuple[int, int] = (0, 1)  # (index, count) of this process among all that share the run
+    progress: bool = True
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise ConfigError(f"--device {spec!r} is not a device (auto, cpu, cuda, cuda:K)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {spec}: CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def build_model(model_id: str, model_args: str, device: torch.device, on_sample: bool) -> SegmentationModel:
+    """Instantiate an adapter from CLI words; on the built-in sample its `sample_args` fill in
+    whatever the user left out."""
+    cls = get_model_class(model_id)
+    given = parse_pairs(model_args)
+    if on_sample:
+        given = {**cls.sample_args, **given}
+    return cls(parse_model_args(cls.Args, given), device)
+
+
+def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrames]]:
+    """Balance videos over `count` processes by frame count (longest first, to the least
+    loaded), deterministically, so every process computes the same assignment."""
+    loads = [0] * count
+    shares: list[list[VideoFrames]] = [[] for _ in range(count)]
+    for video in sorted(videos, key=lambda v: (-len(v.frames), v.name)):
+        target = min(range(count), key=lambda i: (loads[i], i))
+        shares[target].append(video)
+        loads[target] += len(video.frames)
+    return [sorted(share, key=lambda v: v.name) for share in shares]
+
+
+def labels_from_output(output: torch.Tensor, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
+    """Adapter output -> (B, H, W) vocabulary indices, checking the contract on the way."""
+    if output.is_floating_point():
+        if output.dim() != 4 or output.shape[1] != classes:
+            raise OvbenchError(f"{where}: predict returned scores of shape {tuple(output.shape)}, expected (B, {classes}, h, w)")
+        labels = torch.empty((output.shape[0], *frame_size), dtype=torch.uint8 if classes <= 256 else torch.int64, device=output.device)
+        for i in range(output.shape[0]):  # one frame at a time: C x H x W floats can be large
+            scores = output[i : i + 1].float()
+            if scores.shape[-2:] != frame_size:
+                scores = F.interpolate(scores, size=frame_size, mode="bilinear", align_corners=False)
+            labels[i] = scores.argmax(dim=1)[0]
+        return labels
+    if output.dim() != 3 or tuple(output.shape[-2:]) != frame_size:
+        raise OvbenchError(f"{where}: predict returned labels of shape {tuple(output.shape)}, expected (B, {frame_size[0]}, {frame_size[1]})")
+    if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):
+        raise OvbenchError(f"{where}: predicted label {int(output.max())} outside 0..{classes - 1}")
+    return output
+
+
+def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames], device: torch.device) -> dict:
+    """Everything that changes the numbers; a resume or merge must match it exactly."""
+    listing = hashlib.sha256("\n".join(f"{v.name}:{len(v.frames)}" for v in videos).encode()).hexdigest()
+    return {
+        "model": model_info,
+        "split": {"name": options.split.name, "hash": options.split.hash, "source": options.split.source or options.split.name},
+        "dataset": {"name": options.dataset_name, "root": str(options.data_root.resolve())},
+        "videos": listing,
+        "options": {
+            "miou_convention": options.convention,
+            "min_video_frames": options.min_video_frames,
+            "precision": options.precision,
+            "device_type": device.type,
+        },
+    }
+
+
+def state_dir(out_dir: Path, model_info: dict, split: Split) -> Path:
+    stem = results.record_stem(model_info, split.name)
+    return out_dir / f"{stem}.state"
+
+
+class _Progress:
+    """tqdm over frames with the current video and frames/s; silent when disabled."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False)
+
+    def step(self, frames: int, video: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(video, refresh=False)
+            self.bar.update(frames)
+
+    def note(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
+    """Run a model over the split, resumably; returns the record and its path (rank 0) or the
+    state folder (other shards)."""
+    device = resolve_device(options.device)
+    if options.precision not in PRECISIONS:
+        raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
+    data = VSPW(options.data_root)
+    split = options.split
+    videos = list_videos(data, split, options.limit_videos)
+
+    model = build_model(options.model, options.model_args, device, on_sample)
+    weights = model.weights()
+    model_info = {
+        "id": options.model,
+        "args": args_to_dict(model.args),
+        "weights": weights.source,
+        "weights_sha256": weights.sha256,
+        "random_init": weights.random_init,
+        "backbone": weights.backbone,
+    }
+    state = RunState(state_dir(options.out_dir, model_info, split))
+    index, count = options.shard
+    if index == 0:
+        state.prepare(_fingerprint(options, model_info, videos, device), options.overwrite)
+    _barrier(count)
+    done = state.done_videos()
+    remaining = [v for v in videos if v.name not in done]
+    mine = assign_videos(remaining, count)[index]
+    if done and index == 0:
+        log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
+
+    cache = TextCache()
+    text, text_seconds = cache.embed(model, split.class_names)
+    text = text.to(device)
+    metrics = new_metrics(split, device, options.min_video_frames)
+    part = Part(session=new_session_id(), rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
+    writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), split)
+    _stream(options, data, model, text, mine, metrics, part, state, writer, device, log)
+
+    _barrier(count)
+    if index != 0:
+        return {}, state.directory
+    record = record_from_states([state])
+    path = results.write_record(record, options.out_dir)
+    return record, path
+
+
+def _barrier(count: int) -> None:
+    if count > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _stream(options, data, model, text, videos, metrics, part, state, writer, device, log) -> None:
+    classes = len(options.split.vocabulary)
+    autocast = (
+        torch.autocast(device.type, dtype=PRECISIONS[options.precision])
+        if PRECISIONS[options.precision] is not None
+        else contextlib.nullcontext()
+    )
+    loader = frame_loader(
+        data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=device.type == "cuda"
+    )
+    progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
+    current: int | None = None
+    failed: int | None = None
+    video_frames = 0
+    wall_start = time.perf_counter()
+
+    def close_video() -> None:
+        nonlocal current
+        if current is not None and current != failed:
+            metrics.end_video()
+            writer.end_video()
+            part.done.append(videos[current].name)
+            part.metrics = metrics.state_dict()
+            part.wall_seconds = time.perf_counter() - wall_start
+            state.save(part)
+        current = None
+
+    try:
+        for batch in loader:
+            video_index = batch["video"]
+            name = videos[video_index].name
+            if video_index != current:
+                close_video()
+                current, video_frames = video_index, 0
+                metrics.begin_video(name)
+                writer.begin_video(name)
+                model.begin_video(name)
+            if video_index == failed:
+                progress.step(len(batch["frames"]), name)
+                continue
+            try:
+                if "error" in batch:
+                    raise DataError(batch["error"])
+                frames = batch["image"].to(device, non_blocking=True)
+                gt = batch["gt"].to(device, non_blocking=True)
+                where = f"video {name} frames {batch['frames'][0]}..{batch['frames'][-1]}"
+                start = time.perf_counter()
+                with torch.inference_mode(), autocast:
+                    output = model.predict(frames, text)
+                labels = labels_from_output(output, tuple(gt.shape[-2:]), classes, where)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                part.model_seconds += time.perf_counter() - start
+                metrics.update(gt, labels)
+                writer.write(name, [videos[video_index].frames[i] for i in batch["frames"]], labels)
+                part.frames += len(batch["frames"])
+                video_frames += len(batch["frames"])
+            except (OvbenchError, RuntimeError, ValueError) as err:
+                if options.strict:
+                    raise
+                failed = video_index
+                metrics.abort_video()
+                writer.abort_video()
+                part.frames -= video_frames
+                part.skipped[name] = str(err) if name in str(err) else f"video {name}: {err}"
+                part.wall_seconds = time.perf_counter() - wall_start
+                state.save(part)
+                progress.note(f"skipping video {name}: {err}")
+            progress.step(len(batch["frames"]), name)
+        close_video()
+    finally:
+        progress.close()
+    part.wall_seconds = time.perf_counter() - wall_start
+    state.save(part)

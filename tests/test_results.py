@@ -1,0 +1,59 @@
+"""The run record: validation names the problem, writes are atomic and NaN-free."""
+
+import json
+
+import pytest
+
+from ovbench.errors import DataError
+from ovbench.results import SCHEMA_VERSION, load_record, record_filename, validate_record, write_record
+
+
+def minimal_record(**metrics):
+    return {
+        "schema_version": SCHEMA_VERSION, "ovbench_version": "0", "kind": "score", "created": "2026-01-01T00:00:00+00:00",
+        "git": None, "model": {"id": "m/x"}, "split": {"name": "vspw_all", "protocol": "vspw", "version": 1, "hash": "sha256:0", "vocabulary_size": 124},
+        "dataset": {"name": "vspw", "videos": 1, "frames": 2}, "options": {}, "metrics": metrics or {"mIoU": 0.5},
+        "per_class": {"wall": {"iou": None, "acc": None, "gt_pixels": 0}}, "per_video": {}, "timing": None, "env": {},
+    }
+
+
+def test_round_trip_and_file_name(tmp_path):
+    record = minimal_record()
+    path = write_record(record, tmp_path)
+    assert path.name == record_filename(record) and path.name.startswith("m-x__vspw_all__")
+    assert load_record(path) == record
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.pop("metrics"), "missing key 'metrics'"),
+        (lambda r: r["metrics"].update(mIoU=1.5), "not a fraction"),
+        (lambda r: r["metrics"].update(mIoU=float("nan")), "not a fraction"),
+        (lambda r: r["metrics"].update(miou=0.1), "unknown metric"),
+        (lambda r: r["split"].pop("hash"), "split.hash"),
+        (lambda r: r.update(schema_version=SCHEMA_VERSION + 1), "upgrade ovbench"),
+    ],
+)
+def test_invalid_records_are_named(change, message):
+    record = minimal_record()
+    change(record)
+    with pytest.raises(DataError, match=message):
+        validate_record(record, "r.json")
+
+
+def test_nan_cannot_be_written(tmp_path):
+    record = minimal_record()
+    record["per_video"] = {"v": {"mIoU": float("nan")}}
+    with pytest.raises(ValueError):
+        write_record(record, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_load_names_the_file(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(DataError, match="bad.json: not valid JSON"):
+        load_record(bad)
+    json.loads(json.dumps(minimal_record()))

@@ -1,0 +1,208 @@
+"""`ovbench run` end to end on a small synthetic set with the toy adapter."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+import toy_adapters
+from ovbench import registry
+from ovbench.cli import main
+from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.results import load_record
+from ovbench.runner import RunOptions, assign_videos, run
+from ovbench.data.loader import VideoFrames
+from ovbench.splits import load_split
+
+COMPARED = ("metrics", "per_class", "per_video", "dataset", "split", "model")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=6, height=40, width=71, seed=3)
+
+
+def run_toy(data_root: Path, out: Path, split: str = "vspw_all", **overrides):
+    options = RunOptions(
+        model="toy-colour",
+        split=load_split(split),
+        data_root=data_root,
+        dataset_name="vspw-synthetic",
+        out_dir=out,
+        device="cpu",
+        workers=0,
+        progress=False,
+    )
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return run(options, log=lambda message: None)
+
+
+def same(a: dict, b: dict) -> None:
+    for key in COMPARED:
+        assert a[key] == b[key], key
+
+
+def test_record_is_complete_and_valid(data_root, tmp_path):
+    record, path = run_toy(data_root, tmp_path)
+    assert load_record(path) == record
+    assert record["dataset"]["name"] == "vspw-synthetic"
+    assert set(record["metrics"]) >= {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pAcc", "mAcc", "fwIoU", "VC8"}
+    assert record["dataset"]["videos"] == len(record["per_video"]) > 0
+    assert record["dataset"]["frames"] == record["timing"]["frames"]
+    assert record["timing"]["fps_end_to_end"] > 0 and record["timing"]["fps_model"] > 0
+    assert record["model"]["weights"] == "toy"
+
+
+def test_unseen_split_has_no_seen_keys(data_root, tmp_path):
+    record, _ = run_toy(data_root, tmp_path, split="vspw_unseen")
+    assert record["split"]["vocabulary_size"] == 12
+    assert "hIoU" not in record["metrics"] and "mIoU_seen" not in record["metrics"]
+    assert all(not entry["seen"] for entry in record["per_class"].values())
+
+
+def test_batch_size_does_not_change_numbers(data_root, tmp_path):
+    one, _ = run_toy(data_root, tmp_path / "b1", batch_size=1)
+    four, _ = run_toy(data_root, tmp_path / "b4", batch_size=4, workers=2)
+    same(one, four)
+
+
+def test_second_run_hits_the_text_cache(data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("OVBENCH_CACHE", str(tmp_path / "cache"))
+    before = toy_adapters.CALLS["encode_text"]
+    run_toy(data_root, tmp_path / "first")
+    run_toy(data_root, tmp_path / "second")
+    assert toy_adapters.CALLS["encode_text"] - before == 1
+
+
+def test_interrupted_run_resumes_to_the_same_record(data_root, tmp_path):
+    reference, _ = run_toy(data_root, tmp_path / "reference")
+    toy_adapters.CALLS["predict_frames"] = 0
+    toy_adapters.CRASH_AFTER_FRAMES["toy-colour"] = 30
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_toy(data_root, tmp_path / "crash", batch_size=2)
+    finally:
+        toy_adapters.CRASH_AFTER_FRAMES["toy-colour"] = -1
+    toy_adapters.CALLS["predict_frames"] = 0
+    resumed, _ = run_toy(data_root, tmp_path / "crash", batch_size=3)
+    same(reference, resumed)
+    total = sum(v["frames"] for v in reference["per_video"].values())
+    assert 0 < toy_adapters.CALLS["predict_frames"] < total  # finished videos were not run again
+
+
+def test_resume_with_other_settings_is_refused(data_root, tmp_path):
+    run_toy(data_root, tmp_path, limit_videos=2)
+    with pytest.raises(Exception, match="different settings"):
+        run_toy(data_root, tmp_path, limit_videos=3)
+    run_toy(data_root, tmp_path, limit_videos=3, overwrite=True)
+
+
+def test_broken_video_is_skipped_and_named(data_root, tmp_path):
+    videos = (data_root / "val.txt").read_text().split()
+    record, _ = run_toy(data_root, tmp_path, model_args=f"fail_video={videos[1]}")
+    assert [s["video"] for s in record["dataset"]["skipped"]] == [videos[1]]
+    assert "simulated failure" in record["dataset"]["skipped"][0]["error"]
+    assert videos[1] not in record["per_video"] and videos[0] in record["per_video"]
+    with pytest.raises(RuntimeError):
+        run_toy(data_root, tmp_path / "strict", model_args=f"fail_video={videos[1]}", strict=True)
+
+
+def test_corrupt_frame_skips_only_its_video(data_root, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(data_root, broken)
+    video = (broken / "val.txt").read_text().split()[0]
+    frame = sorted((broken / "data" / video / "origin").iterdir())[2]
+    frame.write_bytes(b"not a jpeg")
+    record, _ = run_toy(broken, tmp_path / "out")
+    assert record["dataset"]["skipped"][0]["video"] == video
+    assert frame.stem in record["dataset"]["skipped"][0]["error"]
+
+
+def test_saved_predictions_rescore_to_the_same_numbers(data_root, tmp_path):
+    for kind in ("png", "rle"):
+        record, path = run_toy(data_root, tmp_path / kind, save_predictions=kind)
+        pred_dir = path.parent / (path.stem + ".predictions")
+        assert main(["score", "--split", "vspw_all", "--pred", str(pred_dir), "--data-root", str(data_root), "--out", str(tmp_path / f"score-{kind}"), "--no-progress"]) == 0
+        scored = load_record(next((tmp_path / f"score-{kind}").glob("*.json")))
+        assert scored["metrics"] == record["metrics"]
+        assert scored["per_class"] == record["per_class"]
+
+
+def test_assignment_is_balanced_and_complete():
+    videos = [VideoFrames(f"v{i}", tuple(map(str, range(n)))) for i, n in enumerate([50, 40, 30, 20, 10, 10])]
+    shares = assign_videos(videos, 2)
+    assert sorted(v.name for share in shares for v in share) == sorted(v.name for v in videos)
+    loads = [sum(len(v.frames) for v in share) for share in shares]
+    assert abs(loads[0] - loads[1]) <= 10
+
+
+def test_plugin_module_and_entry_point(data_root, tmp_path, monkeypatch, capsys):
+    plugin_dir = tmp_path / "site"
+    (plugin_dir / "myplug").mkdir(parents=True)
+    (plugin_dir / "myplug" / "__init__.py").write_text(textwrap.dedent("""
+        from toy_adapters import ToyColour
+        class EntryToy(ToyColour):
+            '''Announced through an entry point.'''
+    """))
+    dist = plugin_dir / "myplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: myplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[ovbench.models]\nentry-toy = myplug:EntryToy\n")
+    monkeypatch.syspath_prepend(str(plugin_dir))
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    assert main(["ls", "models"]) == 0
+    listing = capsys.readouterr().out
+    assert "entry-toy" in listing and "clip-dense" in listing and "gkc" in listing
+    out = tmp_path / "runs"
+    assert main(["run", "--model", "entry-toy", "--split", "vspw_unseen", "--data-root", str(data_root), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+    assert main(["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_unseen", "--data-root", str(data_root), "--out", str(out), "--workers", "0", "--no-progress"]) == 0
+    assert len(list(out.glob("*.json"))) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--model", "toy-colur", "--split", "vspw_all"], "did you mean toy-colour"),
+        (["run", "--model", "toy-colour", "--split", "vspw_unsen"], "did you mean vspw_unseen"),
+        (["run", "--model", "toy-colour", "--split", "vspw_all", "--model-args", "dimm=3"], "unknown model argument 'dimm'"),
+        (["run", "--model", "toy-colour", "--split", "vspw_all", "--model-args", "dim=three"], "expected int"),
+        (["run", "--model", "clip-dense", "--split", "vspw_all", "--model-args", "pretrained=/nonexistent/ViT.pt"], "/nonexistent/ViT.pt does not exist"),
+        (["run", "--model", "toy-colour", "--split", "vspw_all", "--data-root", "/nonexistent/VSPW"], "/nonexistent/VSPW"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(argv, message, data_root, tmp_path, capsys):
+    if "--data-root" not in argv:
+        argv = argv + ["--data-root", str(data_root)]
+    code = main(argv + ["--out", str(tmp_path), "--workers", "0", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("ovbench: error:") and message in err[0]
+
+
+def test_check_model_passes_a_good_adapter_and_names_violations(capsys):
+    assert main(["check-model", "toy-colour", "--device", "cpu"]) == 0
+    assert main(["check-model", "toy-wrong-shape", "--device", "cpu"]) == 1
+    assert "expected (2, 124, h, w)" in capsys.readouterr().out
+    assert main(["check-model", "toy-nondeterministic", "--device", "cpu"]) == 1
+    assert "not deterministic" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_matches_cpu(data_root, tmp_path):
+    cpu, _ = run_toy(data_root, tmp_path / "cpu")
+    gpu, _ = run_toy(data_root, tmp_path / "gpu", device="cuda")
+    assert gpu["metrics"]["mIoU"] == pytest.approx(cpu["metrics"]["mIoU"], abs=1e-3)
+    bf16, _ = run_toy(data_root, tmp_path / "bf16", device="cuda", precision="bf16")
+    assert abs(bf16["metrics"]["mIoU"] - cpu["metrics"]["mIoU"]) < 0.05
+
+
+def test_record_json_has_no_nan(data_root, tmp_path):
+    _, path = run_toy(data_root, tmp_path, split="vspw_unseen")
+    json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in record"))

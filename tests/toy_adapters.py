@@ -1,0 +1,79 @@
+"""Adapters used by the tests: small, exact, and each breaking one rule on purpose."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import torch
+import torch.nn.functional as F
+
+from ovbench.api import ModelArgs, SegmentationModel, WeightsInfo
+from ovbench.registry import register_model
+
+CALLS = {"encode_text": 0, "predict_frames": 0}
+CRASH_AFTER_FRAMES = {"toy-colour": -1}  # simulate Ctrl-C after this many frames (-1: never)
+
+
+def _name_vector(name: str, dim: int) -> torch.Tensor:
+    seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    return torch.randn(dim, generator=torch.Generator().manual_seed(seed))
+
+
+@dataclasses.dataclass
+class ToyArgs(ModelArgs):
+    dim: int = 8
+    stride: int = 2
+    fail_video: str = ""  # raise a RuntimeError on this video
+
+
+@register_model("toy-colour")
+class ToyColour(SegmentationModel):
+    """Colour projection onto name vectors: deterministic, batch-independent, instant."""
+
+    Args = ToyArgs
+
+    def __init__(self, args: ToyArgs, device: torch.device):
+        super().__init__(args, device)
+        self.projection = torch.randn(3, args.dim, generator=torch.Generator().manual_seed(0)).to(device)
+        self.video = ""
+
+    def encode_text(self, names):
+        CALLS["encode_text"] += 1
+        return F.normalize(torch.stack([_name_vector(n, self.args.dim) for n in names]), dim=-1)
+
+    def text_cache_key(self) -> str:
+        return f"toy-colour/dim={self.args.dim}"
+
+    def begin_video(self, video: str) -> None:
+        self.video = video
+
+    def predict(self, frames, text):
+        if self.video == self.args.fail_video:
+            raise RuntimeError("simulated failure")
+        CALLS["predict_frames"] += frames.shape[0]
+        if 0 <= CRASH_AFTER_FRAMES["toy-colour"] < CALLS["predict_frames"]:
+            raise KeyboardInterrupt
+        small = F.avg_pool2d(frames.float() / 255, self.args.stride)
+        features = torch.einsum("bchw,cd->bdhw", small, self.projection)
+        return torch.einsum("bdhw,kd->bkhw", features, text.to(features.dtype))
+
+    def weights(self) -> WeightsInfo:
+        return WeightsInfo(source="toy", random_init=False, backbone="colour")
+
+
+@register_model("toy-wrong-shape")
+class ToyWrongShape(ToyColour):
+    """Returns one class too few."""
+
+    def predict(self, frames, text):
+        return super().predict(frames, text)[:, :-1]
+
+
+@register_model("toy-nondeterministic")
+class ToyNondeterministic(ToyColour):
+    """Adds noise: check-model must notice."""
+
+    def predict(self, frames, text):
+        out = super().predict(frames, text)
+        return out + torch.rand_like(out)
