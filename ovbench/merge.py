@@ -41,13 +41,17 @@ def record_from_states(states: list[RunState]) -> dict[str, Any]:
         if other != fingerprint:
             changed = sorted(k for k in set(other) | set(fingerprint) if other.get(k) != fingerprint.get(k))
             raise ConfigError(f"{state.directory} and {states[0].directory} are different runs (they differ in {', '.join(changed)})")
+    parts = [part for state in states for part in state.parts()]
+    if not parts:
+        raise DataError(f"{states[0].directory} holds no finished work yet")
+    return record_from_parts(fingerprint, parts)
+
+
+def record_from_parts(fingerprint: dict[str, Any], parts: list[Part]) -> dict[str, Any]:
     split = load_split(fingerprint["split"]["source"])
     if split.hash != fingerprint["split"]["hash"]:
         raise ConfigError(f"split {split.name} changed since the run started ({fingerprint['split']['hash']} -> {split.hash})")
     options = fingerprint["options"]
-    parts = [part for state in states for part in state.parts()]
-    if not parts:
-        raise DataError(f"{states[0].directory} holds no finished work yet")
     metrics = new_metrics(split, "cpu", options["min_video_frames"])
     for part in parts:
         if part.metrics is not None:

@@ -25,7 +25,7 @@ from .data.loader import VideoFrames, frame_loader
 from .data.vspw import VSPW
 from .errors import ConfigError, DataError, OvbenchError
 from .evaluation import list_videos, new_metrics
-from .merge import record_from_states
+from .merge import record_from_parts
 from .predictions import PredictionWriter
 from .registry import get_model_class
 from .runstate import Part, RunState, new_session_id
@@ -181,34 +181,61 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     }
     state = RunState(state_dir(options.out_dir, model_info, split))
     index, count = options.shard
-    if index == 0:
-        state.prepare(_fingerprint(options, model_info, videos, device), options.overwrite)
-    _barrier(count)
-    done = state.done_videos()
-    remaining = [v for v in videos if v.name not in done]
-    mine = assign_videos(remaining, count)[index]
+    group = _process_group(count)
+    fingerprint = _fingerprint(options, model_info, videos, device)
+    if group is None and count > 1 and options.overwrite:
+        raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
+    if index == 0 or group is None:
+        state.prepare(fingerprint, options.overwrite)
+    # every process must agree on what is done and on the session, whatever it finds on disk later
+    session, done = _agree(group, lambda: (new_session_id(), sorted(state.done_videos())))
+    if group is None:
+        mine = [v for v in assign_videos(videos, count)[index] if v.name not in done]  # static: shards run independently
+    else:
+        mine = assign_videos([v for v in videos if v.name not in done], count)[index]
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
 
-    cache = TextCache()
-    text, text_seconds = cache.embed(model, split.class_names)
+    text, text_seconds = TextCache().embed(model, split.class_names)
     text = text.to(device)
     metrics = new_metrics(split, device, options.min_video_frames)
-    part = Part(session=new_session_id(), rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
+    part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
     writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), split)
     _stream(options, data, model, text, mine, metrics, part, state, writer, device, log)
 
-    _barrier(count)
+    if group is None and count > 1:
+        return {}, state.directory  # a --shard job: `ovbench merge` makes the record
+    this_session = _gather(group, part)
     if index != 0:
         return {}, state.directory
-    record = record_from_states([state])
-    path = results.write_record(record, options.out_dir)
-    return record, path
+    earlier = [p for p in state.parts() if p.session != session]
+    record = record_from_parts(fingerprint, earlier + this_session)
+    return record, results.write_record(record, options.out_dir)
 
 
-def _barrier(count: int) -> None:
+def _process_group(count: int):
+    """The torch.distributed default group when running under torchrun, else None."""
     if count > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
+        return torch.distributed.group.WORLD
+    return None
+
+
+def _agree(group, decide: Callable[[], Any]) -> Any:
+    """Rank 0 decides, everyone receives the same answer."""
+    if group is None:
+        return decide()
+    box = [decide() if torch.distributed.get_rank() == 0 else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _gather(group, part: Part) -> list[Part]:
+    """Every process's finished work, reduced to rank 0 through torch.distributed."""
+    if group is None:
+        return [part]
+    gathered: list[Any] = [None] * torch.distributed.get_world_size() if torch.distributed.get_rank() == 0 else None
+    torch.distributed.gather_object(part.to_payload(), gathered, dst=0)
+    return [Part(**payload) for payload in gathered] if gathered is not None else []
 
 
 def _stream(options, data, model, text, videos, metrics, part, state, writer, device, log) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import time
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +54,7 @@ class ToyColour(SegmentationModel):
         if self.video == self.args.fail_video:
             raise RuntimeError("simulated failure")
         CALLS["predict_frames"] += frames.shape[0]
+        time.sleep(float(os.environ.get("OVBENCH_TOY_SLEEP", "0")))  # lets a test kill a run mid-video
         if 0 <= CRASH_AFTER_FRAMES["toy-colour"] < CALLS["predict_frames"]:
             raise KeyboardInterrupt
         small = F.avg_pool2d(frames.float() / 255, self.args.stride)

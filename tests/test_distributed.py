@@ -1,0 +1,105 @@
+"""Scale-out gives the same numbers: 1 process vs torchrun with 2 (gloo) vs 2 merged shards, and a
+SIGKILLed job resumed with another process count. Run as real processes, as users run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.results import load_record
+
+TESTS = Path(__file__).parent
+COMPARED = ("metrics", "per_class", "per_video")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env(**extra) -> dict:
+    return {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "OMP_NUM_THREADS": "1", **extra}
+
+
+def ovbench_words(data: Path, out: Path) -> list[str]:
+    return ["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_all", "--data-root", str(data),
+            "--out", str(out), "--device", "cpu", "--workers", "0", "--batch-size", "2", "--no-progress"]
+
+
+def torchrun(nproc: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--master-port={free_port()}", "-m", "ovbench"]
+
+
+def single() -> list[str]:
+    return [sys.executable, "-m", "ovbench"]
+
+
+def check(argv: list[str], **extra) -> None:
+    done = subprocess.run(argv, env=env(**extra), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def only_record(folder: Path) -> dict:
+    records = list(folder.glob("*.json"))
+    assert len(records) == 1, records
+    return load_record(records[0])
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_synthetic_vspw(tmp_path_factory.mktemp("dist") / "VSPW_480p", videos=8, height=36, width=64, seed=5)
+
+
+@pytest.fixture(scope="module")
+def reference(data, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("single")
+    check(single() + ovbench_words(data, out))
+    return only_record(out)
+
+
+def assert_same(a: dict, b: dict) -> None:
+    for key in COMPARED:
+        assert a[key] == b[key], key
+    assert a["dataset"]["frames"] == b["dataset"]["frames"] and a["dataset"]["videos"] == b["dataset"]["videos"]
+
+
+def test_torchrun_two_processes_equal_one(data, reference, tmp_path):
+    check(torchrun(2) + ovbench_words(data, tmp_path))
+    record = only_record(tmp_path)
+    assert_same(reference, record)
+    assert record["timing"]["processes"] == 2
+
+
+def test_two_shards_merged_equal_one(data, reference, tmp_path):
+    for shard in ("0/2", "1/2"):
+        check(single() + ovbench_words(data, tmp_path) + ["--shard", shard])
+    assert not list(tmp_path.glob("*.json"))  # a shard alone writes no record
+    (state,) = tmp_path.glob("*.state")
+    check(single() + ["merge", str(state), "--out", str(tmp_path)])
+    assert_same(reference, only_record(tmp_path))
+
+
+def test_sigkill_mid_video_then_resume_with_another_process_count(data, reference, tmp_path):
+    job = subprocess.Popen(torchrun(2) + ovbench_words(data, tmp_path), env=env(OVBENCH_TOY_SLEEP="0.15"),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("*.state/part-*.pt")):
+        time.sleep(0.2)
+    time.sleep(0.5)  # well inside the next video
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not list(tmp_path.glob("*.json")), "the job finished before it was killed; the test proves nothing"
+    check(single() + ovbench_words(data, tmp_path))
+    record = only_record(tmp_path)
+    assert_same(reference, record)
+    assert sum(v["frames"] for v in record["per_video"].values()) == reference["dataset"]["frames"]
+    assert record["timing"]["frames"] == reference["dataset"]["frames"]  # no frame counted twice or lost
