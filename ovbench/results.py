@@ -146,6 +146,14 @@ def validate_record(record: Any, source: str = "record") -> None:
         for key in keys:
             if key not in record[section]:
                 fail(f"missing key {section}.{key}")
+    if not isinstance(record["split"]["version"], int) or isinstance(record["split"]["version"], bool):
+        fail("split.version should be an integer")
+    if not isinstance(record["model"].get("args", {}), dict):
+        fail("model.args should be an object")
+    try:
+        _dt.datetime.fromisoformat(record["created"])
+    except ValueError:
+        fail(f"created = {record['created']!r} is not an ISO date-time")
     for key, value in record["metrics"].items():
         if key not in METRIC_KEYS:
             fail(f"unknown metric {key!r}")

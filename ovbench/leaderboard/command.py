@@ -1,0 +1,106 @@
+"""`ovbench leaderboard`: run records -> a paper table, an HTML page or a plot.
+
+What was left out, and why, goes to stderr: a table that silently drops a run is worse than
+no table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError, OvbenchError
+from .layouts import builtin_layouts, load_layout
+from .records import find_runs
+from .render import to_csv, to_latex, to_markdown
+from .table import Bootstrap, Leaderboard, build_leaderboard
+
+FORMATS = ("md", "latex", "csv", "html")
+PLOTS = ("acc-fps", "per-class")
+_SUFFIX_FORMAT = {".md": "md", ".markdown": "md", ".tex": "latex", ".csv": "csv", ".html": "html", ".htm": "html"}
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", default="runs", metavar="DIR",
+                        help="folder searched recursively for run records (*.json) (default: runs)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="table format (default: from the --out suffix, else md)")
+    parser.add_argument("--out", metavar="FILE", help="write here instead of stdout (needed for --plot)")
+    parser.add_argument("--table", default="default", metavar="NAME|FILE",
+                        help=f"paper-table layout: built-in {', '.join(builtin_layouts())}, or a layout .json file")
+    parser.add_argument("--plot", choices=PLOTS,
+                        help="write only this plot (png, svg or pdf by the --out suffix) instead of a table")
+    parser.add_argument("--dataset", metavar="NAME",
+                        help="data set of the records to use (default: vspw when present); others are left out")
+    parser.add_argument("--protocol", metavar="NAME",
+                        help="split protocol to tabulate (default: the layout's, else vspw when present)")
+    parser.add_argument("--all-runs", action="store_true",
+                        help="one row per run instead of the newest run per model and split")
+    parser.add_argument("--strict", action="store_true", help="an invalid record is an error instead of a note")
+    parser.add_argument("--ci", action="store_true",
+                        help="95%% bootstrap intervals over videos for mIoU and hIoU")
+    parser.add_argument("--ci-resamples", type=int, default=1000, metavar="N",
+                        help="bootstrap resamples (default: 1000)")
+    parser.add_argument("--ci-seed", type=int, default=0, metavar="S", help="bootstrap seed (default: 0)")
+
+
+def _format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    return _SUFFIX_FORMAT.get(Path(args.out).suffix.lower(), "md") if args.out else "md"
+
+
+def render_table(board: Leaderboard, fmt: str) -> str:
+    if fmt == "html":
+        from .html import to_html  # matplotlib only when a page is asked for
+
+        return to_html(board)
+    return {"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](board)
+
+
+def _plot(board: Leaderboard, kind: str, out: Path) -> None:
+    from .plots import accuracy_fps_figure, per_class_figure, save_figure
+
+    if kind == "acc-fps":
+        figure, notes = accuracy_fps_figure(board)
+        board.notes.extend(notes)
+    else:
+        figure = per_class_figure(board.rows)
+    save_figure(figure, out)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.plot and not args.out:
+        raise ConfigError("--plot needs --out FILE.png")
+    if args.plot and args.format:
+        raise ConfigError("--plot writes an image; leave out --format")
+    if args.ci_resamples < 1:
+        raise ConfigError(f"--ci-resamples {args.ci_resamples}: needs at least 1")
+    layout = load_layout(args.table)
+    runs, notes = find_runs(Path(args.results), strict=args.strict)
+    try:
+        board = build_leaderboard(
+            runs, layout, dataset=args.dataset, protocol=args.protocol, all_runs=args.all_runs,
+            bootstrap=Bootstrap(args.ci_resamples, args.ci_seed) if args.ci else None,
+        )
+    except OvbenchError:
+        _report(notes)  # why records were skipped often explains the error
+        raise
+    board.notes[:0] = notes
+    if args.plot:
+        _plot(board, args.plot, Path(args.out))
+    else:
+        text = render_table(board, _format(args))
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text)
+    _report(board.notes)
+    return 0
+
+
+def _report(notes: list[str]) -> None:
+    for note in notes:
+        print(f"ovbench leaderboard: {note}", file=sys.stderr)

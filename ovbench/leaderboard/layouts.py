@@ -1,0 +1,200 @@
+"""Paper-table layouts as data: which rows (methods, ablation variants) and which columns.
+
+A layout is a JSON file whose name is its id (like open_clip's model configs), so a new paper
+table is a file, not code: built-in ones live in `layouts/`, a user passes a path.
+
+    {"title": "...", "description": "...",
+     "protocol": "vspw",                      # optional: which split protocol to tabulate
+     "rows": [{"label": "GKC", "match": {"model.id": "gkc"},
+               "exclude": {"model.weights": ["*distill*"]}}, ...],   # optional
+     "other_models": "append" | "omit",       # configurations no row matches
+     "columns": [{"label": "Method", "field": "label"},
+                 {"label": "hIoU", "metric": "hIoU"},
+                 {"label": "Unseen vocab.", "metric": "mIoU", "split": "unseen"},
+                 {"label": "FPS", "metric": "fps", "format": "number", "better": "higher"}]}
+
+Without "rows" every model configuration is a row. A column shows a `field` (FIELDS) or a
+`metric`: a quantity of quantities.QUANTITIES, or with `split` (a form such as "unseen", or a
+split name) any metric key of that split's run, or "fps".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..suggest import did_you_mean
+from .quantities import QUANTITIES
+
+FIELDS = ("label", "model", "weights", "backbone", "args", "device", "created")
+FORMATS = ("percent", "number")
+_LAYOUT_KEYS = ("title", "description", "protocol", "rows", "other_models", "columns")
+_COLUMN_KEYS = ("label", "field", "metric", "split", "format", "better")
+_ROW_KEYS = ("label", "match", "exclude")
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    label: str
+    field: str | None = None  # one of FIELDS: text about the row
+    metric: str | None = None  # a quantity, or with `split` a key of that run's metrics / "fps"
+    split: str | None = None  # a split form ("all", "unseen", ...) or a split name
+    format: str = "percent"
+    better: str = "higher"
+
+
+@dataclasses.dataclass(frozen=True)
+class RowSpec:
+    """A named row: the model configurations whose newest record matches every `match` pattern
+    and no `exclude` pattern. Keys are dotted record paths ("model.id", "model.args.x"); a
+    string value is a shell-style pattern, a list means any of its items."""
+
+    label: str
+    match: dict[str, tuple[Any, ...]]
+    exclude: dict[str, tuple[Any, ...]]
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        return all(_path_matches(record, k, v) for k, v in self.match.items()) and not any(
+            _path_matches(record, k, v) for k, v in self.exclude.items()
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    id: str
+    source: str
+    title: str
+    description: str
+    columns: tuple[Column, ...]
+    rows: tuple[RowSpec, ...] | None  # None: one row per model configuration
+    other_models: str  # "append" | "omit": configurations that match no RowSpec
+    protocol: str | None
+
+    @property
+    def fields(self) -> set[str]:
+        return {c.field for c in self.columns if c.field}
+
+
+def _path_matches(record: dict[str, Any], path: str, patterns: tuple[Any, ...]) -> bool:
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    for pattern in patterns:
+        if isinstance(pattern, str) and isinstance(value, str):
+            if fnmatch.fnmatchcase(value, pattern):
+                return True
+        elif pattern == value:
+            return True
+    return False
+
+
+def builtin_layouts() -> list[str]:
+    folder = resources.files("ovbench.leaderboard") / "layouts"
+    return sorted(entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
+def _unknown_keys(given: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    for key in given:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}; known: {', '.join(known)}")
+
+
+def _patterns(spec: Any, where: str) -> dict[str, tuple[Any, ...]]:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} should be an object of record path -> pattern")
+    return {str(k): tuple(v) if isinstance(v, list) else (v,) for k, v in spec.items()}
+
+
+def _column(spec: Any, where: str) -> Column:
+    if not isinstance(spec, dict) or not isinstance(spec.get("label"), str):
+        raise ConfigError(f"{where} should be an object with a text 'label'")
+    _unknown_keys(spec, _COLUMN_KEYS, where)
+    field, metric, split = spec.get("field"), spec.get("metric"), spec.get("split")
+    if (field is None) == (metric is None):
+        raise ConfigError(f"{where} ({spec['label']!r}) needs exactly one of 'field' or 'metric'")
+    if field is not None and field not in FIELDS:
+        raise ConfigError(
+            f"{where}: unknown field {field!r}{did_you_mean(str(field), FIELDS)}; known: {', '.join(FIELDS)}"
+        )
+    if metric is not None and split is None and metric not in QUANTITIES:
+        raise ConfigError(
+            f"{where}: unknown metric {metric!r}{did_you_mean(str(metric), QUANTITIES)}; known: {', '.join(QUANTITIES)}"
+            " (or give 'split' to read any key of that split's record)"
+        )
+    default_format = "number" if metric == "fps" else "percent"
+    column = Column(
+        label=spec["label"], field=field, metric=metric, split=split,
+        format=spec.get("format", default_format), better=spec.get("better", "higher"),
+    )
+    if column.format not in FORMATS:
+        raise ConfigError(f"{where}: format {column.format!r} should be one of {', '.join(FORMATS)}")
+    if column.better not in ("higher", "lower"):
+        raise ConfigError(f"{where}: better {column.better!r} should be 'higher' or 'lower'")
+    return column
+
+
+def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
+    if not isinstance(payload, dict):
+        raise ConfigError(f"{source}: a layout is a JSON object")
+    _unknown_keys(payload, _LAYOUT_KEYS, source)
+    columns = payload.get("columns")
+    if not isinstance(columns, list) or not columns:
+        raise ConfigError(f"{source}: 'columns' should be a non-empty list")
+    parsed = tuple(_column(c, f"{source}: columns[{i}]") for i, c in enumerate(columns))
+    labels = [c.label for c in parsed]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{source}: column labels must be unique ({', '.join(labels)})")
+    rows = payload.get("rows")
+    specs = None
+    if rows is not None:
+        if not isinstance(rows, list):
+            raise ConfigError(f"{source}: 'rows' should be a list")
+        specs = []
+        for i, row in enumerate(rows):
+            where = f"{source}: rows[{i}]"
+            if not isinstance(row, dict) or not isinstance(row.get("label"), str) or "match" not in row:
+                raise ConfigError(f"{where} should be an object with a text 'label' and 'match'")
+            _unknown_keys(row, _ROW_KEYS, where)
+            specs.append(RowSpec(row["label"], _patterns(row["match"], f"{where}.match"),
+                                 _patterns(row.get("exclude", {}), f"{where}.exclude")))
+    other = payload.get("other_models", "append")
+    if other not in ("append", "omit"):
+        raise ConfigError(f"{source}: other_models {other!r} should be 'append' or 'omit'")
+    return Layout(
+        id=layout_id, source=source, title=str(payload.get("title", layout_id)),
+        description=str(payload.get("description", "")), columns=parsed,
+        rows=tuple(specs) if specs is not None else None, other_models=other,
+        protocol=payload.get("protocol"),
+    )
+
+
+def load_layout(name_or_path: str) -> Layout:
+    """A built-in layout by id, or a user's layout file (its file name is its id)."""
+    if name_or_path.endswith(".json") or Path(name_or_path).is_file():
+        path = Path(name_or_path).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise ConfigError(f"--table {path}: cannot read ({err.strerror})") from None
+        layout_id, source = path.stem, str(path)
+    else:
+        known = builtin_layouts()
+        if name_or_path not in known:
+            raise ConfigError(
+                f"--table {name_or_path!r}: no such layout{did_you_mean(name_or_path, known)};"
+                f" built-in: {', '.join(known)}, or give a layout .json file"
+            )
+        text = (resources.files("ovbench.leaderboard") / "layouts" / f"{name_or_path}.json").read_text()
+        layout_id, source = name_or_path, f"ovbench/leaderboard/layouts/{name_or_path}.json"
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source}: not valid JSON ({err})") from None
+    return parse_layout(payload, layout_id, source)

@@ -1,0 +1,132 @@
+"""Markdown, LaTeX (booktabs) and CSV text of a leaderboard.
+
+Every piece of text that comes from a record (model ids, arguments, weights, device names) is
+escaped for the target format: a model called `a_b & c` must not break a paper's build.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Callable
+
+import pandas as pd
+
+from .table import FOOTNOTES, MISSING, Leaderboard
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "\n": " ", "\r": " ",
+}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+_MARKDOWN_RE = re.compile(r"([\\`*_|<>\[\]])")
+
+
+def escape_latex(text: str) -> str:
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group()], text)
+
+
+def escape_markdown(text: str) -> str:
+    return _MARKDOWN_RE.sub(r"\\\1", text.replace("\n", " "))
+
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    escape: Callable[[str], str]
+    bold: Callable[[str], str]
+    symbols: dict[str, str]  # footnote id -> marker
+    interval: Callable[[str, str], str]
+
+
+MARKDOWN = Style(
+    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "skipped": "‡"}, lambda lo, hi: f" [{lo}, {hi}]"
+)
+LATEX = Style(
+    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "skipped": r"$^{\ddagger}$"},
+    lambda lo, hi: rf"\,{{\scriptsize[{lo}, {hi}]}}",
+)
+
+
+def display_frame(board: Leaderboard, style: Style) -> pd.DataFrame:
+    """The table as formatted strings, in layout column order."""
+    data: dict[str, list[str]] = {}
+    for column in board.layout.columns:
+        cells = []
+        for i in range(len(board.rows)):
+            if column.field:
+                cell = style.escape(board.text.loc[i, column.label])
+            elif pd.isna(board.values.loc[i, column.label]):
+                cell = MISSING
+            else:
+                cell = board.number(column, board.values.loc[i, column.label])
+                if board.best.loc[i, column.label]:
+                    cell = style.bold(cell)
+                if (i, column.label) in board.intervals:
+                    low, high = board.intervals[(i, column.label)]
+                    cell += style.interval(board.number(column, low), board.number(column, high))
+            cells.append(cell + "".join(style.symbols[m] for m in board.markers.get((i, column.label), [])))
+        data[style.escape(column.label)] = cells
+    return pd.DataFrame(data, dtype="str")
+
+
+def provenance(board: Leaderboard) -> str:
+    """Which data and split definitions the numbers were measured on."""
+    splits = ", ".join(f"{name} v{version} ({digest[:19]})" for name, version, digest in board.split_definitions())
+    return f"Data set {board.dataset}; protocol {board.protocol}: {splits}."
+
+
+def legend(board: Leaderboard) -> str:
+    parts = ["Numbers in %, frames/s as measured; best in bold; - = not measured."]
+    if board.intervals:
+        parts.append("Brackets: 95% bootstrap interval over videos.")
+    return " ".join(parts)
+
+
+def to_markdown(board: Leaderboard) -> str:
+    frame = display_frame(board, MARKDOWN)
+    align = ["left" if c.field else "right" for c in board.layout.columns]
+    lines = [frame.to_markdown(index=False, colalign=align, disable_numparse=True), ""]
+    for key in board.footnotes():
+        lines += [f"{MARKDOWN.symbols[key]} {escape_markdown(FOOTNOTES[key])}", ""]
+    lines.append(escape_markdown(f"{legend(board)} {provenance(board)}"))
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(board: Leaderboard) -> str:
+    frame = display_frame(board, LATEX)
+    spec = "".join("l" if c.field else "r" for c in board.layout.columns)
+    body = frame.to_latex(index=False, escape=False, column_format=spec)
+    notes = [rf"{LATEX.symbols[key]} {escape_latex(FOOTNOTES[key])}" for key in board.footnotes()]
+    if notes:
+        width = len(board.layout.columns)
+        rows = "".join(rf"\multicolumn{{{width}}}{{l}}{{\footnotesize {note}}} \\" + "\n" for note in notes)
+        body = body.replace("\\bottomrule\n", "\\bottomrule\n" + rows)
+    header = [
+        f"% ovbench leaderboard, layout {board.layout.id}: {legend(board)}",
+        f"% {provenance(board)}",
+        "% Needs \\usepackage{booktabs}; \\input this file inside a table environment.",
+    ]
+    return "\n".join(line.replace("\n", " ") for line in header) + "\n" + body
+
+
+def to_csv(board: Leaderboard) -> str:
+    """Plain cells for spreadsheets and scripts: numbers as printed, intervals and footnotes
+    in columns of their own."""
+    data: dict[str, list[str]] = {}
+    for column in board.layout.columns:
+        if column.field:
+            data[column.label] = list(board.text[column.label])
+            continue
+        values = board.values[column.label]
+        data[column.label] = [MISSING if pd.isna(v) else board.number(column, v) for v in values]
+        if any(label == column.label for _, label in board.intervals):
+            for end, name in ((0, "low"), (1, "high")):
+                ends = [board.intervals.get((i, column.label)) for i in range(len(board.rows))]
+                data[f"{column.label} {name}"] = [MISSING if e is None else board.number(column, e[end]) for e in ends]
+    if board.footnotes():
+        per_row: list[dict[str, None]] = [{} for _ in board.rows]
+        for (i, _), marks in sorted(board.markers.items()):
+            per_row[i].update(dict.fromkeys(FOOTNOTES[m] for m in marks))
+        data["Footnotes"] = ["; ".join(texts) for texts in per_row]
+    return pd.DataFrame(data, dtype="str").to_csv(index=False, lineterminator="\n")

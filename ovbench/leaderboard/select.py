@@ -1,0 +1,192 @@
+"""Which records may share a table, and how they form rows.
+
+Numbers are only comparable on the same data (never the synthetic sample beside real VSPW)
+and the same split definition (version and content hash), so the rest is left out with a
+note. A row is one model configuration; its columns come from its runs on the protocol's
+splits, the newest run per split unless every run is asked for.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+from typing import Callable, Iterable
+
+from ..errors import ConfigError
+from ..suggest import did_you_mean
+from .layouts import Layout, RowSpec
+from .records import ModelConfig, Run
+
+PREFERRED_DATASET = "vspw"
+PREFERRED_PROTOCOL = "vspw"
+
+
+@dataclasses.dataclass
+class Row:
+    label: str
+    config: ModelConfig
+    runs: list[Run]  # at most one per split
+
+    @property
+    def newest(self) -> Run:
+        return max(self.runs, key=lambda r: r.created)
+
+
+def _files(runs: Iterable[Run]) -> str:
+    return ", ".join(str(r.path) for r in runs)
+
+
+def _pick(
+    runs: list[Run], key: Callable[[Run], str], wanted: str | None, preferred: str, what: str, option: str
+) -> tuple[list[Run], str, list[str]]:
+    groups: dict[str, list[Run]] = collections.defaultdict(list)
+    for run in runs:
+        groups[key(run)].append(run)
+    if wanted is not None:
+        if wanted not in groups:
+            raise ConfigError(
+                f"{option} {wanted!r}: no run records on that {what}{did_you_mean(wanted, groups)};"
+                f" found: {', '.join(sorted(groups))}"
+            )
+        chosen = wanted
+    else:
+        chosen = preferred if preferred in groups else min(groups, key=lambda k: (-len(groups[k]), k))
+    notes = [
+        f"left out {len(group)} record(s) on {what} {name!r} (this table uses {chosen!r}; choose with {option}):"
+        f" {_files(group)}"
+        for name, group in sorted(groups.items())
+        if name != chosen
+    ]
+    return groups[chosen], chosen, notes
+
+
+def _short_hash(value: str) -> str:
+    return value[: len("sha256:") + 12]
+
+
+def _one_definition(runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """Keep the newest protocol version, and per split the hash of its newest run."""
+    top = max(int(r.record["split"]["version"]) for r in runs)
+    notes, kept = [], []
+    old = [r for r in runs if int(r.record["split"]["version"]) != top]
+    if old:
+        notes.append(
+            f"left out {len(old)} record(s) on an older split version (this table uses version {top}): {_files(old)}"
+        )
+    by_split: dict[str, list[Run]] = collections.defaultdict(list)
+    for run in runs:
+        if int(run.record["split"]["version"]) == top:
+            by_split[run.split].append(run)
+    for name, group in sorted(by_split.items()):
+        chosen = max(group, key=lambda r: r.created).record["split"]["hash"]
+        other = [r for r in group if r.record["split"]["hash"] != chosen]
+        kept += [r for r in group if r.record["split"]["hash"] == chosen]
+        if other:
+            notes.append(
+                f"left out {len(other)} record(s) of split {name} v{top} with a different definition hash than"
+                f" the newest run's ({_short_hash(str(chosen))}): {_files(other)}"
+            )
+    return kept, notes
+
+
+def select(
+    runs: list[Run], *, dataset: str | None, protocol: str | None
+) -> tuple[list[Run], str, str, list[str]]:
+    """The runs one table may hold: one data set, one protocol, one definition per split."""
+    if not runs:
+        return [], dataset or PREFERRED_DATASET, protocol or PREFERRED_PROTOCOL, []
+    runs, chosen_dataset, notes = _pick(runs, lambda r: r.dataset, dataset, PREFERRED_DATASET, "data set", "--dataset")
+    runs, chosen_protocol, more = _pick(
+        runs, lambda r: r.protocol, protocol, PREFERRED_PROTOCOL, "protocol", "--protocol"
+    )
+    runs, definition = _one_definition(runs)
+    return runs, chosen_dataset, chosen_protocol, notes + more + definition
+
+
+def _config_order(config: ModelConfig) -> tuple[str, ...]:
+    return (config.id, config.weights, config.weights_sha256, config.args)
+
+
+def _runs_per_config(runs: list[Run], all_runs: bool) -> tuple[list[tuple[ModelConfig, list[Run]]], list[str]]:
+    """Newest run per (configuration, split); with `all_runs`, the k-th newest runs of each
+    split form the configuration's k-th row."""
+    grouped: dict[ModelConfig, dict[str, list[Run]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+    for run in runs:
+        grouped[run.config][run.split].append(run)
+    result, notes = [], []
+    for config in sorted(grouped, key=_config_order):
+        per_split = {s: sorted(g, key=lambda r: r.created, reverse=True) for s, g in sorted(grouped[config].items())}
+        depth = max(len(g) for g in per_split.values()) if all_runs else 1
+        for rank in range(depth):
+            result.append((config, [g[rank] for g in per_split.values() if rank < len(g)]))
+        if not all_runs:
+            for split, group in per_split.items():
+                if len(group) > 1:
+                    notes.append(
+                        f"left out {len(group) - 1} older run(s) of {config.id} on {split}, superseded by"
+                        f" {group[0].path} (keep all with --all-runs): {_files(group[1:])}"
+                    )
+    return result, notes
+
+
+def _describe(config: ModelConfig, key: str) -> str:
+    value = config.args_dict().get(key)
+    return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
+
+
+def _disambiguate(rows: list[Row], shown: set[str]) -> None:
+    """Rows that would print the same label get what tells them apart (and is not already a
+    column): differing model id, arguments, weights, or run time."""
+    by_label: dict[str, list[Row]] = collections.defaultdict(list)
+    for row in rows:
+        by_label[row.label].append(row)
+    for same in by_label.values():
+        if len(same) < 2:
+            continue
+        configs = [r.config for r in same]
+        arg_keys = sorted({k for c in configs for k in c.args_dict()})
+        varying_args = [] if "args" in shown else [
+            k for k in arg_keys if len({json.dumps(c.args_dict().get(k)) for c in configs}) > 1
+        ]
+        for row in same:
+            parts = []
+            if "model" not in shown and len({c.id for c in configs}) > 1:
+                parts.append(row.config.id)
+            parts += [_describe(row.config, k) for k in varying_args]
+            if "weights" not in shown and len({c.weights for c in configs}) > 1:
+                parts.append(f"weights={row.config.weights}")
+            if len({c.weights_sha256 for c in configs}) > 1 and len({c.weights for c in configs}) == 1:
+                parts.append(f"weights {row.config.weights_sha256[:8]}")
+            if len(set(configs)) < len(configs) and "created" not in shown:
+                parts.append(f"run of {row.newest.created:%Y-%m-%d %H:%M}")
+            if parts:
+                row.label = f"{row.label} ({', '.join(parts)})"
+
+
+def _spec_for(specs: tuple[RowSpec, ...], runs: list[Run]) -> RowSpec | None:
+    newest = max(runs, key=lambda r: r.created).record
+    return next((spec for spec in specs if spec.matches(newest)), None)
+
+
+def form_rows(runs: list[Run], layout: Layout, *, all_runs: bool) -> tuple[list[Row], list[str]]:
+    groups, notes = _runs_per_config(runs, all_runs)
+    if layout.rows is None:
+        rows = [Row(config.id, config, group) for config, group in groups]
+    else:
+        placed: dict[int, list[Row]] = collections.defaultdict(list)
+        unmatched: list[Row] = []
+        for config, group in groups:
+            spec = _spec_for(layout.rows, group)
+            if spec is not None:
+                placed[layout.rows.index(spec)].append(Row(spec.label, config, group))
+            elif layout.other_models == "append":
+                unmatched.append(Row(config.id, config, group))
+            else:
+                notes.append(
+                    f"left out {config.id} (weights {config.weights}): matches no row of layout {layout.id}:"
+                    f" {_files(group)}"
+                )
+        rows = [row for index in sorted(placed) for row in placed[index]] + unmatched
+    _disambiguate(rows, layout.fields)
+    return rows, notes

@@ -1,0 +1,739 @@
+"""Leaderboard: tables from hand-made run records, layouts, bootstrap intervals, plots, and the
+HTML page in a real headless Chromium.
+
+Golden files live in tests/golden/leaderboard/; after an intended change, regenerate them with
+OVBENCH_UPDATE_GOLDEN=1 and read the diff before keeping it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import itertools
+import json
+import os
+import socket
+import struct
+import subprocess
+import time
+import urllib.request
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ovbench.errors import ConfigError, DataError
+from ovbench.leaderboard.bootstrap import scores, video_bootstrap
+from ovbench.leaderboard.command import configure_parser, run
+from ovbench.leaderboard.layouts import load_layout
+from ovbench.leaderboard.records import find_runs
+
+GOLDEN = Path(__file__).parent / "golden" / "leaderboard"
+CHROMIUM = Path("/usr/bin/chromium")
+CLASSES = {"wall": True, "ceiling": True, "pillar": False, "ice": False}  # name -> seen
+H100 = "NVIDIA H100 80GB HBM3"
+EVIL = "my_net & co 100% <script>alert(1)</script>"
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def split_hash(name: str, version: int = 1, salt: str = "") -> str:
+    return "sha256:" + hashlib.sha256(f"{name}/v{version}{salt}".encode()).hexdigest()
+
+
+def per_class_for(split: str) -> dict:
+    form = split.rsplit("_", 1)[-1]
+    names = [n for n, seen in CLASSES.items() if form not in ("seen", "unseen") or seen == (form == "seen")]
+    return {
+        n: {"iou": None if n == "ice" else 0.1 + 0.2 * i, "acc": None if n == "ice" else 0.2 + 0.2 * i,
+            "gt_pixels": 0 if n == "ice" else 100 * (i + 1), "seen": CLASSES[n]}
+        for i, n in enumerate(names)
+    }
+
+
+def make_record(model: str = "gkc", split: str = "vspw_all", metrics: dict | None = None, *,
+                weights: str = "builtin:gkc-tiny-sample", args: dict | None = None, backbone: str = "RN50",
+                dataset: str = "vspw", created: str = "2026-11-24T16:00:00+00:00", fps: float | None = 25.0,
+                device: str = H100, version: int = 1, hash_salt: str = "", protocol: str = "vspw",
+                skipped: list | None = None, per_class: dict | None = None, per_video: dict | None = None,
+                convention: str = "vspw") -> dict:
+    """A complete run record as `ovbench run` writes it (contract in results.py)."""
+    per_class = per_class if per_class is not None else per_class_for(split)
+    return {
+        "schema_version": 1, "ovbench_version": "0.1.0", "kind": "run" if fps is not None else "score",
+        "git": {"commit": "abc123", "dirty": False}, "created": created,
+        "model": {"id": model, "args": args or {}, "weights": weights,
+                  "weights_sha256": hashlib.sha256(weights.encode()).hexdigest(), "random_init": False,
+                  "backbone": backbone},
+        "split": {"name": split, "protocol": protocol, "version": version, "hash": split_hash(split, version, hash_salt),
+                  "vocabulary_size": len(per_class), "subset": "train" if "train" in split else "val"},
+        "dataset": {"name": dataset, "root": "/data/VSPW_480p", "videos": 2, "frames": 60, "skipped": skipped or []},
+        "options": {"miou_convention": convention, "min_video_frames": 0, "vc_windows": [8, 16]},
+        "metrics": metrics or {},
+        "per_class": per_class,
+        "per_video": per_video or {},
+        "timing": None if fps is None else {"frames": 60, "seconds": 60 / fps, "fps_model": 1.25 * fps,
+                                            "fps_end_to_end": fps, "text_seconds": 0.1},
+        "env": {"torch": "2.15.0", "cuda": "13.0", "device": device, "precision": "bf16", "python": "3.11.7"},
+    }
+
+
+def all_metrics(seen: float, unseen: float, **more: float) -> dict:
+    """Metrics of an all-class run; hIoU from S and U as the metrics code defines it."""
+    return {"mIoU": (seen + unseen) / 2, "mIoU_seen": seen, "mIoU_unseen": unseen,
+            "hIoU": 2 * seen * unseen / (seen + unseen), **more}
+
+
+def write(folder: Path, name: str, payload) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1))
+    return path
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return write_scenario(tmp_path / "runs")
+
+
+def write_scenario(d: Path) -> Path:
+    """The main scenario: every rule of the generator has a record that exercises it."""
+    write(d, "h100/gkc__vspw_all.json", make_record(
+        "gkc", metrics=all_metrics(0.452, 0.213, VC8=0.861, VC16=0.80), fps=25.3))
+    write(d, "old/gkc__vspw_all.json", make_record(  # older run of the same config: superseded
+        "gkc", metrics=all_metrics(0.40, 0.10, VC8=0.8, VC16=0.7), fps=20.0, created="2026-11-20T10:00:00+00:00"))
+    write(d, "h100/gkc__vspw_train_seen.json", make_record("gkc", "vspw_train_seen", {"mIoU": 0.7}))  # not shown
+    write(d, "h100/clip-dense__vspw_all.json", make_record(  # no VC: shown as "-"
+        "clip-dense", metrics=all_metrics(0.30, 0.2134), weights="openai", backbone="ViT-B-16", fps=40.1))
+    # separate seen-only / unseen-only vocabulary runs: fallback with a marker
+    write(d, "h100/clip-twostage__vspw_seen.json", make_record(
+        "clip-twostage", "vspw_seen", {"mIoU": 0.41, "VC8": 0.5}, weights="openai", backbone="ViT-B-16", fps=3.2))
+    write(d, "h100/clip-twostage__vspw_unseen.json", make_record(
+        "clip-twostage", "vspw_unseen", {"mIoU": 0.25}, weights="openai", backbone="ViT-B-16", fps=3.2))
+    # VC16 0.8004 prints 80.0 like gkc's 0.80: a tie, both bold; skipped videos: a marker
+    write(d, "h100/gkc-base__vspw_all.json", make_record(
+        "gkc-base", metrics=all_metrics(0.47, 0.15, VC8=0.85, VC16=0.8004), weights="/ckpt/gkc-base.safetensors",
+        fps=25.3, skipped=[{"video": "1001_x", "error": "unreadable frame 00000012.jpg"}]))
+    write(d, "h100/gkc-base__vspw_unseen.json", make_record(  # another definition of vspw_unseen: left out
+        "gkc-base", "vspw_unseen", {"mIoU": 0.3}, weights="/ckpt/gkc-base.safetensors", hash_salt="edited",
+        created="2026-11-01T10:00:00+00:00"))
+    # text to escape, two configs of one model that differ in an argument, a score record (no timing)
+    write(d, "score/evil-a.json", make_record(
+        EVIL, metrics=all_metrics(0.10, 0.05), args={"note": "50% a_b & <script>x</script>"},
+        weights="/ckpt/my_net&v2.pt", backbone="R_50", fps=None))
+    write(d, "score/evil-b.json", make_record(
+        EVIL, metrics=all_metrics(0.11, 0.06), args={"note": "plain"}, weights="/ckpt/my_net&v2.pt", backbone="R_50", fps=None))
+    write(d, "synthetic/gkc__vspw_all.json", make_record(  # the synthetic sample: never beside VSPW
+        "gkc", metrics=all_metrics(0.9, 0.9), dataset="vspw-synthetic"))
+    write(d, "ov2vss/gkc__ov2vss_all.json", make_record(  # another protocol
+        "gkc", "ov2vss_all", all_metrics(0.5, 0.1), protocol="ov2vss"))
+    write(d, "v0/clip-dense__vspw_all.json", make_record(  # an older definition of the protocol
+        "clip-dense", metrics=all_metrics(0.9, 0.9), weights="openai", backbone="ViT-B-16", version=0))
+    write(d, "broken/bad.json", make_record("gkc", metrics={"mIoU": 1.5}))  # invalid: not a fraction
+    write(d, "layouts/not-a-record.json", {"columns": []})  # other JSON: ignored
+    return d
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `ovbench leaderboard WORDS...` through the command's own parser; (code, stdout, stderr)."""
+
+    def invoke(*words: str) -> tuple[int, str, str]:
+        parser = argparse.ArgumentParser(prog="ovbench leaderboard")
+        configure_parser(parser)
+        code = run(parser.parse_args(list(words)))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("OVBENCH_UPDATE_GOLDEN"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.is_file(), f"missing golden file {path}: run with OVBENCH_UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(), f"output differs from {path}"
+
+
+def md_rows(markdown: str) -> dict[str, list[str]]:
+    """Markdown table body -> {first cell: cells}."""
+    lines = [line for line in markdown.splitlines() if line.startswith("|")][2:]
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    return {row[0]: row for row in cells}
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def test_tables_match_golden_files(results, cli):
+    outputs = {}
+    for fmt, suffix in (("md", "md"), ("latex", "tex"), ("csv", "csv")):
+        code, outputs[fmt], err = cli("--results", str(results), "--format", fmt)
+        assert code == 0
+        check_golden(f"default.{suffix}", outputs[fmt])
+
+    rows = md_rows(outputs["md"])
+    assert set(rows) == {"clip-dense", "clip-twostage", "gkc", "gkc-base‡",
+                         escape_md(EVIL) + " (note=50% a\\_b & \\<script\\>x\\</script\\>)",
+                         escape_md(EVIL) + " (note=plain)"}
+    header = [c.strip() for c in outputs["md"].splitlines()[0].strip("|").split("|")]
+    col = {name: i for i, name in enumerate(header)}
+    # the newest of two gkc runs wins
+    assert rows["gkc"][col["Seen"]] == "45.2" and rows["gkc"][col["hIoU"]] == "29.0"
+    # a tie as printed (0.80 and 0.8004 -> 80.0): both bold; otherwise only the best
+    assert rows["gkc"][col["VC16"]] == rows["gkc-base‡"][col["VC16"]] == "**80.0**"
+    assert rows["gkc-base‡"][col["Seen"]] == "**47.0**" and rows["gkc"][col["Seen"]] == "45.2"
+    # missing metrics are "-", never 0 or NaN
+    assert rows["clip-dense"][col["VC8"]] == "-" and rows["clip-dense"][col["VC16"]] == "-"
+    assert "nan" not in outputs["md"].lower() and "nan" not in outputs["csv"].lower()
+    # separate-vocabulary fallback is marked; its hIoU is the harmonic mean of 41 and 25
+    assert rows["clip-twostage"][col["Seen"]] == "41.0†"
+    assert rows["clip-twostage"][col["hIoU"]] == f"**{100 * 2 * 0.41 * 0.25 / 0.66:.1f}**†"
+    assert "separate seen-only and unseen-only" in outputs["md"]
+    # the score record has no timing: no frames/s, no device
+    assert rows[escape_md(EVIL) + " (note=plain)"][col["FPS"]] == "-"
+
+    # escaping: LaTeX and markdown specials, and no live markup
+    assert r"my\_net \& co 100\% \textless{}script\textgreater{}alert(1)" in outputs["latex"]
+    assert "<script>" not in outputs["latex"] and "<script>" not in outputs["md"]
+    assert r"\toprule" in outputs["latex"] and r"\bottomrule" in outputs["latex"]
+    assert r"\textbf{80.0}" in outputs["latex"]
+    assert "my_net & co 100% <script>alert(1)</script> (note=plain)" in outputs["csv"]  # csv quoting, no escapes
+
+
+def escape_md(text: str) -> str:
+    return "".join("\\" + c if c in "\\`*_|<>[]" else c for c in text)
+
+
+def test_notes_name_every_record_left_out(results, cli):
+    _, _, err = cli("--results", str(results))
+    lines = err.splitlines()
+
+    def note_for(fragment: str) -> str:
+        found = [line for line in lines if fragment in line]
+        assert found, f"no note names {fragment}:\n{err}"
+        return found[0]
+
+    assert "not a fraction" in note_for("broken/bad.json")
+    assert "data set 'vspw-synthetic'" in note_for("synthetic/gkc__vspw_all.json")
+    assert "protocol 'ov2vss'" in note_for("ov2vss/gkc__ov2vss_all.json")
+    assert "different definition hash" in note_for("gkc-base__vspw_unseen.json")
+    assert "superseded" in note_for("old/gkc__vspw_all.json")
+    assert "older split version (this table uses version 1)" in note_for("v0/clip-dense__vspw_all.json")
+    assert "vspw_train_seen" in note_for("gkc__vspw_train_seen.json")
+    assert "not run records" not in err  # other JSON beside records is normal
+
+
+def test_all_runs_keeps_both_runs(results, cli):
+    _, out, err = cli("--results", str(results), "--all-runs")
+    rows = md_rows(out)
+    assert rows["gkc (run of 2026-11-24 16:00)"][3] == "45.2"
+    assert rows["gkc (run of 2026-11-20 10:00)"][3] == "40.0"
+    assert "superseded" not in err
+
+
+def test_invalid_record_is_fatal_with_strict(results, cli):
+    with pytest.raises(DataError, match=r"bad\.json: metric mIoU = 1\.5"):
+        cli("--results", str(results), "--strict")
+
+
+def test_dataset_choice(results, cli):
+    _, out, err = cli("--results", str(results), "--dataset", "vspw-synthetic")
+    assert list(md_rows(out)) == ["gkc"] and "90.0" in out
+    assert "data set 'vspw'" in err
+    with pytest.raises(ConfigError, match="did you mean vspw"):
+        cli("--results", str(results), "--dataset", "vspv")
+
+
+def test_protocol_choice_from_option_or_layout(results, tmp_path, cli):
+    _, out, err = cli("--results", str(results), "--protocol", "ov2vss")
+    assert list(md_rows(out)) == ["gkc"] and "protocol ov2vss: ov2vss\\_all" in out
+    layout = write(tmp_path, "ov2vss-table.json", {"protocol": "ov2vss", "columns": [
+        {"label": "Method", "field": "label"}, {"label": "Unseen", "metric": "mIoU_unseen"}]})
+    _, out, _ = cli("--results", str(results), "--table", str(layout))
+    assert md_rows(out) == {"gkc": ["gkc", "10.0"]}
+    with pytest.raises(ConfigError, match=r"--protocol 'ov2vs': no run records on that protocol \(did you mean ov2vss"):
+        cli("--results", str(results), "--protocol", "ov2vs")
+
+
+def test_only_synthetic_records_are_tabulated_without_choosing(tmp_path, cli):
+    write(tmp_path, "a.json", make_record("gkc", metrics=all_metrics(0.5, 0.25), dataset="vspw-synthetic"))
+    _, out, err = cli("--results", str(tmp_path))
+    assert "vspw-synthetic" in out and err == ""
+
+
+def test_frames_per_second_on_different_devices_is_not_bolded(tmp_path, cli):
+    write(tmp_path, "a.json", make_record("gkc", metrics=all_metrics(0.5, 0.25), fps=30.0))
+    write(tmp_path, "b.json", make_record("clip-dense", metrics=all_metrics(0.4, 0.25), fps=10.0, device="NVIDIA A100"))
+    _, out, err = cli("--results", str(tmp_path))
+    rows = md_rows(out)
+    assert rows["gkc"][8] == "30.0" and rows["gkc"][3] == "**50.0**"
+    assert "FPS not bolded: frames/s measured on different devices (NVIDIA A100, NVIDIA H100 80GB HBM3)" in err
+
+
+def test_no_records(tmp_path, cli):
+    write(tmp_path, "state/fingerprint.json", {"model": "gkc"})
+    with pytest.raises(DataError, match="no valid run records"):
+        cli("--results", str(tmp_path))
+    assert find_runs(tmp_path) == ([], [f"ignored 1 JSON file(s) under {tmp_path} that are not run records"])
+    with pytest.raises(DataError, match="no such folder"):
+        cli("--results", str(tmp_path / "missing"))
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def test_gkc_video_layout(results, cli):
+    _, out, _ = cli("--results", str(results), "--table", "gkc-video")
+    check_golden("gkc-video.md", out)
+    assert [label[:12] for label in md_rows(out)] == [
+        "Dense CLIP (", "Two-stage CL", "GKC-base‡", "GKC", "my\\_net & co", "my\\_net & co"]
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    assert header == ["Method", "Backbone", "Seen", "Unseen", "hIoU", "VC8", "VC16", "FPS"]
+
+
+def ablation_results(folder: Path) -> Path:
+    variants = [("gkc-base", "/ckpt/gkc-base.safetensors", 0.40, 0.10), ("gkc", "/ckpt/gkc_text_div.safetensors", 0.41, 0.14),
+                ("gkc", "/ckpt/gkc_distill.safetensors", 0.42, 0.15), ("gkc", "/ckpt/gkc_full.safetensors", 0.43, 0.18),
+                ("clip-dense", "openai", 0.3, 0.2)]
+    for model, weights, seen, unseen in variants:
+        write(folder, f"{Path(weights).stem}.json", make_record(
+            model, metrics=all_metrics(seen, unseen, VC8=0.8, VC16=0.7), weights=weights))
+    return folder
+
+
+def test_ablation_layout(tmp_path, cli):
+    results = ablation_results(tmp_path)
+    _, md, err = cli("--results", str(results), "--table", "ablation")
+    _, tex, _ = cli("--results", str(results), "--table", "ablation", "--format", "latex")
+    check_golden("ablation.md", md)
+    check_golden("ablation.tex", tex)
+    rows = md_rows(md)
+    assert list(rows) == ["GKC-base", "+ text diversification", "+ distillation", "Full (GKC)"]
+    assert [rows[k][2] for k in rows] == ["10.0", "14.0", "15.0", "**18.0**"]
+    assert "left out clip-dense (weights openai): matches no row of layout ablation" in err
+
+
+def test_user_layout_file(results, tmp_path, cli):
+    layout = write(tmp_path, "layouts/my-paper.json", {
+        "title": "My table",
+        "columns": [
+            {"label": "Method", "field": "label"},
+            {"label": "Args", "field": "args"},
+            {"label": "Unseen vocab.", "metric": "mIoU", "split": "unseen"},
+            {"label": "All-class mIoU", "metric": "mIoU"},
+            {"label": "Model fps", "metric": "fps", "split": "all", "better": "lower"},
+        ],
+    })
+    _, out, err = cli("--results", str(results), "--table", str(layout))
+    check_golden("user-layout.md", out)
+    rows = md_rows(out)
+    assert rows["clip-twostage"][2] == "25.0" and rows["clip-twostage"][3] == "-"
+    assert rows[escape_md(EVIL)][1] == "note=plain"  # the Args column tells the two apart: no label suffix
+    assert rows["gkc"][4] == "**25.3**" and rows["clip-dense"][4] == "40.1"  # lower is better here
+    assert "layout my-paper" in err  # unused records are named with the layout's id
+
+
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"columns": [{"label": "A", "metrik": "hIoU"}]}, r"unknown key 'metrik' \(did you mean metric"),
+    ({"columns": [{"label": "A", "metric": "hIOU"}]}, r"unknown metric 'hIOU' \(did you mean hIoU"),
+    ({"columns": [{"label": "A", "field": "label", "metric": "hIoU"}]}, "exactly one of 'field' or 'metric'"),
+    ({"columns": []}, "non-empty list"),
+    ({"columns": [{"label": "A", "field": "label"}], "rows": [{"label": "x"}]}, r"rows\[0\] should be an object"),
+])
+def test_layout_errors_name_the_file_and_key(tmp_path, payload, message):
+    path = write(tmp_path, "bad-layout.json", payload)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_layout(str(path))
+    assert "bad-layout.json" in str(caught.value)
+
+
+def test_unknown_builtin_layout_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"did you mean gkc-video\?\); built-in: ablation, default, gkc-video"):
+        load_layout("gkc-vidoe")
+
+
+# ----------------------------------------------------------------------------- bootstrap
+
+
+def iou_reference(matrix: list[list[int]]) -> list[Fraction | None]:
+    """IoU per class straight from the definition; None for a class without gt pixels."""
+    k = len(matrix)
+    result = []
+    for c in range(k):
+        row, col = sum(matrix[c]), sum(matrix[r][c] for r in range(k))
+        result.append(Fraction(matrix[c][c], row + col - matrix[c][c]) if row else None)
+    return result
+
+
+def summary_reference(matrix: list[list[int]], seen: list[bool]) -> dict[str, Fraction]:
+    iou = iou_reference(matrix)
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return sum(values) / len(values) if values else None
+
+    out = {"mIoU": mean(iou), "mIoU_seen": mean(v for v, s in zip(iou, seen) if s),
+           "mIoU_unseen": mean(v for v, s in zip(iou, seen) if not s)}
+    if out["mIoU_seen"] is not None and out["mIoU_unseen"] is not None:
+        s, u = out["mIoU_seen"], out["mIoU_unseen"]
+        out["hIoU"] = 2 * s * u / (s + u) if s + u else Fraction(0)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def dense(triples: list[list[int]], k: int) -> list[list[int]]:
+    matrix = [[0] * k for _ in range(k)]
+    for g, p, n in triples:
+        matrix[g][p] += n
+    return matrix
+
+
+def bootstrap_record(videos: dict[str, list[list[int]]], seen: dict[str, bool], **kwargs) -> dict:
+    """An all-class record whose metrics are those of the summed per-video matrices."""
+    k = len(seen)
+    total = dense([t for triples in videos.values() for t in triples], k)
+    metrics = {key: float(v) for key, v in summary_reference(total, list(seen.values())).items()}
+    per_class = {name: {"iou": None, "acc": None, "gt_pixels": 0, "seen": s} for name, s in seen.items()}
+    per_video = {name: {"frames": 30, "confusion": triples} for name, triples in videos.items()}
+    return make_record(metrics=metrics, per_class=per_class, per_video=per_video, **kwargs)
+
+
+TWO_VIDEOS = {
+    "a": [[0, 0, 10], [1, 1, 5], [1, 0, 5]],  # wall: 10/15, pillar: 5/10
+    "b": [[0, 0, 10], [0, 1, 10]],  # wall: 10/20 ... no pillar gt
+}
+TWO_CLASSES = {"wall": True, "pillar": False}
+
+
+def test_bootstrap_of_identical_videos_has_zero_width():
+    videos = {f"v{i}": [[0, 0, 7], [0, 1, 3], [1, 1, 4], [1, 0, 2], [2, 2, 5], [2, 0, 1]] for i in range(4)}
+    record = bootstrap_record(videos, {"wall": True, "ceiling": True, "pillar": False})
+    intervals = video_bootstrap(record, resamples=200, seed=3)
+    assert set(intervals) == {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU"}
+    for key, (low, high) in intervals.items():
+        assert low == pytest.approx(record["metrics"][key], abs=1e-12)
+        assert high == pytest.approx(record["metrics"][key], abs=1e-12)
+
+
+def test_bootstrap_of_two_videos_matches_enumeration():
+    record = bootstrap_record(TWO_VIDEOS, TWO_CLASSES)
+    # Every resample of two videos is aa, ab, ba or bb (probability 1/4, 1/2, 1/4): with 1000
+    # draws the 2.5% and 97.5% quantiles are the smallest and largest defined values.
+    outcomes: dict[str, list[Fraction]] = {}
+    for picks in itertools.product(TWO_VIDEOS, repeat=2):
+        matrix = dense([t for v in picks for t in TWO_VIDEOS[v]], 2)
+        for key, value in summary_reference(matrix, [True, False]).items():
+            outcomes.setdefault(key, []).append(value)
+    by_hand = {  # the same numbers written out: a, b, a+b
+        "mIoU": (Fraction(23, 56), Fraction(7, 12)),  # (4/7 + 1/4)/2 .. (2/3 + 1/2)/2
+        "mIoU_seen": (Fraction(1, 2), Fraction(2, 3)),
+        "mIoU_unseen": (Fraction(1, 4), Fraction(1, 2)),  # b alone has no pillar pixels: undefined
+        "hIoU": (Fraction(8, 23), Fraction(4, 7)),
+    }
+    assert {k: (min(v), max(v)) for k, v in outcomes.items()} == by_hand
+    intervals = video_bootstrap(record, resamples=1000, seed=0)
+    assert set(intervals) == set(by_hand)
+    for key, (low, high) in by_hand.items():
+        assert intervals[key] == pytest.approx((float(low), float(high)), abs=1e-12)
+    assert video_bootstrap(record, resamples=1000, seed=0) == intervals  # seeded
+
+
+def test_bootstrap_leaves_out_videos_below_min_video_frames():
+    record = bootstrap_record(TWO_VIDEOS, TWO_CLASSES)
+    record["options"]["min_video_frames"] = 16
+    record["per_video"]["short"] = {"frames": 12, "confusion": [[1, 0, 500]]}  # listed, not in the total
+    assert video_bootstrap(record) == video_bootstrap(bootstrap_record(TWO_VIDEOS, TWO_CLASSES))
+    record["options"]["min_video_frames"] = 0
+    with pytest.raises(DataError, match="per-video confusion matrices give mIoU"):
+        video_bootstrap(record)
+
+
+def test_vectorised_scores_agree_with_segmentation_scores():
+    confusion = pytest.importorskip("ovbench.metrics.confusion")
+    rng = np.random.default_rng(0)
+    seen = np.array([True, True, True, False, False, False])
+    for trial in range(20):
+        matrix = rng.integers(0, 20, size=(6, 6)) * (rng.random((6, 6)) < 0.5)
+        matrix[trial % 6] = 0  # a class without gt pixels (maybe predicted)
+        for convention in ("vspw", "mmseg"):
+            expected = confusion.segmentation_scores(matrix, seen=[0, 1, 2], unseen=[3, 4, 5], convention=convention)
+            got = scores(np.diag(matrix)[None].astype(float), matrix.sum(1)[None].astype(float),
+                         matrix.sum(0)[None].astype(float), seen, convention)
+            for key in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU"):
+                if key in expected:
+                    assert got[key][0] == pytest.approx(expected[key], abs=1e-12), (key, convention, matrix)
+                else:
+                    assert np.isnan(got[key][0])
+
+
+def test_ci_in_tables(tmp_path, cli):
+    write(tmp_path, "gkc.json", bootstrap_record(TWO_VIDEOS, TWO_CLASSES))
+    broken = bootstrap_record(TWO_VIDEOS, TWO_CLASSES, model="clip-dense", weights="openai")
+    broken["metrics"]["mIoU_seen"] = 0.9  # per-video matrices no longer give the record's number
+    write(tmp_path, "clip.json", broken)
+    _, md, err = cli("--results", str(tmp_path), "--ci")
+    rows = md_rows(md)
+    assert rows["gkc"][3] == "57.1 [50.0, 66.7]"
+    assert rows["gkc"][5] == "**34.8** [34.8, 57.1]"  # tied with clip-dense, which has no interval
+    assert rows["clip-dense"][3] == "**90.0**"  # no interval
+    assert "clip.json: its per-video confusion matrices give mIoU_seen 0.571429 but the record says 0.900000" in err
+    assert "95% bootstrap interval over videos" in md
+    _, csv, _ = cli("--results", str(tmp_path), "--ci", "--format", "csv")
+    assert csv.splitlines()[0].startswith("Model,Weights,Backbone,Seen,Seen low,Seen high,Unseen,Unseen low")
+    assert csv.splitlines()[2].startswith("gkc,builtin:gkc-tiny-sample,RN50,57.1,50.0,66.7,25.0,25.0,50.0")
+    _, tex, _ = cli("--results", str(tmp_path), "--ci", "--format", "latex")
+    assert r"57.1\,{\scriptsize[50.0, 66.7]}" in tex
+    cli("--results", str(tmp_path), "--ci", "--out", str(tmp_path / "page.html"))
+    assert '57.1</td>' not in (page := (tmp_path / "page.html").read_text())
+    assert '<span class="interval">[50.0, 66.7]</span>' in page
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+@pytest.mark.parametrize("kind", ["acc-fps", "per-class"])
+def test_plots_are_valid_png(results, tmp_path, cli, kind):
+    out = tmp_path / f"{kind}.png"
+    code, stdout, err = cli("--results", str(results), "--plot", kind, "--out", str(out))
+    assert code == 0 and stdout == ""
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(out) as image:
+        image.verify()
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 300 and image.height > 200
+        assert len(image.convert("RGB").getcolors(1 << 20) or []) > 10  # not a blank canvas
+    if kind == "acc-fps":
+        assert "has no frames/s; not plotted" in err  # the score records
+
+
+def test_plot_needs_out(results, cli):
+    with pytest.raises(ConfigError, match="--plot needs --out"):
+        cli("--results", str(results), "--plot", "acc-fps")
+
+
+# ----------------------------------------------------------------------------- HTML
+
+
+def test_html_is_self_contained_and_escaped(results, tmp_path, cli):
+    out = tmp_path / "board.html"
+    cli("--results", str(results), "--out", str(out))  # format from the suffix
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    assert page.count('src="data:image/png;base64,') == 1 + 6  # the scatter plot and one chart per row
+    assert 'class="number best" data-sort="0.8004"' in page  # bold best with its raw value to sort on
+    assert "skipped video" in page and "unreadable frame 00000012.jpg" in page  # run metadata
+    assert "superseded" in page and "bad.json" in page  # notes on records left out or skipped
+
+
+class WebSocket:
+    """The little of RFC 6455 that the DevTools protocol needs: masked text frames out,
+    (fragmented) text frames in. Standard library only, so the test needs no extra package."""
+
+    def __init__(self, url: str, timeout: float = 20.0):
+        host_port, path = url.removeprefix("ws://").split("/", 1)
+        host, port = host_port.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(
+            f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        self.buffer = b""
+        while b"\r\n\r\n" not in self.buffer:
+            self.buffer += self._chunk()
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        assert head.split(b"\r\n")[0].split(b" ")[1] == b"101", head
+
+    def _chunk(self) -> bytes:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("DevTools closed the connection")
+        return data
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self.buffer += self._chunk()
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+    def send(self, text: str) -> None:
+        payload, mask = text.encode(), os.urandom(4)
+        n = len(payload)
+        header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
+                                  bytes([0x80 | 126]) + struct.pack(">H", n) if n < 1 << 16 else
+                                  bytes([0x80 | 127]) + struct.pack(">Q", n))
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def recv(self) -> str:
+        message = b""
+        while True:
+            first, second = self._read(2)
+            n = second & 0x7F
+            if n == 126:
+                n = struct.unpack(">H", self._read(2))[0]
+            elif n == 127:
+                n = struct.unpack(">Q", self._read(8))[0]
+            payload = self._read(n)
+            opcode = first & 0x0F
+            if opcode == 0x8:
+                raise ConnectionError("DevTools closed the websocket")
+            if opcode in (0x0, 0x1, 0x2):
+                message += payload
+                if first & 0x80:
+                    return message.decode()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class DevTools:
+    """Calls DevTools methods and keeps every event it sees on the way."""
+
+    def __init__(self, url: str):
+        self.ws, self.next_id, self.events = WebSocket(url), 0, []
+
+    def call(self, method: str, **params):
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                assert "error" not in message, message
+                return message["result"]
+            self.events.append(message)
+
+    def navigate(self, url: str, timeout: float = 20.0) -> None:
+        """Load `url` and wait for its load event."""
+        start = len(self.events)
+        self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events[start:]):
+            assert time.monotonic() < deadline, f"{url} did not load within {timeout} s"
+            self.events.append(json.loads(self.ws.recv()))
+
+    def evaluate(self, expression: str):
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def click(self, selector: str) -> None:
+        """A real mouse click at the element's centre (not element.click())."""
+        x, y = self.evaluate(
+            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
+            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+        )
+        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    def problems(self) -> list[str]:
+        """Console errors, uncaught exceptions, and any request that is not a file or data URL."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert", "warning"):
+                found.append(f"console {params['type']}: {params['args']}")
+            elif method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails']}")
+            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+                found.append(f"log: {params['entry']}")
+            elif method == "Network.requestWillBeSent" and not params["request"]["url"].startswith(("file:", "data:")):
+                found.append(f"network request: {params['request']['url']}")
+        return found
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """A headless Chromium with its DevTools port open; yields a DevTools session on a blank page."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)")
+    profile = tmp_path / "chromium-profile"
+    process = subprocess.Popen(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1280,1000", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    session = None
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
+            assert process.poll() is None, f"chromium exited with status {process.returncode}"
+            assert time.monotonic() < deadline, "chromium opened no DevTools port within 30 s"
+            time.sleep(0.05)
+        port = int(port_file.read_text().splitlines()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
+            pages = [t for t in json.load(response) if t["type"] == "page"]
+        session = DevTools(pages[0]["webSocketDebuggerUrl"])
+        for domain in ("Runtime", "Log", "Page", "Network"):
+            session.call(f"{domain}.enable")
+        yield session
+    finally:
+        if session is not None:
+            session.ws.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def artifacts_dir(tmp_path: Path) -> Path:
+    folder = Path(os.environ["OVBENCH_ARTIFACTS"]) if os.environ.get("OVBENCH_ARTIFACTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_html_page_in_chromium(results, tmp_path, cli, chromium):
+    page = tmp_path / "board.html"
+    cli("--results", str(results), "--format", "html", "--out", str(page), "--ci")
+    labels = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].innerText.trim()))"
+    hiou = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[5].dataset.sort))"
+
+    chromium.navigate(page.as_uri())
+    before = json.loads(chromium.evaluate(labels))
+    assert before[:4] == ["clip-dense", "clip-twostage", "gkc", "gkc-base‡"]
+    assert chromium.evaluate("document.querySelectorAll('#leaderboard tbody tr').length") == 6
+    assert chromium.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 100)")
+
+    chromium.click("#leaderboard th[data-key='hIoU']")  # numbers: best first
+    after = json.loads(chromium.evaluate(labels))
+    assert after != before
+    assert after[:4] == ["clip-twostage", "gkc", "clip-dense", "gkc-base‡"]
+    values = [float(v) for v in json.loads(chromium.evaluate(hiou))]
+    assert values == sorted(values, reverse=True)
+    assert chromium.evaluate("document.querySelector(\"#leaderboard th[data-key='hIoU']\").getAttribute('aria-sort')") == "descending"
+    chromium.click("#leaderboard th[data-key='hIoU']")  # second click: ascending
+    assert json.loads(chromium.evaluate(labels)) == after[::-1]
+
+    chromium.click("#leaderboard th[data-key='VC8']")  # missing values sort last either way
+    by_vc8 = json.loads(chromium.evaluate(labels))
+    assert by_vc8[:2] == ["gkc", "gkc-base‡"] and set(by_vc8[2:]) == {"clip-dense", "clip-twostage", before[4], before[5]}
+
+    chromium.evaluate("document.getElementById('model-2').open = true")
+    chromium.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
+    chromium.evaluate(hiou)  # let layout settle before the screenshot
+    shot = chromium.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    screenshot = artifacts_dir(tmp_path) / "leaderboard.png"
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    with Image.open(screenshot) as image:
+        assert image.width > 1200 and image.height > 1000
+
+    # an address with #sort=Seen:asc sorts on load
+    chromium.navigate("about:blank")
+    chromium.navigate(page.as_uri() + "#sort=Seen:asc")
+    seen = [float(v) for v in json.loads(chromium.evaluate(
+        "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[3].dataset.sort))"))]
+    assert seen == sorted(seen) and len(seen) == 6
+    assert chromium.problems() == []
