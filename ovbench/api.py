@@ -55,7 +55,9 @@ class SegmentationModel(abc.ABC):
 
     @abc.abstractmethod
     def encode_text(self, names: Sequence[str]) -> torch.Tensor:
-        """Embed the vocabulary: raw class names (e.g. "handrail_or_fence") -> (C, D) float."""
+        """Embed the vocabulary: raw class names (e.g. "handrail_or_fence") -> a float tensor
+        whose first dimension is C, usually (C, D); (C, P, D) for models that keep one
+        embedding per name part. The runner caches it and hands it back to `predict` as is."""
 
     def text_cache_key(self) -> str | None:
         """What determines `encode_text`'s output besides the names (encoder id, weights hash,
@@ -66,7 +68,7 @@ class SegmentationModel(abc.ABC):
     def predict(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Segment a batch of consecutive frames of one video.
 
-        frames: uint8 (B, 3, H, W) RGB on `self.device`; text: (C, D) from `encode_text`.
+        frames: uint8 (B, 3, H, W) RGB on `self.device`; text: what `encode_text` returned.
         Returns either float scores (B, C, h, w) at any resolution (the runner resizes them
         bilinearly to H x W and takes the argmax) or integer labels (B, H, W) in 0..C-1.
         """

@@ -79,7 +79,9 @@ def create_clip(arch: str, pretrained: str, device: torch.device | str = "cpu") 
     """Build an open_clip model with verified weights; returns the model (eval mode) and the
     record of which weights it holds."""
     path = resolve_weights(arch, pretrained)
-    model = open_clip.create_model(arch, pretrained=str(path) if path else None, device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # an explicit random init is the same every run, so its numbers repeat
+        model = open_clip.create_model(arch, pretrained=str(path) if path else None, device=device)
     model.eval()
     info = WeightsInfo(
         source=RANDOM_INIT if path is None else (pretrained if not _looks_like_path(pretrained) else str(path)),

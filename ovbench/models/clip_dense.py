@@ -1,0 +1,155 @@
+"""Training-free dense CLIP: MaskCLIP (Zhou et al., "Extract Free Dense Labels from CLIP",
+ECCV 2022), ViT variant. It needs nothing but CLIP weights, which makes it the floor any
+trained open-vocabulary segmenter has to clear.
+
+CLIP's patch tokens are not aligned with text, but the value path of the last attention block
+is: there every token carries its own content into the space the class token is projected
+from. The variant implemented is the one in MaskCLIP's released code for ViT (its backbone's
+`return_qkv` path): in the last block, for each patch token x,
+    y = x + out_proj(W_v LN1(x) + b_v)        (query and key unused: a token sees only itself)
+    y = y + MLP(LN2(y))                       (residual and MLP kept, as MaskCLIP keeps them)
+then ln_post and the visual projection give the patch embedding; cosine with the class text
+embeddings gives the scores. MaskCLIP's optional refinements (key smoothing, prompt
+denoising) are not applied.
+
+Frames are resized so the short side is `input_size` (the long side keeps the aspect ratio,
+rounded to whole patches) and the positional embeddings are interpolated bicubically to the
+patch grid, as MaskCLIP evaluates. `window=whole` runs each frame in one pass; `window=slide`
+runs square `input_size` windows `stride` pixels apart and averages the scores where they
+overlap, keeping each pass near CLIP's square training shape.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from open_clip.transformer import VisionTransformer
+
+from ..errors import ConfigError
+from ..registry import register_model
+from .prompts import ClipArgs, ClipBaseline, class_scores
+
+
+@dataclasses.dataclass
+class ClipDenseArgs(ClipArgs):
+    clip: str = "ViT-B-16"
+    input_size: int = 448  # short side in pixels fed to the ViT; a multiple of its patch size
+    window: Literal["whole", "slide"] = "whole"
+    stride: int = 224  # window=slide: pixels between windows; a multiple of the patch size
+
+    def __post_init__(self) -> None:
+        for key in ("input_size", "stride"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"model argument {key}={getattr(self, key)}: must be positive")
+
+
+def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The last block of a CLIP ViT with its attention replaced by the value path (MaskCLIP)."""
+    attn = block.attn
+    width = x.shape[-1]
+    value = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
+    x = x + block.ls_1(attn.out_proj(value))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def window_starts(length: int, size: int, stride: int) -> list[int]:
+    """Window offsets covering [0, length): every `stride`, the last one flush with the end."""
+    if length <= size:
+        return [0]
+    return sorted(set(range(0, length - size, stride)) | {length - size})
+
+
+@register_model("clip-dense")
+class ClipDense(ClipBaseline):
+    """MaskCLIP dense CLIP on a ViT; scores (B, C, h, w) on the patch grid."""
+
+    Args = ClipDenseArgs
+    sample_args = {"clip": "ovbench-tiny-vit", "pretrained": "none"}
+
+    def __init__(self, args: ClipDenseArgs, device: torch.device):
+        super().__init__(args, device)
+        visual = self.clip.visual
+        if not (
+            isinstance(visual, VisionTransformer)
+            and visual.attn_pool is None
+            and isinstance(visual.transformer.resblocks[-1].attn, torch.nn.MultiheadAttention)
+        ):
+            raise ConfigError(
+                f"model argument clip={args.clip}: clip-dense needs a CLIP ViT with plain attention blocks"
+            )
+        self.patch = visual.patch_size[0]
+        for key in ("input_size", "stride"):
+            if getattr(args, key) % self.patch:
+                raise ConfigError(
+                    f"model argument {key}={getattr(args, key)}: must be a multiple of {args.clip}'s patch size {self.patch}"
+                )
+        self._positions: dict[tuple[int, int], torch.Tensor] = {}
+
+    def positional_embedding(self, grid_h: int, grid_w: int) -> torch.Tensor:
+        """The class position plus the patch positions resized to a grid_h x grid_w grid."""
+        if (grid_h, grid_w) not in self._positions:
+            visual = self.clip.visual
+            pos = visual.positional_embedding
+            if (grid_h, grid_w) == tuple(visual.grid_size):
+                resized = pos
+            else:
+                grid = pos[1:].reshape(1, *visual.grid_size, -1).permute(0, 3, 1, 2).float()
+                grid = F.interpolate(grid, size=(grid_h, grid_w), mode="bicubic", align_corners=False)
+                resized = torch.cat([pos[:1], grid[0].flatten(1).T.to(pos.dtype)])
+            self._positions[grid_h, grid_w] = resized
+        return self._positions[grid_h, grid_w]
+
+    def patch_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Normalised pixels (N, 3, H, W), H and W whole patches -> L2-normalised (N, h, w, D)."""
+        visual = self.clip.visual
+        x = visual.conv1(pixels)
+        n, _, grid_h, grid_w = x.shape
+        x = x.flatten(2).transpose(1, 2)
+        x = torch.cat([visual.class_embedding.to(x.dtype).expand(n, 1, -1), x], dim=1)
+        x = visual.ln_pre(x + self.positional_embedding(grid_h, grid_w).to(x.dtype))
+        blocks = visual.transformer.resblocks
+        batch_first = getattr(visual.transformer, "batch_first", True)
+        x = x if batch_first else x.transpose(0, 1)
+        for block in blocks[:-1]:
+            x = block(x)
+        x = x if batch_first else x.transpose(0, 1)
+        x = visual.ln_post(value_path(blocks[-1], x[:, 1:])) @ visual.proj
+        return F.normalize(x.float(), dim=-1).view(n, grid_h, grid_w, -1)
+
+    def resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames -> float RGB 0..255 with the short side `input_size`, whole patches."""
+        height, width = frames.shape[-2:]
+        scale = self.args.input_size / min(height, width)
+        size = [max(self.patch, round(side * scale / self.patch) * self.patch) for side in (height, width)]
+        return F.interpolate(frames.float(), size=size, mode="bilinear", antialias=True, align_corners=False)
+
+    def _scores(self, pixels: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        embeddings = self.patch_embeddings(pixels)
+        n, grid_h, grid_w, _ = embeddings.shape
+        scores = class_scores(embeddings.flatten(0, 2), text)
+        return scores.view(n, grid_h, grid_w, -1).permute(0, 3, 1, 2)
+
+    @torch.no_grad()
+    def predict(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        pixels = self.normalize(self.resize(frames))
+        if self.args.window == "whole":
+            return self._scores(pixels, text)
+        size, batch = self.args.input_size, frames.shape[0]
+        height, width = pixels.shape[-2:]
+        windows = [
+            (top, left)
+            for top in window_starts(height, size, self.args.stride)
+            for left in window_starts(width, size, self.args.stride)
+        ]
+        crops = torch.cat([pixels[:, :, top : top + size, left : left + size] for top, left in windows])
+        window_scores = self._scores(crops, text).split(batch)
+        grid, p = size // self.patch, self.patch
+        total = window_scores[0].new_zeros(batch, window_scores[0].shape[1], height // p, width // p)
+        count = total.new_zeros(1, 1, height // p, width // p)
+        for (top, left), scores in zip(windows, window_scores):
+            total[:, :, top // p : top // p + grid, left // p : left // p + grid] += scores
+            count[:, :, top // p : top // p + grid, left // p : left // p + grid] += 1
+        return total / count
