@@ -7,8 +7,10 @@ record then says so. A missing file is a one-line error, never a silent random i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -75,11 +77,23 @@ def resolve_weights(arch: str, pretrained: str) -> Path | None:
     return Path(target)
 
 
+@contextlib.contextmanager
+def _quiet_open_clip(asked_for_random: bool):
+    """open_clip warns about random init; when the user asked for it, the record says so instead."""
+    previous = logging.root.level
+    if asked_for_random:
+        logging.root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.root.setLevel(previous)
+
+
 def create_clip(arch: str, pretrained: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo]:
     """Build an open_clip model with verified weights; returns the model (eval mode) and the
     record of which weights it holds."""
     path = resolve_weights(arch, pretrained)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip(path is None):
         torch.manual_seed(0)  # an explicit random init is the same every run, so its numbers repeat
         model = open_clip.create_model(arch, pretrained=str(path) if path else None, device=device)
     model.eval()
