@@ -1,0 +1,225 @@
+"""The benchmark's metric state: one object fed video by video, saved, resumed, merged, reduced.
+
+Everything it keeps is an exact integer (pixel counts, VC accuracies in fixed point), so a run
+split across processes, resumed from a checkpoint, or merged in any order gives bit-identical
+numbers; floats are made once, in `compute`. A video reaches the totals only at `end_video`, so
+a video that fails half-way can be dropped with `abort_video` and leaves no trace.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from ovbench.errors import ConfigError, DataError
+from ovbench.metrics.confusion import (
+    IGNORE, LabelError, as_labels, check_byte_range, check_num_classes, count_pairs, fold_pairs, pair_table,
+    segmentation_scores,
+)
+from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
+
+STATE_FORMAT = 1
+WORD_BITS, WORDS = 32, 4  # a VC fixed-point sum travels through all_reduce as 4 words of 32 bits
+
+
+def _sparse(matrix: torch.Tensor) -> list[list[int]]:
+    """[[gt, pred, count], ...] of the non-zero cells, row-major."""
+    cells = matrix.nonzero()
+    return torch.cat([cells, matrix[cells[:, 0], cells[:, 1]][:, None]], 1).tolist()
+
+
+def _dense(cells: list[list[int]], num_classes: int) -> np.ndarray:
+    m = np.zeros((num_classes, num_classes), dtype=np.int64)
+    if cells:
+        a = np.asarray(cells, dtype=np.int64)
+        m[a[:, 0], a[:, 1]] = a[:, 2]
+    return m
+
+
+def _union(videos: list[dict[str, dict]]) -> dict[str, dict]:
+    """One dict of per-video entries; DataError if a video appears twice (scored twice)."""
+    out: dict[str, dict] = {}
+    for part in videos:
+        twice = sorted(set(out) & set(part))
+        if twice:
+            raise DataError(f"video {twice[0]}: scored twice ({len(twice)} videos scored more than once)")
+        out.update(part)
+    return out
+
+
+def _vc_keys(vc: Iterable[Sequence[int]]) -> dict[str, float]:
+    """{'VC8': ...} for the windows with at least one counted window."""
+    return {f"VC{n}": total / (count << FIXED_POINT_BITS) for n, total, count in vc if count}
+
+
+class VideoSegMetrics:
+    """Confusion matrix (vocabulary indices) + VC_n over a set of videos.
+
+    gt is given in converted VSPW ids (0..123, 255 = void); `gt_lut` (256,) maps them to
+    vocabulary indices (255 = not counted) for the confusion matrix, while VC compares the
+    converted ids themselves. pred holds vocabulary indices. Videos with at most
+    `min_video_frames` frames are left out of the total confusion matrix (the common "skip
+    videos of 16 frames or fewer" variant is 16); VC always follows the official rules.
+    """
+
+    def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray | torch.Tensor, *,
+                 windows: Iterable[int] = (8, 16), min_video_frames: int = 0,
+                 device: torch.device | str = "cpu"):
+        check_num_classes(num_classes)
+        lut = [int(v) for v in np.asarray(torch.as_tensor(gt_lut).cpu()).reshape(-1)]
+        if len(lut) != 256 or any(not (0 <= v < num_classes or v == IGNORE) for v in lut):
+            raise ConfigError(f"gt_lut must have 256 entries, each a class index 0..{num_classes - 1} "
+                              f"or {IGNORE}")
+        if not isinstance(min_video_frames, int) or min_video_frames < 0:
+            raise ConfigError(f"min_video_frames must be an integer >= 0, got {min_video_frames!r}")
+        self.num_classes = num_classes
+        self.gt_lut = lut
+        self.windows = check_windows(windows)
+        self.min_video_frames = min_video_frames
+        self.device = torch.device(device)
+        self._row_class = torch.tensor(lut, dtype=torch.int64, device=self.device)
+        # gt ids from the first one whose LUT entries are all alike (VSPW: 124, void) share one row
+        self._pair_rows = 1 + next(r for r in range(256) if len(set(lut[r:])) == 1)
+        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=self.device)
+        self.vc = {n: [0, 0] for n in self.windows}  # n -> [sum of accuracies * 2**64, windows]
+        self.videos: dict[str, dict] = {}
+        self._video: str | None = None
+        self._frames = 0
+        self._pairs: torch.Tensor | None = None
+        self._consistency: VideoConsistency | None = None
+
+    # one video at a time -------------------------------------------------------------------
+    def begin_video(self, name: str) -> None:
+        if self._video is not None:
+            raise RuntimeError(f"begin_video({name!r}) while video {self._video!r} is still open")
+        if name in self.videos:
+            raise DataError(f"video {name}: already scored")
+        self._video, self._frames = name, 0
+        self._pairs = pair_table(self.device)
+        self._consistency = VideoConsistency(self.windows, self.device)
+
+    def update(self, gt: np.ndarray | torch.Tensor, pred: np.ndarray | torch.Tensor) -> None:
+        """One frame (H,W) or consecutive frames (B,H,W) of the open video."""
+        if self._video is None:
+            raise RuntimeError("update() without begin_video()")
+        try:
+            check_byte_range(gt, "gt")
+            g, p = as_labels(gt, self.device, "gt"), as_labels(pred, self.device, "pred")
+            self._consistency.update(g, p)
+        except LabelError as e:
+            raise LabelError(f"video {self._video}, frame {self._frames}: {e}") from None
+        frames = list(zip(g.reshape(-1, *g.shape[-2:]), p.reshape(-1, *p.shape[-2:])))
+        for gt_frame, pred_frame in frames:
+            count_pairs(gt_frame, pred_frame, self._pairs, self._pair_rows)
+        self._frames += len(frames)
+
+    def end_video(self) -> None:
+        """Validate the video and fold it into the totals (on error it stays open: abort it)."""
+        if self._video is None:
+            raise RuntimeError("end_video() without begin_video()")
+        matrix = fold_pairs(self._pairs, self._row_class, self.num_classes, f"video {self._video}")
+        vc = self._consistency.result()
+        if self._frames > self.min_video_frames:
+            self.confusion += matrix
+        for n, (total, count) in vc.items():
+            self.vc[n][0] += total
+            self.vc[n][1] += count
+        self.videos[self._video] = {"frames": self._frames, "confusion": _sparse(matrix),
+                                    "vc": [[n, total, count] for n, (total, count) in vc.items()]}
+        self.abort_video()
+
+    def abort_video(self) -> None:
+        """Forget the open video (if any) entirely."""
+        self._video = None
+        self._pairs = self._consistency = None
+
+    # combining and saving -------------------------------------------------------------------
+    def _config(self) -> dict:
+        return {"num_classes": self.num_classes, "gt_lut": self.gt_lut, "windows": list(self.windows),
+                "min_video_frames": self.min_video_frames}
+
+    def _check_closed(self, action: str) -> None:
+        if self._video is not None:
+            raise RuntimeError(f"{action} while video {self._video!r} is open")
+
+    def _check_config(self, config: dict, source: str) -> None:
+        for key, value in self._config().items():
+            if config.get(key) != value:
+                raise ConfigError(f"{source}: {key} is {config.get(key)!r}, expected {value!r}")
+
+
+    def merge(self, other: "VideoSegMetrics") -> None:
+        """Add another accumulator's videos (same configuration, no video in common)."""
+        self._check_closed("merge()")
+        other._check_closed("merge()")
+        self._check_config(other._config(), "merge()")
+        self.videos = _union([self.videos, other.videos])
+        self.confusion += other.confusion.to(self.device)
+        for n in self.windows:
+            self.vc[n][0] += other.vc[n][0]
+            self.vc[n][1] += other.vc[n][1]
+
+    def state_dict(self) -> dict:
+        """Plain ints, strings and lists: fit for JSON and torch.save(weights_only=True)."""
+        self._check_closed("state_dict()")
+        return {"format": STATE_FORMAT, **self._config(), "confusion": _sparse(self.confusion.cpu()),
+                "vc": [[n, *self.vc[n]] for n in self.windows],
+                "videos": {name: self.videos[name] for name in sorted(self.videos)}}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Replace this accumulator's state by a saved one with the same configuration."""
+        self._check_closed("load_state_dict()")
+        if state.get("format") != STATE_FORMAT:
+            raise ConfigError(f"metric state format {state.get('format')!r} is not {STATE_FORMAT}")
+        self._check_config(state, "saved metric state")
+        self.confusion = torch.as_tensor(_dense(state["confusion"], self.num_classes), device=self.device)
+        self.vc = {n: [total, count] for n, total, count in state["vc"]}
+        self.videos = dict(state["videos"])
+
+    def all_reduce(self, group=None) -> None:
+        """Make every process hold the sum of all processes' states (call once, all videos closed).
+
+        Integer totals are summed with dist.all_reduce on this accumulator's device (gloo: CPU,
+        nccl: CUDA); per-video entries travel with all_gather_object.
+        """
+        self._check_closed("all_reduce()")
+        gathered: list = [None] * dist.get_world_size(group)
+        dist.all_gather_object(gathered, (self._config(), self.videos), group=group)
+        for rank, (config, _) in enumerate(gathered):
+            self._check_config(config, f"all_reduce(): rank {rank}")
+        videos = _union([rank_videos for _, rank_videos in gathered])
+        mask, words = (1 << WORD_BITS) - 1, []
+        for n in self.windows:  # a sum reaches 2**128 only after 2**64 windows
+            total, count = self.vc[n]
+            words += [(total >> (WORD_BITS * i)) & mask for i in range(WORDS)] + [count]
+        flat = torch.cat([self.confusion.reshape(-1),
+                          torch.tensor(words, dtype=torch.int64, device=self.device)])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
+        k2 = self.num_classes ** 2
+        self.confusion = flat[:k2].reshape(self.num_classes, self.num_classes).clone()
+        summed = flat[k2:].tolist()
+        for j, n in enumerate(self.windows):
+            chunk = summed[j * (WORDS + 1):(j + 1) * (WORDS + 1)]
+            self.vc[n] = [sum(w << (WORD_BITS * i) for i, w in enumerate(chunk[:WORDS])), chunk[WORDS]]
+        self.videos = videos
+
+    # results ---------------------------------------------------------------------------------
+    def compute(self, *, seen_index: Sequence[int] | None = None, unseen_index: Sequence[int] | None = None,
+                convention: str = "vspw") -> dict:
+        """{"metrics": {mIoU, pAcc, mAcc, fwIoU, [mIoU_seen, mIoU_unseen, hIoU], VC<n>...},
+        "per_class": {"iou", "acc", "gt_pixels"}, "per_video": {name: {frames, mIoU, VC<n>, confusion}}};
+        keys that cannot be computed are absent."""
+        metrics = segmentation_scores(self.confusion, seen=seen_index, unseen=unseen_index, convention=convention)
+        per_class = metrics.pop("per_class")
+        metrics.update(_vc_keys([n, *self.vc[n]] for n in self.windows))
+        per_video = {}
+        for name in sorted(self.videos):
+            entry = self.videos[name]
+            scores = segmentation_scores(_dense(entry["confusion"], self.num_classes), convention=convention)
+            per_video[name] = {"frames": entry["frames"],
+                               **({"mIoU": scores["mIoU"]} if "mIoU" in scores else {}),
+                               **_vc_keys(entry["vc"]), "confusion": entry["confusion"]}
+        return {"metrics": metrics, "per_class": per_class, "per_video": per_video}
