@@ -254,15 +254,36 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
     video_frames = 0
     wall_start = time.perf_counter()
 
+    def checkpoint() -> None:
+        part.wall_seconds = time.perf_counter() - wall_start
+        state.save(part)
+
+    def drop_video(err: Exception) -> None:
+        """Forget every trace of the current video and say why, unless the user wants to stop."""
+        nonlocal failed
+        if options.strict:
+            raise err
+        name = videos[current].name
+        failed = current
+        metrics.abort_video()
+        writer.abort_video()
+        part.frames -= video_frames
+        part.skipped[name] = str(err) if name in str(err) else f"video {name}: {err}"
+        checkpoint()
+        progress.note(f"skipping video {name}: {err}")
+
     def close_video() -> None:
         nonlocal current
         if current is not None and current != failed:
-            metrics.end_video()
-            writer.end_video()
-            part.done.append(videos[current].name)
-            part.metrics = metrics.state_dict()
-            part.wall_seconds = time.perf_counter() - wall_start
-            state.save(part)
+            try:
+                metrics.end_video()
+            except OvbenchError as err:
+                drop_video(err)
+            else:
+                writer.end_video()
+                part.done.append(videos[current].name)
+                part.metrics = metrics.state_dict()
+                checkpoint()
         current = None
 
     try:
@@ -275,37 +296,26 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
                 metrics.begin_video(name)
                 writer.begin_video(name)
                 model.begin_video(name)
-            if video_index == failed:
-                progress.step(len(batch["frames"]), name)
-                continue
-            try:
-                if "error" in batch:
-                    raise DataError(batch["error"])
-                frames = batch["image"].to(device, non_blocking=True)
-                gt = batch["gt"].to(device, non_blocking=True)
-                where = f"video {name} frames {batch['frames'][0]}..{batch['frames'][-1]}"
-                start = time.perf_counter()
-                with torch.inference_mode(), autocast:
-                    output = model.predict(frames, text)
-                labels = labels_from_output(output, tuple(gt.shape[-2:]), classes, where)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                part.model_seconds += time.perf_counter() - start
-                metrics.update(gt, labels)
-                writer.write(name, [videos[video_index].frames[i] for i in batch["frames"]], labels)
-                part.frames += len(batch["frames"])
-                video_frames += len(batch["frames"])
-            except (OvbenchError, RuntimeError, ValueError) as err:
-                if options.strict:
-                    raise
-                failed = video_index
-                metrics.abort_video()
-                writer.abort_video()
-                part.frames -= video_frames
-                part.skipped[name] = str(err) if name in str(err) else f"video {name}: {err}"
-                part.wall_seconds = time.perf_counter() - wall_start
-                state.save(part)
-                progress.note(f"skipping video {name}: {err}")
+            if video_index != failed:
+                try:
+                    if "error" in batch:
+                        raise DataError(batch["error"])
+                    frames = batch["image"].to(device, non_blocking=True)
+                    gt = batch["gt"].to(device, non_blocking=True)
+                    start = time.perf_counter()
+                    with torch.inference_mode(), autocast:
+                        output = model.predict(frames, text)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    part.model_seconds += time.perf_counter() - start
+                    where = f"video {name} frames {batch['frames'][0]}..{batch['frames'][-1]}"
+                    labels = labels_from_output(output, tuple(gt.shape[-2:]), classes, where)
+                    metrics.update(gt, labels)
+                    writer.write(name, [videos[video_index].frames[i] for i in batch["frames"]], labels)
+                    part.frames += len(batch["frames"])
+                    video_frames += len(batch["frames"])
+                except (OvbenchError, RuntimeError, ValueError) as err:
+                    drop_video(err)
             progress.step(len(batch["frames"]), name)
         close_video()
     finally:
