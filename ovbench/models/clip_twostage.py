@@ -39,7 +39,8 @@ KMEANS_ITERATIONS = 10
 @dataclasses.dataclass
 class ClipTwoStageArgs(ClipArgs):
     clip: str = "RN50"
-    proposals: int = 32  # about this many superpixels seeded per frame (a grid), before merging
+    # 100 proposals, as the 100 mask queries whose crops ZegFormer / SimBaseline classify
+    proposals: int = 100  # about this many superpixels seeded per frame (a grid), before merging
     compactness: float = 0.1  # weight of one grid spacing of distance against RGB colour in 0..1
     merge: float = 0.05  # join adjacent superpixels whose mean RGB (0..1) differ by less; 0 = never
     proposal_size: int = 120  # short side of the proposal map in pixels (never above the frame's)

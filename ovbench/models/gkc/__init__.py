@@ -1,0 +1,7 @@
+"""GKC (Global Knowledge Calibration, ICCV 2023), reimplemented: the network (backbone, pixel
+decoder, transformer decoder, open-vocabulary heads), its checkpoints and the benchmark adapter
+here; the training losses, matcher and loop beside them."""
+
+from .adapter import GKC, GKCBase
+
+__all__ = ["GKC", "GKCBase"]

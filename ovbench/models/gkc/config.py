@@ -1,0 +1,115 @@
+"""GKC network configurations as data: `configs/<id>.json`, the file name being the config id
+(as open_clip names its model configs), so a checkpoint can record which one built it and a
+researcher can add a size without touching code."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import open_clip
+
+from ...errors import ConfigError
+from ...suggest import did_you_mean
+from ..clip_loading import register_tiny_configs
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+GROUP_NORM_GROUPS = 32  # Mask2Former's GroupNorm(32, C) in the pixel decoder
+
+
+@dataclasses.dataclass(frozen=True)
+class GKCConfig:
+    """Sizes of one GKC network. Defaults are the paper's (CLIP RN50, Mask2Former R50 sizes).
+
+    The pixel decoder's deformable encoder always reads the stride 8/16/32 features (3 levels)
+    and the transformer decoder cycles over the same 3 scales, as in Mask2Former;
+    `decoder_layers` counts transformer layers (9 layers give 10 predictions: one from the
+    initial queries and one after each layer)."""
+
+    id: str
+    clip_arch: str = "RN50"
+    frozen_backbone_bn: bool = True  # detectron2's FrozenBN; off for random-init tiny trunks
+    hidden_dim: int = 256
+    encoder_layers: int = 6
+    encoder_ffn_dim: int = 1024
+    deform_heads: int = 8
+    deform_points: int = 4
+    decoder_layers: int = 9
+    decoder_heads: int = 8
+    decoder_ffn_dim: int = 2048
+    num_queries: int = 100
+    mask_dim: int = 256
+
+    def __post_init__(self) -> None:
+        register_tiny_configs()
+        if self.clip_arch not in open_clip.list_models():
+            raise ConfigError(
+                f"GKC config {self.id!r}: unknown CLIP architecture {self.clip_arch!r}"
+                f"{did_you_mean(self.clip_arch, open_clip.list_models())}"
+            )
+        if not isinstance(self._clip_cfg()["vision_cfg"].get("layers"), (list, tuple)):
+            raise ConfigError(f"GKC config {self.id!r}: {self.clip_arch} is not a CLIP ResNet (GKC's backbone is one)")
+        for name in ("hidden_dim", "deform_heads", "decoder_heads"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"GKC config {self.id!r}: {name} must be positive")
+        if self.hidden_dim % GROUP_NORM_GROUPS:
+            raise ConfigError(f"GKC config {self.id!r}: hidden_dim must be a multiple of {GROUP_NORM_GROUPS}")
+        for heads in ("deform_heads", "decoder_heads"):
+            if self.hidden_dim % getattr(self, heads):
+                raise ConfigError(f"GKC config {self.id!r}: hidden_dim must be divisible by {heads}")
+
+    def _clip_cfg(self) -> dict[str, Any]:
+        return open_clip.get_model_config(self.clip_arch)
+
+    @property
+    def text_dim(self) -> int:
+        """Width of the CLIP joint embedding space the classifier projects into."""
+        return int(self._clip_cfg()["embed_dim"])
+
+    @property
+    def backbone_layers(self) -> list[int]:
+        return list(self._clip_cfg()["vision_cfg"]["layers"])
+
+    @property
+    def backbone_width(self) -> int:
+        return int(self._clip_cfg()["vision_cfg"].get("width", 64))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str) -> GKCConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{where}: unknown GKC config key {key!r}{did_you_mean(key, known)}")
+        return cls(**values)
+
+
+def available_configs() -> list[str]:
+    return sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
+
+
+def load_config(name: str) -> GKCConfig:
+    """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
+    if name.endswith(".json") or os.sep in name:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"GKC config file {path} does not exist")
+    else:
+        path = CONFIG_DIR / f"{name}.json"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown GKC config {name!r}{did_you_mean(name, available_configs())};"
+                f" known: {', '.join(available_configs())}"
+            )
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"GKC config {path} is not valid JSON: {err}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"GKC config {path} must hold a JSON object")
+    return GKCConfig.from_dict({**values, "id": path.stem}, str(path))

@@ -1,0 +1,115 @@
+"""The GKC network: Mask2Former with its closed-set class head replaced by a projection into the
+CLIP text space, so any vocabulary can be scored by cosine similarity with frozen CLIP text
+embeddings, and no CLIP image encoder runs at inference (the paper's speed argument)."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from torch import nn
+
+from ..clip_loading import max_over_parts
+from .backbone import CLIPResNetTrunk
+from .config import GKCConfig
+from .pixel_decoder import MSDeformAttnPixelDecoder
+from .transformer_decoder import MaskedAttentionDecoder
+
+SIZE_DIVISIBILITY = 32
+MAX_LOGIT_SCALE = 100.0  # CLIP's clamp of exp(logit_scale)
+
+
+@functools.cache
+def _pixel_statistics(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # made once per device: a host-to-device copy per frame would synchronise the GPU
+    mean = torch.tensor(OPENAI_DATASET_MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(OPENAI_DATASET_STD, device=device).view(1, 3, 1, 1) * 255
+    return mean, std
+
+
+def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
+    """RGB (B, 3, H, W) in 0..255 (uint8 or float) -> float32 with CLIP's normalisation, the
+    input the CLIP-initialised backbone expects (every CLIP ResNet uses OpenAI's statistics)."""
+    mean, std = _pixel_statistics(pixels.device)
+    return (pixels.float() - mean) / std
+
+
+class GKCNetwork(nn.Module):
+    """`clip_model`, when given, is the open_clip model whose visual trunk initialises the
+    backbone (training from CLIP); leave it out when a checkpoint will supply every weight.
+    The CLIP model itself is not kept: its frozen text tower is not part of this network."""
+
+    def __init__(self, config: GKCConfig, clip_model: nn.Module | None = None):
+        super().__init__()
+        self.config = config
+        self.backbone = CLIPResNetTrunk(config.backbone_layers, config.backbone_width, config.frozen_backbone_bn)
+        if clip_model is not None:
+            self.backbone.load_clip_visual(clip_model.visual)
+        dim = config.hidden_dim
+        self.pixel_decoder = MSDeformAttnPixelDecoder(
+            self.backbone.channels, dim, config.mask_dim, config.encoder_layers, config.encoder_ffn_dim,
+            config.deform_heads, config.deform_points,
+        )
+        self.decoder = MaskedAttentionDecoder(
+            dim, config.decoder_heads, config.decoder_ffn_dim, config.decoder_layers, config.num_queries, config.mask_dim
+        )
+        self.class_embed = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, config.text_dim))
+        self.kd_embed = nn.Linear(dim, config.text_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.no_object_embed = nn.Parameter(torch.randn(1, config.text_dim) * config.text_dim**-0.5)
+
+    def classify(self, pred_embed: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Logits (B, Q, C+1) of L2-normalised query embeddings against per-part text
+        embeddings (P, D) owned by classes (`owner` (P,)): a class scores the max over its
+        parts; the last column is the learned "no object" class."""
+        scale = self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        classes = torch.cat([text.to(pred_embed.dtype), F.normalize(self.no_object_embed, dim=-1).to(pred_embed.dtype)])
+        logits = scale * pred_embed @ classes.t()
+        per_class = max_over_parts(logits[..., :-1], owner, num_classes, dim=-1)
+        return torch.cat([per_class, logits[..., -1:]], dim=-1)
+
+    def _heads(self, embedding: torch.Tensor, masks: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int) -> dict[str, torch.Tensor]:
+        pred_embed = F.normalize(self.class_embed(embedding), dim=-1)
+        return {
+            "pred_logits": self.classify(pred_embed, text, owner, num_classes),
+            "pred_masks": masks,
+            "pred_embed": pred_embed,
+            "kd_embed": F.normalize(self.kd_embed(embedding), dim=-1),
+        }
+
+    @staticmethod
+    def semantic_inference(pred_logits: torch.Tensor, pred_masks: torch.Tensor) -> torch.Tensor:
+        """Mask2Former's semantic inference: per-pixel class scores (B, C, h, w) = sum over queries
+        of P(class | query) (softmax, "no object" dropped) times the query's mask probability."""
+        probs = pred_logits.float().softmax(-1)[..., :-1]
+        return torch.einsum("bqc,bqhw->bchw", probs, pred_masks.float().sigmoid())
+
+    def forward(
+        self, images: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int, aux: bool = True
+    ) -> dict:
+        """images (B, 3, H, W) CLIP-normalised, any size; text (P, D) L2-normalised embeddings
+        of name parts, `owner` (P,) their class indices in 0..num_classes-1.
+
+        Returns pred_logits (B, Q, C+1), pred_masks (B, Q, ceil(H/4), ceil(W/4)) logits,
+        pred_embed and kd_embed (B, Q, D) L2-normalised, and aux_outputs: the same dicts for
+        the initial queries and every decoder layer but the last (deep supervision); with
+        aux=False (inference) that list is empty and the heads run on the last layer only."""
+        height, width = images.shape[-2:]
+        pad_h = -height % SIZE_DIVISIBILITY
+        pad_w = -width % SIZE_DIVISIBILITY
+        # zero padding in normalised space (the mean colour), as Mask2Former's padded batches
+        padded = F.pad(images, (0, pad_w, 0, pad_h))
+        mask_features, multi_scale = self.pixel_decoder(self.backbone(padded))
+        out_h, out_w = -(-height // 4), -(-width // 4)
+        predictions = self.decoder(multi_scale, mask_features)
+        outputs = [
+            self._heads(embedding, masks[..., :out_h, :out_w], text, owner, num_classes)
+            for embedding, masks in (predictions if aux else predictions[-1:])
+        ]
+        final = outputs.pop()
+        final["aux_outputs"] = outputs
+        return final
+
