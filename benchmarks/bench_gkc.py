@@ -34,7 +34,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ovbench.api import parse_model_args
 from ovbench.models.gkc import GKC
-from ovbench.models.gkc.checkpoint import save_checkpoint
+from gkc_weights import random_gkc_checkpoint
 from ovbench.models.gkc.config import GKCConfig, load_config
 from ovbench.models.gkc.network import GKCNetwork
 
@@ -107,9 +107,7 @@ def frames_per_second(model, names: list[str], size: tuple[int, int], args, devi
 def gkc_adapter(config_id: str, folder: Path, device: torch.device, extra: str = "") -> GKC:
     """The real adapter over a random-init checkpoint of `config_id` (its text tower random
     too, stored in the file), so the timed path is exactly what `ovbench run` executes."""
-    trainer = GKC(parse_model_args(GKC.Args, f"config={config_id},clip_pretrained=none"), torch.device("cpu"))
-    clip, info = trainer.load_clip()
-    path = save_checkpoint(folder / f"{config_id}.safetensors", GKCNetwork(trainer.config, clip), clip, info, steps=0)
+    path = random_gkc_checkpoint(config_id, folder)
     return GKC(parse_model_args(GKC.Args, f"checkpoint={path},{extra}"), device)
 
 

@@ -27,15 +27,18 @@ def run_cli(argv: list[str], env: dict) -> dict:
         "import json, resource, sys\n"
         "from ovbench.cli import main\n"
         "status = main(sys.argv[1:])\n"
-        "print('PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "import torch\n"
+        "gpu = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0\n"
+        "print('PEAK_GPU_B', gpu, 'PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
         "sys.exit(status)\n"
     )
     done = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"ovbench {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
     peak = int(done.stderr.split("PEAK_RSS_KB")[-1].split()[0]) / 1024
+    gpu = int(done.stderr.split("PEAK_GPU_B")[-1].split()[0]) / 2**20
     record_path = done.stdout.strip().splitlines()[-1].removeprefix("record: ")
-    return {"record": json.loads(Path(record_path).read_text()), "peak_mib": peak}
+    return {"record": json.loads(Path(record_path).read_text()), "peak_mib": peak, "gpu_mib": gpu}
 
 
 def main() -> None:
@@ -48,19 +51,26 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--width", type=int, default=214)
     parser.add_argument("--frames", type=int, default=12, help="frames of the short video (the long one has 10x)")
+    parser.add_argument("--gkc-config", help="time gkc with a random-init checkpoint of this config (e.g. gkc-r50) instead of the shipped sample")
+    parser.add_argument("--model-args", action="append", default=[], metavar="MODEL:K=V,...", help="override a model's args")
     args = parser.parse_args()
+    overrides = dict(item.split(":", 1) for item in args.model_args)
 
     from ovbench.data.synthetic import SAMPLE, write_synthetic_vspw
 
     work = Path(tempfile.mkdtemp(prefix="ovbench-bench-"))
     env = {**os.environ, "OVBENCH_CACHE": str(work / "cache")}
     sample = write_synthetic_vspw(work / "sample", videos=SAMPLE["videos"], height=args.height, width=args.width)
+    if args.gkc_config:
+        from gkc_weights import random_gkc_checkpoint
+
+        overrides.setdefault("gkc", f"checkpoint={random_gkc_checkpoint(args.gkc_config, work)}")
     common = ["--split", "vspw_all", "--device", args.device, "--precision", args.precision,
               "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--no-progress"]
     print(f"device {args.device} ({args.precision}), {args.height}x{args.width} frames, batch {args.batch_size}, {args.workers} workers, torch threads {os.cpu_count()}")
     print(f"{'model':14s} {'model fps':>9s} {'e2e fps':>8s} {'e2e/model':>9s} {'text cold s':>11s} {'text warm s':>11s} {'warm/run':>8s}")
     for model in args.models.split(","):
-        words = ["run", "--model", model, "--model-args", _sample_args(model), *common, "--data-root", str(sample)]
+        words = ["run", "--model", model, "--model-args", overrides.get(model, _sample_args(model)), *common, "--data-root", str(sample)]
         cold = run_cli([*words, "--out", str(work / f"{model}-cold")], env)  # empty text cache
         warm = run_cli([*words, "--out", str(work / f"{model}-warm")], env)  # same vocabulary: cached
         timing = warm["record"]["timing"]
@@ -70,15 +80,16 @@ def main() -> None:
             f" {100 * timing['text_seconds'] / (timing['seconds'] + timing['text_seconds']):7.2f}%"
         )
 
-    print(f"\npeak RSS of one run over a {args.frames}-frame vs a {10 * args.frames}-frame video (first model)")
+    print(f"\npeak memory of one run over videos of {args.frames} vs {10 * args.frames} frames (first model)")
     model = args.models.split(",")[0]
     peaks = []
     for frames in (args.frames, 10 * args.frames):
         root = write_synthetic_vspw(work / f"len{frames}", videos=2, frames=frames, height=480, width=853)
-        out = run_cli(["run", "--model", model, "--model-args", _sample_args(model), *common, "--data-root", str(root), "--out", str(work / f"mem{frames}")], env)
-        peaks.append(out["peak_mib"])
-        print(f"  {frames:5d} frames/video: peak RSS {out['peak_mib']:8.1f} MiB")
-    print(f"  ratio long/short: {peaks[1] / peaks[0]:.3f} (target <= 1.1)")
+        out = run_cli(["run", "--model", model, "--model-args", overrides.get(model, _sample_args(model)), *common, "--data-root", str(root), "--out", str(work / f"mem{frames}")], env)
+        peaks.append(out)
+        print(f"  {frames:5d} frames/video: peak RSS {out['peak_mib']:8.1f} MiB, peak GPU memory {out['gpu_mib']:8.1f} MiB")
+    print(f"  ratio long/short: RSS {peaks[1]['peak_mib'] / peaks[0]['peak_mib']:.3f}"
+          + (f", GPU {peaks[1]['gpu_mib'] / peaks[0]['gpu_mib']:.3f}" if peaks[0]["gpu_mib"] else "") + " (target <= 1.1)")
 
 
 def _sample_args(model: str) -> str:

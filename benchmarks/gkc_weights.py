@@ -1,0 +1,20 @@
+"""Random-init GKC checkpoints for speed benchmarks: timing does not depend on the weights,
+and the file goes through the same loading path as a trained checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ovbench.api import parse_model_args
+from ovbench.models.gkc import GKC
+from ovbench.models.gkc.checkpoint import save_checkpoint
+from ovbench.models.gkc.network import GKCNetwork
+
+
+def random_gkc_checkpoint(config_id: str, folder: Path) -> Path:
+    """A checkpoint of `config_id` with random network and (stored) random text tower."""
+    trainer = GKC(parse_model_args(GKC.Args, f"config={config_id},clip_pretrained=none"), torch.device("cpu"))
+    clip, info = trainer.load_clip()
+    return save_checkpoint(folder / f"{config_id}.safetensors", GKCNetwork(trainer.config, clip), clip, info, steps=0)

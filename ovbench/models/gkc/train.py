@@ -1,0 +1,359 @@
+"""The GKC training loop behind `ovbench train --model gkc` (and gkc-base, the ablation).
+
+One step: a batch of augmented frames -> the network (CLIP-normalised pixels, the split's
+vocabulary embedded by the frozen CLIP text tower) -> GKCCriterion on every decoder layer, with
+the per-step inputs of the GKC terms built first: the frozen CLIP image tower on masked segment
+crops (TGKD's teacher, and the per-segment synonym filter) and a drawn synonym per segment.
+
+Reproducibility: the global RNG is re-seeded from (seed, rank, step) at every step and the
+data stream is a function of (seed, position), so a run resumed from any checkpoint continues
+exactly as the uninterrupted run would have; train_state.pt only has to hold the optimiser,
+the gradient scaler, TGKD's scale and the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Literal
+
+import numpy as np
+
+import open_clip
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ...api import ModelArgs, TrainJob, parse_model_args
+from ...errors import ConfigError
+from ..clip_loading import encode_class_names
+from ..prompts import TEMPLATE_SETS
+from .checkpoint import load_checkpoint, load_network_state, save_checkpoint
+from .losses import GKCCriterion, KDRegions, LossConfig, StepTargets, masked_crops, select_regions
+from .network import GKCNetwork, normalize_pixels
+from .synonyms import SynonymBank, SynonymFilter, rebuild_vocabulary
+from .train_data import Augment, TrainFrames, train_loader
+
+STATE_FILE = "train_state.pt"
+FINAL_FILE = "final.safetensors"
+LOG_FILE = "train_log.jsonl"
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.Embedding)
+
+
+@dataclasses.dataclass
+class TrainArgs(ModelArgs):
+    """`--train-args`: defaults are the paper's video fine-tuning on VSPW (Mask2Former's
+    optimiser settings); the tiny config wants a small crop, few points and a higher lr."""
+
+    iterations: int = 6000
+    batch_size: int = 16  # per process
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    backbone_lr_mult: float = 0.1
+    schedule: Literal["poly", "step"] = "poly"
+    poly_power: float = 0.9
+    lr_steps: str = "0.89:0.96"  # fractions of `iterations` where the step schedule multiplies lr by 0.1
+    warmup_iters: int = 0
+    grad_clip: float = 0.01  # max L2 norm of all gradients together (Mask2Former's "full_model"); 0 = off
+    crop: int = 512
+    short_min: int = 360
+    short_max: int = 480
+    ce_weight: float = 2.0
+    syn_weight: float = 2.0
+    kd_weight: float = 2.0
+    mask_weight: float = 5.0
+    dice_weight: float = 5.0
+    no_object_weight: float = 0.1
+    region_dropout: float = 0.5
+    num_points: int = 12544
+    max_kd_regions: int = 200
+    syn_filter: bool = True  # CLIP filtering of synonyms per segment (needs real CLIP weights)
+    checkpoint_every: int = 1000
+    log_every: int = 20
+    workers: int = 4
+    seed: int | None = None  # default: the job's --seed
+
+    def loss_config(self) -> LossConfig:
+        fields = {f.name for f in dataclasses.fields(LossConfig)}
+        return LossConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
+
+    def lr_factor(self, step: int) -> float:
+        if step < self.warmup_iters:
+            return (step + 1) / self.warmup_iters
+        if self.schedule == "poly":
+            return (1 - step / self.iterations) ** self.poly_power
+        return 0.1 ** sum(step >= float(f) * self.iterations for f in self.lr_steps.split(":"))
+
+
+def parse_train_args(model_cls: type, options: str) -> TrainArgs:
+    """The model class's `default_train_options` (gkc-base switches syn and kd off), overridden by the user's words."""
+    defaults = ",".join(f"{k}={v}" for k, v in getattr(model_cls, "default_train_options", {}).items())
+    args = parse_model_args(TrainArgs, ",".join(p for p in (defaults, options) if p))
+    for name in ("iterations", "batch_size", "crop", "num_points", "log_every", "checkpoint_every"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"train argument {name}={getattr(args, name)}: must be positive")
+    if not 0 < args.short_min <= args.short_max:
+        raise ConfigError(f"train arguments short_min={args.short_min}, short_max={args.short_max}: need 0 < short_min <= short_max")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"train argument seed={args.seed}: must be >= 0")
+    if not 0 <= args.region_dropout < 1:
+        raise ConfigError(f"train argument region_dropout={args.region_dropout}: must be in [0, 1)")
+    try:
+        [float(f) for f in args.lr_steps.split(":")]
+    except ValueError:
+        raise ConfigError(f"train argument lr_steps={args.lr_steps!r}: fractions joined by ':' (e.g. 0.89:0.96)") from None
+    return args
+
+
+def _distributed(device: torch.device) -> tuple[int, int]:
+    """(rank, world size); joins the process group when torchrun started several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _param_groups(network: nn.Module, criterion: nn.Module, args: TrainArgs) -> list[dict]:
+    """Backbone at lr x backbone_lr_mult; no weight decay on norms, embeddings, biases and
+    scalars (Mask2Former exempts norms and embeddings; decay would also pull the learned
+    logit scale and TGKD's s towards 0)."""
+    no_decay = {id(p) for m in network.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(recurse=False)}
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, param in network.named_parameters():
+        if param.requires_grad:
+            decay = id(param) not in no_decay and param.ndim > 1
+            groups.setdefault((name.startswith("backbone."), decay), []).append(param)
+    groups.setdefault((False, False), []).extend(criterion.parameters())
+    return [
+        {
+            "params": params,
+            "lr": args.lr * (args.backbone_lr_mult if backbone else 1.0),
+            "base_lr": args.lr * (args.backbone_lr_mult if backbone else 1.0),
+            "weight_decay": args.weight_decay if decay else 0.0,
+        }
+        for (backbone, decay), params in sorted(groups.items())
+    ]
+
+
+class StepBuilder:
+    """Builds the per-step inputs of the GKC terms (shared by every decoder layer): the teacher
+    embeddings of up to `max_kd_regions` masked segment crops, the synonym drawn for each
+    segment (among those CLIP keeps for it; a segment beyond the cap, which the teacher does
+    not see, draws among all of its synonyms) and each image's vocabulary rebuilt with them."""
+
+    def __init__(self, clip: nn.Module, tokenizer, clip_random: bool, class_names, templates, args: TrainArgs, world: int,
+                 say: Callable[[str], None]):
+        self.args, self.world = args, world
+        self.text, self.owner = encode_class_names(clip, tokenizer, class_names, templates)
+        self.owner = self.owner.to(self.text.device)
+        # TGKD's T_i without synonyms: the mean of the class's name parts
+        summed = torch.zeros(len(class_names), self.text.shape[1], device=self.text.device).index_add_(0, self.owner, self.text)
+        self.class_text = F.normalize(summed, dim=-1)
+        self.bank = self.filter = None
+        if args.syn_weight:
+            self.bank = SynonymBank(class_names, lambda words: encode_class_names(clip, tokenizer, words, templates)[0])
+            if args.syn_filter and not clip_random:
+                self.filter = SynonymFilter(clip, tokenizer, self.bank.synonyms)
+            else:
+                say(f"synonym filter off ({'random-init CLIP' if clip_random else 'syn_filter=false'}): every synonym of a class is kept")
+        self.teacher = clip if (args.kd_weight or self.filter) else None
+        if self.teacher is not None:
+            cfg = clip.visual.preprocess_cfg
+            self.size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
+            self.mean, self.std = torch.tensor(cfg["mean"]), torch.tensor(cfg["std"])
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]]) -> StepTargets:
+        counts = [len(t["labels"]) for t in targets]
+        num_masks = torch.tensor(float(sum(counts)), device=images.device)
+        if self.world > 1:
+            dist.all_reduce(num_masks)
+        step = StepTargets(targets, max(float(num_masks) / self.world, 1.0))
+        regions = teacher = None
+        if self.teacher is not None:
+            regions = select_regions(counts, self.args.max_kd_regions)
+            crops = [masked_crops(img, t["masks"][r], self.size, self.mean, self.std) for img, t, r in zip(images, targets, regions) if len(r)]
+            teacher = self.teacher.encode_image(torch.cat(crops), normalize=True).float() if crops else None
+        per_image_teacher = list(teacher.split([len(r) for r in regions])) if teacher is not None else None
+        drawn = []
+        for b, t in enumerate(targets):
+            if self.bank is None:
+                drawn.append(self.class_text[t["labels"]])
+                continue
+            kept: list = [None] * counts[b]
+            if self.filter is not None and per_image_teacher is not None and len(regions[b]):
+                for r, keep in zip(regions[b].tolist(), self.filter.keep(per_image_teacher[b], t["labels"][regions[b]])):
+                    kept[r] = keep
+            drawn.append(self.bank.embeddings[self.bank.draw(t["labels"], kept)])
+        if self.bank is not None:
+            step.syn_vocab = [rebuild_vocabulary(self.text, self.owner, t["labels"], d) for t, d in zip(targets, drawn)]
+        if self.args.kd_weight:
+            empty = torch.empty(0, self.text.shape[1], device=images.device)
+            step.kd = [
+                KDRegions(r, per_image_teacher[b] if len(r) else empty, drawn[b][r.to(drawn[b].device)])
+                for b, r in enumerate(regions)
+            ]
+        return step
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def _say(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def _load_state(out_dir: Path) -> dict | None:
+    path = out_dir / STATE_FILE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the log lines up to `step`: a resumed run rewrites what followed its checkpoint."""
+    lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+    path.write_text("".join(line for line in lines if json.loads(line)["step"] <= step))
+
+
+class _Saver:
+    """Rank 0's writes: a network checkpoint (safetensors, through checkpoint.py), then
+    train_state.pt naming it, each atomically (temp file + rename), in that order, so the state
+    file always points to a complete checkpoint."""
+
+    def __init__(self, out_dir: Path, network, clip, clip_info, optimizer, criterion, scaler, args: TrainArgs, seed: int, split):
+        self.out_dir, self.network, self.clip, self.clip_info = out_dir, network, clip, clip_info
+        self.optimizer, self.criterion, self.scaler, self.seed = optimizer, criterion, scaler, seed
+        self.args_json = json.dumps(dataclasses.asdict(args), sort_keys=True)
+        self.extra = {"split": split.name, "split_hash": split.hash, "train_args": self.args_json}
+
+    def __call__(self, name: str, step: int) -> Path:
+        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, self.extra)
+        state = {
+            "step": step,
+            "weights": weights.name,
+            "optimizer": self.optimizer.state_dict(),
+            "criterion": self.criterion.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "seed": self.seed,
+            "args": self.args_json,
+        }
+        tmp = self.out_dir / f".{STATE_FILE}.tmp{os.getpid()}"
+        torch.save(state, tmp)
+        os.replace(tmp, self.out_dir / STATE_FILE)
+        return weights
+
+
+def train_gkc(model, job: TrainJob) -> Path:
+    """Train `model` (a GKC adapter: its config, device and CLIP weights) as `job` says; writes
+    step checkpoints, train_state.pt and train_log.jsonl to job.out_dir and returns the path
+    of final.safetensors."""
+    args = parse_train_args(type(model), job.options)
+    device = torch.device(model.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    rank, world = _distributed(device)
+    say = _say if rank == 0 else (lambda message: None)
+    seed = job.seed if args.seed is None else args.seed
+    out_dir = Path(job.out_dir)
+    amp_dtype = AMP_DTYPES.get(job.precision) if device.type == "cuda" else None
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    torch.manual_seed(seed)
+    clip, clip_info = model.load_clip()
+    clip.requires_grad_(False)
+    tokenizer = open_clip.get_tokenizer(model.config.clip_arch)
+    network = GKCNetwork(model.config, clip).to(device)
+    init = job.init or (model.checkpoint.path if model.checkpoint is not None else None)
+    if init is not None:
+        load_network_state(network, load_checkpoint(init))
+    templates = TEMPLATE_SETS[model.args.templates]
+    builder = StepBuilder(clip, tokenizer, clip_info.random_init, job.split.class_names, templates, args, world, say)
+    if builder.teacher is None:
+        del clip.visual  # only the text tower is needed from here on
+    criterion = GKCCriterion(args.loss_config()).to(device)
+    optimizer = torch.optim.AdamW(_param_groups(network, criterion, args), lr=args.lr)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split)
+
+    start = 0
+    state = _load_state(out_dir) if job.resume else None
+    if state is not None:
+        load_network_state(network, load_checkpoint(out_dir / state["weights"]))
+        optimizer.load_state_dict(state["optimizer"])
+        criterion.load_state_dict(state["criterion"])
+        scaler.load_state_dict(state["scaler"])
+        start = int(state["step"])
+        saved = json.loads(state["args"])
+        changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
+        if changed:
+            say(f"resuming {out_dir} at step {start} with changed train args (saved, now): {changed}")
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _truncate_log(out_dir / LOG_FILE, start)
+    say(f"GKC training on {job.split.name} ({device}, {world} process(es)): {len(job.split.class_names)} classes, steps {start}..{args.iterations}")
+    if job.precision in AMP_DTYPES and amp_dtype is None:
+        say(f"precision {job.precision} applies on CUDA only: training in fp32 on {device}")
+
+    mean_rgb = tuple(round(255 * m) for m in open_clip.OPENAI_DATASET_MEAN)
+    dataset = TrainFrames(job.data_root, job.split, Augment(args.crop, args.short_min, args.short_max, mean_rgb))
+    loader = iter(train_loader(dataset, args.batch_size, seed, start, rank, world, args.workers, device.type == "cuda"))
+    ddp = network
+    if world > 1:
+        # a switched-off head (kd_embed without TGKD, the classifier without any CE) gets no gradient
+        unused = not args.kd_weight or not (args.ce_weight or args.syn_weight)
+        ddp = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+    network.train()
+    num_classes = len(job.split.class_names)
+    text, owner = builder.text.to(device), builder.owner.to(device)
+    bar = tqdm(total=args.iterations, initial=start, disable=rank != 0, desc="train gkc", dynamic_ncols=True)
+    started, sums, count = time.time(), {}, 0
+    for step in range(start, args.iterations):
+        torch.manual_seed(_step_seed(seed, rank, step))
+        images, targets = next(loader)
+        images = images.to(device, non_blocking=True)
+        targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
+        factor = args.lr_factor(step)
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            prepared = builder(images, targets)
+            outputs = ddp(normalize_pixels(images), text, owner, num_classes)
+            losses = criterion(outputs, prepared, network.classify, num_classes)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(losses["loss"]).backward()
+        scaler.unscale_(optimizer)
+        if args.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], args.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        sums = {k: sums.get(k, 0.0) + v.detach() for k, v in losses.items()}  # read back only when logging
+        count += 1
+        done = step + 1
+        bar.update(1)
+        if done % args.log_every == 0 or done == args.iterations:
+            means = {k: float(v) / count for k, v in sums.items()}
+            bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+            if rank == 0:
+                with open(out_dir / LOG_FILE, "a") as handle:
+                    record = {"step": done, "lr": args.lr * factor, "seconds": round(time.time() - started, 2), **means}
+                    handle.write(json.dumps(record) + "\n")
+            sums, count = {}, 0
+        if rank == 0 and done % args.checkpoint_every == 0 and done < args.iterations:
+            save(f"step_{done:07d}.safetensors", done)
+    bar.close()
+    final = out_dir / FINAL_FILE
+    if rank == 0:
+        save(FINAL_FILE, args.iterations)
+    if world > 1:
+        dist.barrier()
+    say(f"final checkpoint: {final}")
+    return final
