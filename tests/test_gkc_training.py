@@ -19,6 +19,7 @@ from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.data.vspw import VSPW
 from ovbench.errors import ConfigError
 from ovbench.models.gkc import GKC, GKCBase
+from ovbench.models.gkc.checkpoint import load_checkpoint
 from ovbench.models.gkc.train import parse_train_args, train_gkc
 from ovbench.splits import load_split
 
@@ -96,8 +97,7 @@ def test_training_reduces_the_loss_and_learns_the_seen_classes(data_root, tmp_pa
     # anything a model that does not tell classes apart can score.
     assert majority < 0.01
     assert miou > 0.06, miou
-    with safetensors.safe_open(str(final), "pt") as handle:
-        metadata = handle.metadata()
+    metadata = load_checkpoint(final).metadata
     assert metadata["steps"] == "100" and metadata["split"] == "vspw_train_seen"
     assert json.loads(metadata["train_args"])["lr"] == 2e-3
 

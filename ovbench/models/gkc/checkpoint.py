@@ -28,6 +28,7 @@ from .config import GKCConfig
 
 FORMAT = "ovbench-gkc"
 FORMAT_VERSION = "1"
+METADATA_KEY = "ovbench"
 BUILTIN_PREFIX = "builtin:"
 WEIGHTS_DIR = Path(__file__).with_name("weights")
 NETWORK_PREFIX = "network."
@@ -124,7 +125,9 @@ def save_checkpoint(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata=metadata)
+    # one key of sorted JSON: safetensors writes separate keys in hash order, so the same
+    # training would give files with different bytes (and sha256) each time
+    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
     os.replace(tmp, path)
     return path
 
@@ -133,7 +136,7 @@ def load_checkpoint(spec: str | Path) -> Checkpoint:
     path = resolve_checkpoint(str(spec))
     try:
         with safetensors.safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            metadata = json.loads((handle.metadata() or {}).get(METADATA_KEY, "{}"))
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
     except (OSError, safetensors.SafetensorError) as err:
         raise WeightsError(f"GKC checkpoint {path} cannot be read as safetensors: {err}") from None
