@@ -25,6 +25,7 @@ from ..suggest import did_you_mean
 
 TINY_CONFIG_DIR = Path(__file__).with_name("clip_configs")
 RANDOM_INIT = "none"
+RANDOM_SEED = 0
 
 
 @functools.cache
@@ -94,7 +95,7 @@ def create_clip(arch: str, pretrained: str, device: torch.device | str = "cpu") 
     record of which weights it holds."""
     path = resolve_weights(arch, pretrained)
     with torch.random.fork_rng(devices=[]), _quiet_open_clip(path is None):
-        torch.manual_seed(0)  # an explicit random init is the same every run, so its numbers repeat
+        torch.manual_seed(RANDOM_SEED)  # an explicit random init is the same every run, so its numbers repeat
         model = open_clip.create_model(arch, pretrained=str(path) if path else None, device=device)
     model.eval()
     info = WeightsInfo(
@@ -104,6 +105,16 @@ def create_clip(arch: str, pretrained: str, device: torch.device | str = "cpu") 
         backbone=arch,
     )
     return model, info
+
+
+def weights_identity(info: WeightsInfo) -> str | None:
+    """What identifies the weights for caching: their file hash, or for the seeded random init
+    the seed and the library versions that draw it."""
+    if info.sha256:
+        return f"sha256:{info.sha256}"
+    if info.random_init:
+        return f"random-init:seed{RANDOM_SEED}:torch{torch.__version__}:open_clip{open_clip.__version__}"
+    return None
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ import open_clip
 import torch
 
 from ..api import ModelArgs, SegmentationModel, WeightsInfo
-from .clip_loading import create_clip, encode_class_names
+from .clip_loading import create_clip, encode_class_names, weights_identity
 
 TemplateSet = Literal["ensemble", "single"]
 
@@ -72,12 +72,13 @@ def class_scores(features: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
 
 
 def text_cache_key(arch: str, weights: WeightsInfo, templates: TemplateSet) -> str | None:
-    """What fixes `encode_vocabulary`'s output besides the names. None for random weights:
-    nothing identifies them, so their embeddings must never be reused."""
-    if weights.random_init or weights.sha256 is None:
+    """What fixes `encode_vocabulary`'s output besides the names; None when nothing identifies
+    the weights, so their embeddings are never reused."""
+    identity = weights_identity(weights)
+    if identity is None:
         return None
     template_hash = hashlib.sha256("\n".join(TEMPLATE_SETS[templates]).encode()).hexdigest()[:16]
-    return f"{_TEXT_FORMAT}|{arch}|sha256:{weights.sha256}|templates:{templates}:{template_hash}"
+    return f"{_TEXT_FORMAT}|{arch}|{identity}|templates:{templates}:{template_hash}"
 
 
 @dataclasses.dataclass
