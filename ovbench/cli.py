@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
+from .errors import ConfigError, OvbenchError
 
 EXIT_USER_ERROR = 2
 DEFAULT_OUT = Path("runs")
@@ -23,6 +24,13 @@ def _shard(text: str) -> tuple[int, int]:
     if not (count >= 1 and 0 <= index < count):
         raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= I < N")
     return index, count
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -44,7 +52,7 @@ def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tupl
     path = ensure_sample(cache_root() / "sample")
     announce(
         f"*** no --data-root (or OVBENCH_DATA_ROOT): using the built-in SYNTHETIC sample at {path}"
-        f" ({SAMPLE['videos']} videos, {SAMPLE['height']}x{SAMPLE['width']}); numbers on it say nothing about VSPW ***"
+        f" ({SAMPLE['height']}x{SAMPLE['width']} frames); numbers on it say nothing about VSPW ***"
     )
     return path, "vspw-synthetic", True
 
@@ -73,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if launched:
         rank, world, local = launched
         if args.shard != (0, 1):
-            raise_config("--shard cannot be combined with torchrun (torchrun already shards)")
+            raise ConfigError("--shard cannot be combined with torchrun (torchrun already shards)")
         shard = (rank, world)
         if device in ("auto", "cuda"):
             import torch
@@ -154,8 +162,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .splits import load_split
 
     split = load_split(args.split)
+    if split.subset != "train" or split.unseen_index():
+        raise ConfigError(f"--split {split.name} is an evaluation split; train on a *_train_seen split (train videos, seen classes only)")
     if not issubclass(get_model_class(args.model), TrainableModel):
-        raise_config(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
+        raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
     data_root, _, on_sample = resolve_data(args.data_root, _stderr)
     launched = _distributed()
     device = args.device
@@ -256,12 +266,6 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return run_leaderboard(args)
 
 
-def raise_config(message: str) -> None:
-    from .errors import ConfigError
-
-    raise ConfigError(message)
-
-
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -292,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
     run_p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     run_p.add_argument("--batch-size", type=_positive, default=4)
-    run_p.add_argument("--workers", type=int, default=2, help="frame-decoding worker processes")
+    run_p.add_argument("--workers", type=_non_negative, default=2, help="frame-decoding worker processes")
     run_p.add_argument("--limit-videos", type=_positive)
     run_p.add_argument("--save-predictions", choices=["png", "rle"])
     run_p.add_argument("--strict", action="store_true", help="abort on the first broken video instead of skipping it")
@@ -370,8 +374,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import OvbenchError
-
     args = build_parser().parse_args(argv)
     try:
         from .registry import load_plugin

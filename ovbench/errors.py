@@ -16,3 +16,8 @@ class ConfigError(OvbenchError):
 
 class WeightsError(OvbenchError):
     """Model weights are missing or do not fit the model."""
+
+
+class ModelError(OvbenchError):
+    """The model failed or broke the adapter contract; the run stops (its finished videos are
+    kept, so rerunning after the fix resumes) instead of skipping every video in turn."""

@@ -61,6 +61,9 @@ def record_from_parts(fingerprint: dict[str, Any], parts: list[Part]) -> dict[st
     computed = compute_for_split(metrics, split, options["miou_convention"])
     done = {video for part in parts for video in part.done}
     skipped = {video: error for part in parts for video, error in part.skipped.items() if video not in done}
+    if not done:
+        first = next(iter(skipped.values()), "nothing was run")
+        raise DataError(f"no video could be evaluated ({len(skipped)} skipped; first: {first})")
     return results.new_record(
         kind="run",
         model=fingerprint["model"],

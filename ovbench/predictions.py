@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from .data.vspw import read_raw_mask
 from .errors import ConfigError, DataError
 from .results import write_json_atomic
 from .splits import Split
@@ -99,21 +100,17 @@ class PredictionReader:
     def read(self, video: str, stem: str) -> np.ndarray:
         png = self.directory / video / f"{stem}.png"
         if png.is_file():
-            try:
-                with Image.open(png) as image:
-                    if image.mode not in ("L", "P"):
-                        raise DataError(f"{png}: prediction must be a single-channel 8-bit PNG, got mode {image.mode}")
-                    return np.asarray(image)
-            except OSError as err:
-                raise DataError(f"{png}: unreadable prediction ({err})") from None
+            return read_raw_mask(png, "prediction")
         frames = self._rle_frames(video)
         if frames is None or stem not in frames:
             raise DataError(f"no prediction for video {video} frame {stem} (expected {png} or {self.directory / video}.json)")
-        entry = frames[stem]
-        height, width = entry["size"]
-        out = np.full((height, width), 255, dtype=np.uint8)
-        for class_id, counts in entry["classes"].items():
-            out[mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)] = int(class_id)
+        try:
+            height, width = frames[stem]["size"]
+            out = np.full((height, width), 255, dtype=np.uint8)
+            for class_id, counts in frames[stem]["classes"].items():
+                out[mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)] = int(class_id)
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{self.directory / video}.json: malformed RLE entry for frame {stem} ({err})") from None
         return out
 
     def _rle_frames(self, video: str) -> dict | None:

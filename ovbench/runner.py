@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -23,7 +24,7 @@ from . import results
 from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
 from .data.loader import VideoFrames, frame_loader
 from .data.vspw import VSPW
-from .errors import ConfigError, DataError, OvbenchError
+from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import list_videos, new_metrics
 from .merge import record_from_parts
 from .predictions import PredictionWriter
@@ -94,11 +95,14 @@ def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrame
     return [sorted(share, key=lambda v: v.name) for share in shares]
 
 
-def labels_from_output(output: torch.Tensor, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
+def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
     """Adapter output -> (B, H, W) vocabulary indices, checking the contract on the way."""
+    if not isinstance(output, torch.Tensor) or output.shape[:1] != (batch,):
+        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise ModelError(f"{where}: predict returned {shape} for {batch} frames")
     if output.is_floating_point():
         if output.dim() != 4 or output.shape[1] != classes:
-            raise OvbenchError(f"{where}: predict returned scores of shape {tuple(output.shape)}, expected (B, {classes}, h, w)")
+            raise ModelError(f"{where}: predict returned scores of shape {tuple(output.shape)}, expected (B, {classes}, h, w)")
         labels = torch.empty((output.shape[0], *frame_size), dtype=torch.uint8 if classes <= 256 else torch.int64, device=output.device)
         for i in range(output.shape[0]):  # one frame at a time: C x H x W floats can be large
             scores = output[i : i + 1].float()
@@ -107,9 +111,9 @@ def labels_from_output(output: torch.Tensor, frame_size: tuple[int, int], classe
             labels[i] = scores.argmax(dim=1)[0]
         return labels
     if output.dim() != 3 or tuple(output.shape[-2:]) != frame_size:
-        raise OvbenchError(f"{where}: predict returned labels of shape {tuple(output.shape)}, expected (B, {frame_size[0]}, {frame_size[1]})")
+        raise ModelError(f"{where}: predict returned labels of shape {tuple(output.shape)}, expected (B, {frame_size[0]}, {frame_size[1]})")
     if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):
-        raise OvbenchError(f"{where}: predicted label {int(output.max())} outside 0..{classes - 1}")
+        raise ModelError(f"{where}: predicted label {int(output.max())} outside 0..{classes - 1}")
     return output
 
 
@@ -126,6 +130,9 @@ def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames
             "min_video_frames": options.min_video_frames,
             "precision": options.precision,
             "device_type": device.type,
+            "save_predictions": options.save_predictions,
+            # --shard jobs split the videos statically, so all of them must use the same N
+            "shards": options.shard[1],
         },
     }
 
@@ -187,7 +194,10 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     fingerprint = _fingerprint(options, model_info, videos, device)
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
+    predictions = state.directory.with_suffix(".predictions")
     if index == 0 or group is None:
+        if options.overwrite:
+            shutil.rmtree(predictions, ignore_errors=True)
         state.prepare(fingerprint, options.overwrite)
     # every process must agree on what is done and on the session, whatever it finds on disk later
     session, done = _agree(group, lambda: (new_session_id(), sorted(state.done_videos())))
@@ -202,7 +212,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     text = text.to(device)
     metrics = new_metrics(split, device, options.min_video_frames)
     part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
-    writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), split)
+    writer = PredictionWriter.create(options.save_predictions, predictions, split)
     _stream(options, data, model, text, mine, metrics, part, state, writer, device, log)
 
     if group is None and count > 1:
@@ -307,25 +317,31 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
                 writer.begin_video(name)
                 model.begin_video(name)
             if video_index != failed:
-                try:
-                    if "error" in batch:
-                        raise DataError(batch["error"])
+                stems = [videos[video_index].frames[i] for i in batch["frames"]]
+                if "error" in batch:
+                    drop_video(DataError(batch["error"]))
+                else:
                     frames = batch["image"].to(device, non_blocking=True)
                     gt = batch["gt"].to(device, non_blocking=True)
+                    where = f"video {name} frames {stems[0]}..{stems[-1]}"
                     start = time.perf_counter()
-                    with torch.inference_mode(), autocast:
-                        output = model.predict(frames, text)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
+                    try:
+                        with torch.inference_mode(), autocast:
+                            output = model.predict(frames, text)
+                        if device.type == "cuda":
+                            torch.cuda.synchronize(device)
+                    except Exception as err:  # the adapter's own failure, not the data's
+                        raise ModelError(f"{options.model} failed on {where}: {type(err).__name__}: {err}; finished videos are kept, rerun to resume") from err
                     part.model_seconds += time.perf_counter() - start
-                    where = f"video {name} frames {batch['frames'][0]}..{batch['frames'][-1]}"
-                    labels = labels_from_output(output, tuple(gt.shape[-2:]), classes, where)
-                    metrics.update(gt, labels)
-                    writer.write(name, [videos[video_index].frames[i] for i in batch["frames"]], labels)
-                    part.frames += len(batch["frames"])
-                    video_frames += len(batch["frames"])
-                except (OvbenchError, RuntimeError, ValueError) as err:
-                    drop_video(err)
+                    labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), classes, where)
+                    try:
+                        metrics.update(gt, labels)
+                    except DataError as err:
+                        drop_video(err)
+                    else:
+                        writer.write(name, stems, labels)
+                        part.frames += len(stems)
+                        video_frames += len(stems)
             progress.step(len(batch["frames"]), name)
         close_video()
     finally:

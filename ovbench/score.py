@@ -50,10 +50,12 @@ def prediction_lut(split: Split, pred_ids: str) -> np.ndarray:
     return lut
 
 
-def _check_prediction(pred: np.ndarray, mapped: np.ndarray, gt: np.ndarray, split: Split, pred_ids: str, where: str) -> None:
+def _check_prediction(pred: np.ndarray, mapped: np.ndarray, gt: np.ndarray, gt_lut: np.ndarray, split: Split, pred_ids: str, where: str) -> None:
+    """Values at pixels the metric ignores (void, or classes outside the split) are free, as
+    in the official script; every counted pixel must hold a class of the vocabulary."""
     if pred.shape != gt.shape:
         raise DataError(f"{where}: prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth is {gt.shape[1]}x{gt.shape[0]}")
-    bad = mapped == 255
+    bad = (mapped == 255) & (gt_lut[gt] != 255)
     if bad.any():
         value = int(pred[bad][0])
         if pred_ids == "vocab":
@@ -69,6 +71,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
     split = options.split
     reader = PredictionReader(options.pred_dir)
     lut = prediction_lut(split, options.pred_ids)
+    gt_lut = split.gt_lut()
     videos = list_videos(data, split, options.limit_videos)
     metrics = new_metrics(split, "cpu", options.min_video_frames)
     total = sum(len(v.frames) for v in videos)
@@ -79,7 +82,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
                 gt = data.read_mask(video.name, stem)
                 pred = reader.read(video.name, stem)
                 mapped = lut[pred]
-                _check_prediction(pred, mapped, gt, split, options.pred_ids, f"video {video.name} frame {stem}")
+                _check_prediction(pred, mapped, gt, gt_lut, split, options.pred_ids, f"video {video.name} frame {stem}")
                 metrics.update(gt, mapped)
                 bar.update(1)
             metrics.end_video()

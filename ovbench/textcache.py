@@ -41,8 +41,6 @@ class TextCache:
 
     def __init__(self, root: Path | None = None):
         self.root = (root or cache_root()) / "text"
-        self.hits = 0
-        self.misses = 0
 
     def key(self, model_key: str, names: Sequence[str]) -> str:
         payload = json.dumps({"model": model_key, "names": list(names)}, sort_keys=True)
@@ -53,14 +51,11 @@ class TextCache:
         start = time.perf_counter()
         model_key = model.text_cache_key()
         if model_key is None:
-            self.misses += 1
             with torch.inference_mode():
                 return model.encode_text(list(names)).detach().float().cpu(), time.perf_counter() - start
         path = self.root / f"{self.key(model_key, names)}.safetensors"
         if path.is_file():
-            self.hits += 1
             return load_file(path)["text"], time.perf_counter() - start
-        self.misses += 1
         with torch.inference_mode():
             text = model.encode_text(list(names)).detach().float().cpu().contiguous()
         self.root.mkdir(parents=True, exist_ok=True)

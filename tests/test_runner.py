@@ -14,7 +14,9 @@ from ovbench import registry
 from ovbench.cli import main
 from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
+from ovbench.errors import DataError, ModelError
 from ovbench.runner import RunOptions, assign_videos, run
+from ovbench.runstate import RunState
 from ovbench.data.loader import VideoFrames
 from ovbench.splits import load_split
 
@@ -102,14 +104,12 @@ def test_resume_with_other_settings_is_refused(data_root, tmp_path):
     run_toy(data_root, tmp_path, limit_videos=3, overwrite=True)
 
 
-def test_broken_video_is_skipped_and_named(data_root, tmp_path):
+def test_a_failing_model_stops_the_run_and_resumes_after_the_fix(data_root, tmp_path):
     videos = (data_root / "val.txt").read_text().split()
-    record, _ = run_toy(data_root, tmp_path, model_args=f"fail_video={videos[1]}")
-    assert [s["video"] for s in record["dataset"]["skipped"]] == [videos[1]]
-    assert "simulated failure" in record["dataset"]["skipped"][0]["error"]
-    assert videos[1] not in record["per_video"] and videos[0] in record["per_video"]
-    with pytest.raises(RuntimeError):
-        run_toy(data_root, tmp_path / "strict", model_args=f"fail_video={videos[1]}", strict=True)
+    with pytest.raises(ModelError, match=f"failed on video {videos[1]} frames .*simulated failure.*rerun to resume"):
+        run_toy(data_root, tmp_path, model_args=f"fail_video={videos[1]}")
+    state = next(tmp_path.glob("*.state"))
+    assert RunState(state).done_videos() == {videos[0]}  # the finished video is kept
 
 
 def test_corrupt_frame_skips_only_its_video(data_root, tmp_path):
@@ -123,6 +123,9 @@ def test_corrupt_frame_skips_only_its_video(data_root, tmp_path):
     record, _ = run_toy(broken, tmp_path / "out")
     assert record["dataset"]["skipped"][0]["video"] == video
     assert frame.stem in record["dataset"]["skipped"][0]["error"]
+    assert video not in record["per_video"] and len(record["per_video"]) == record["dataset"]["videos"] > 0
+    with pytest.raises(DataError, match=frame.stem):
+        run_toy(broken, tmp_path / "strict", strict=True)
 
 
 def test_saved_predictions_rescore_to_the_same_numbers(data_root, tmp_path):

@@ -26,10 +26,9 @@ class FrameDataset(Dataset):
     """Item i = one frame of one video, addressed through cumulative frame counts so that
     memory holds frame names, never pixels."""
 
-    def __init__(self, data: VSPW, videos: Sequence[VideoFrames], with_images: bool = True):
+    def __init__(self, data: VSPW, videos: Sequence[VideoFrames]):
         self.data = data
         self.videos = list(videos)
-        self.with_images = with_images
         self.starts = np.cumsum([0] + [len(v.frames) for v in self.videos]).tolist()
 
     def __len__(self) -> int:
@@ -45,14 +44,13 @@ class FrameDataset(Dataset):
         item = {"video": video, "frame": frame}
         try:
             gt = self.data.read_mask(name, stem)
-            if self.with_images:
-                image = self.data.read_frame(name, stem)
-                if image.shape[:2] != gt.shape:
-                    raise OvbenchError(
-                        f"video {name} frame {stem}: mask is {gt.shape[1]}x{gt.shape[0]} but the frame is"
-                        f" {image.shape[1]}x{image.shape[0]}"
-                    )
-                item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+            image = self.data.read_frame(name, stem)
+            if image.shape[:2] != gt.shape:
+                raise OvbenchError(
+                    f"video {name} frame {stem}: mask is {gt.shape[1]}x{gt.shape[0]} but the frame is"
+                    f" {image.shape[1]}x{image.shape[0]}"
+                )
+            item["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
             item["gt"] = torch.from_numpy(gt)
         except (OvbenchError, OSError, ValueError) as err:
             item["error"] = str(err) if name in str(err) else f"video {name} frame {stem}: {err}"
@@ -86,15 +84,14 @@ def collate_frames(items: list[dict]) -> dict:
         batch["error"] = f"frames of one video differ in size: {sorted(shapes)}"
         return batch
     batch["gt"] = torch.stack([item["gt"] for item in items])
-    if "image" in items[0]:
-        batch["image"] = torch.stack([item["image"] for item in items])
+    batch["image"] = torch.stack([item["image"] for item in items])
     return batch
 
 
 def frame_loader(
-    data: VSPW, videos: Sequence[VideoFrames], *, batch_size: int, workers: int, pin_memory: bool, with_images: bool = True
+    data: VSPW, videos: Sequence[VideoFrames], *, batch_size: int, workers: int, pin_memory: bool
 ) -> DataLoader:
-    dataset = FrameDataset(data, videos, with_images=with_images)
+    dataset = FrameDataset(data, videos)
     return DataLoader(
         dataset,
         batch_sampler=VideoBatchSampler(dataset, batch_size),

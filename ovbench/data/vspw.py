@@ -78,11 +78,12 @@ def read_rgb(path: Path) -> np.ndarray:
         return np.array(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def read_raw_mask(path: Path) -> np.ndarray:
-    """Decode a mask png to its raw uint8 (H, W) values (palette images give their indices)."""
-    with _open_image(path, "mask") as img:
+def read_raw_mask(path: Path, what: str = "mask") -> np.ndarray:
+    """Decode a label png (a mask, or a prediction) to its raw uint8 (H, W) values (palette
+    images give their indices)."""
+    with _open_image(path, what) as img:
         if img.mode not in ("L", "P"):
-            raise DataError(f"{path}: mask must be single-channel 8-bit (mode L or P), "
+            raise DataError(f"{path}: {what} must be single-channel 8-bit (mode L or P), "
                             f"got mode {img.mode}")
         return np.array(img)
 

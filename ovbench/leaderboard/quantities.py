@@ -43,10 +43,6 @@ class Value:
         return self.sources[0] if len(self.sources) == 1 else None
 
 
-def harmonic(seen: float, unseen: float) -> float:
-    return 0.0 if seen + unseen == 0 else 2 * seen * unseen / (seen + unseen)
-
-
 def run_for(runs: Sequence[Run], split: str) -> Run | None:
     """The row's run for a split form ("all") or a full split name."""
     return next((r for r in runs if r.form == split or r.split == split), None)
@@ -73,8 +69,4 @@ def evaluate(runs: Sequence[Run], metric: str, split: str | None = None) -> Valu
         value = read(run, key) if run is not None else None
         if value is not None:
             return Value(value, (run,), key, separate=metric != FPS and rank > 0)
-    if metric == "hIoU":
-        seen, unseen = evaluate(runs, "mIoU_seen"), evaluate(runs, "mIoU_unseen")
-        if seen.value is not None and unseen.value is not None:
-            return Value(harmonic(seen.value, unseen.value), seen.sources + unseen.sources, separate=True)
-    return Value(None)
+    return Value(None)  # never an hIoU from two runs: S and U must share one confusion matrix

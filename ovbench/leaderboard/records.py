@@ -104,6 +104,8 @@ def find_runs(results: Path, *, strict: bool = False) -> tuple[list[Run], list[s
     notes: list[str] = []
     ignored = 0
     for path in sorted(results.rglob("*.json")):
+        if any(part.endswith((".state", ".predictions")) for part in path.relative_to(results).parts[:-1]):
+            continue  # the runner's resumable state and saved predictions live beside the records
         try:
             try:
                 payload = json.loads(path.read_text())

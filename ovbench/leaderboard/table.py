@@ -24,7 +24,7 @@ MISSING = "-"
 # Footnote id -> text; renderers choose the symbol.
 FOOTNOTES = {
     "separate": "seen / unseen mIoU from separate seen-only and unseen-only vocabulary runs (no all-class run);"
-    " hIoU computed from them",
+    " no hIoU, which needs both from one run",
     "skipped": "some videos were skipped in this run (see dataset.skipped in its record)",
 }
 

@@ -114,6 +114,12 @@ def _read_protocol(text: str, source: str) -> dict:
     for key in ("protocol", "version", "unseen", "splits"):
         if key not in protocol:
             raise ConfigError(f"{source}: split file lacks {key!r}")
+    if not isinstance(protocol["version"], int) or not isinstance(protocol["protocol"], str):
+        raise ConfigError(f"{source}: 'protocol' must be a string and 'version' an integer")
+    if not isinstance(protocol["unseen"], list) or not all(type(c) is int for c in protocol["unseen"]):
+        raise ConfigError(f"{source}: 'unseen' must be a list of converted VSPW ids (integers)")
+    if not isinstance(protocol["splits"], dict) or not all(isinstance(v, dict) for v in protocol["splits"].values()):
+        raise ConfigError(f"{source}: 'splits' must map each split name to {{\"subset\": ..., \"vocabulary\": ...}}")
     return protocol
 
 
