@@ -117,7 +117,7 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     return output
 
 
-def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames], device: torch.device) -> dict:
+def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames], device: torch.device, static_shards: int) -> dict:
     """Everything that changes the numbers; a resume or merge must match it exactly."""
     listing = hashlib.sha256("\n".join(f"{v.name}:{len(v.frames)}" for v in videos).encode()).hexdigest()
     return {
@@ -132,7 +132,8 @@ def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames
             "device_type": device.type,
             "save_predictions": options.save_predictions,
             # --shard jobs split the videos statically, so all of them must use the same N
-            "shards": options.shard[1],
+            # (torchrun re-balances what is left, so any process count may resume)
+            "shards": static_shards,
         },
     }
 
@@ -191,7 +192,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     state = RunState(state_dir(options.out_dir, model_info, split))
     index, count = options.shard
     group = _process_group(count)
-    fingerprint = _fingerprint(options, model_info, videos, device)
+    fingerprint = _fingerprint(options, model_info, videos, device, count if group is None else 1)
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
     predictions = state.directory.with_suffix(".predictions")

@@ -215,8 +215,19 @@ def _combine(x00, x01, x10, x11, h0, h1, w0, w1, kernel: str, tail=None) -> torc
     return values
 
 
-_PROBE_CASES = [(30, 54, 120, 214), (17, 29, 67, 117), (7, 5, 29, 23), (13, 21, 50, 83), (4, 9, 9, 40), (1, 6, 3, 131)]
-_PROBE_CLASSES = (2, 5, 13, 37, 20)
+# (classes, h, w, H, W, channels-last input): small, but with non-integer scales, edge
+# cells, both kernels, and the channels-last kernel's vector/scalar split of the channels
+_PROBE_CASES = [
+    (5, 17, 29, 67, 117, False),
+    (2, 13, 21, 50, 83, False),
+    (3, 4, 9, 9, 130, False),
+    (2, 30, 54, 120, 214, False),
+    (13, 17, 29, 67, 117, True),
+    (37, 7, 5, 29, 23, True),
+    (20, 8, 9, 30, 31, False),
+    (2, 7, 5, 29, 23, False),
+    (6, 1, 6, 3, 131, True),
+]
 _VECTOR_SIZES = (8, 16, 4, 32, 64)
 _calibration: dict[tuple[str, str], int | None] = {}
 
@@ -235,17 +246,16 @@ def _calibrated(kernel: str) -> int | None:
 
 def _probe(kernel: str, vector: int) -> bool:
     generator = torch.Generator().manual_seed(1234)
-    for h, w, H, W in _PROBE_CASES:
-        for classes in _PROBE_CLASSES:
-            x = torch.randn(1, classes, h, w, generator=generator) * 3
-            if kernel == "cl" and classes > 3:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if _kernel_of(x, (H, W)) != kernel:
-                continue
-            with torch.no_grad():
-                expected = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)[0]
-            if not torch.equal(_emulate(x[0].contiguous(), (H, W), kernel, vector), expected):
-                return False
+    for classes, h, w, H, W, channels_last in _PROBE_CASES:
+        x = torch.randn(1, classes, h, w, generator=generator) * 3
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if _kernel_of(x, (H, W)) != kernel:
+            continue
+        with torch.no_grad():
+            expected = F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)[0]
+        if not torch.equal(_emulate(x[0].contiguous(), (H, W), kernel, vector), expected):
+            return False
     return True
 
 
