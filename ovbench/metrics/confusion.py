@@ -18,10 +18,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ovbench.errors import ConfigError, DataError
-from ovbench.suggest import did_you_mean
+from ..data.vspw import IGNORE
+from ..errors import ConfigError, DataError
+from ..suggest import did_you_mean
 
-IGNORE = 255
 CONVENTIONS = ("vspw", "mmseg")
 PAIR_LANES = 2
 

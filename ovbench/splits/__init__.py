@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.vspw import load_class_names
+from ..data.vspw import IGNORE, load_class_names
 from ..errors import ConfigError
 from ..suggest import did_you_mean
 
-IGNORE = 255
 VOCABULARIES = ("seen", "unseen", "all")
 SUBSETS = ("train", "val", "test")
 

@@ -22,7 +22,7 @@ GREY = 128  # TGKD paints pixels outside the segment this grey before CLIP sees 
 Classify = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int], torch.Tensor]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class LossConfig:
     """Weights of the terms (0 switches a term off and skips its computation) and the
     sampling settings; defaults are the authors' run script and Mask2Former's."""

@@ -49,7 +49,7 @@ NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.Embedding)
 
 
 @dataclasses.dataclass
-class TrainArgs(ModelArgs):
+class TrainArgs(LossConfig, ModelArgs):
     """`--train-args`: defaults are the paper's video fine-tuning on VSPW (Mask2Former's
     optimiser settings); the tiny config wants a small crop, few points and a higher lr."""
 
@@ -66,14 +66,7 @@ class TrainArgs(ModelArgs):
     crop: int = 512
     short_min: int = 360
     short_max: int = 480
-    ce_weight: float = 2.0
-    syn_weight: float = 2.0
-    kd_weight: float = 2.0
-    mask_weight: float = 5.0
-    dice_weight: float = 5.0
-    no_object_weight: float = 0.1
-    region_dropout: float = 0.5
-    num_points: int = 12544
+    # the loss weights and point sampling are LossConfig's fields
     max_kd_regions: int = 200
     syn_filter: bool = True  # CLIP filtering of synonyms per segment (needs real CLIP weights)
     checkpoint_every: int = 1000

@@ -19,10 +19,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ...data.vspw import VSPW
+from ...data.vspw import IGNORE, VSPW
 from ...errors import DataError
 
-IGNORE = 255
 
 
 @dataclasses.dataclass(frozen=True)
