@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from . import results
 from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
@@ -32,6 +31,7 @@ from .registry import get_model_class
 from .runstate import Part, RunState, new_session_id
 from .splits import Split
 from .textcache import TextCache
+from .upsample import upsampled_argmax
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -103,13 +103,7 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     if output.is_floating_point():
         if output.dim() != 4 or output.shape[1] != classes:
             raise ModelError(f"{where}: predict returned scores of shape {tuple(output.shape)}, expected (B, {classes}, h, w)")
-        labels = torch.empty((output.shape[0], *frame_size), dtype=torch.uint8 if classes <= 256 else torch.int64, device=output.device)
-        for i in range(output.shape[0]):  # one frame at a time: C x H x W floats can be large
-            scores = output[i : i + 1].float()
-            if scores.shape[-2:] != frame_size:
-                scores = F.interpolate(scores, size=frame_size, mode="bilinear", align_corners=False)
-            labels[i] = scores.argmax(dim=1)[0]
-        return labels
+        return upsampled_argmax(output, frame_size)  # bilinear on scores, never on labels
     if output.dim() != 3 or tuple(output.shape[-2:]) != frame_size:
         raise ModelError(f"{where}: predict returned labels of shape {tuple(output.shape)}, expected (B, {frame_size[0]}, {frame_size[1]})")
     if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):

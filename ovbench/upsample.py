@@ -75,8 +75,8 @@ _SAMPLE_STEP = 8  # a first estimate of the work from every 8th row of cells
 # The float32 filter's values are within 16 ulps of the largest |score| of the kernel's; a
 # lead of twice that (2 * 2**-19 relative, with slack) decides a pixel without exact arithmetic.
 _FILTER = 2.0**-19
-_CHUNK_BYTES = 1 << 22
-_MIN_UNITS = 256  # a candidate width with fewer units is evaluated with the next larger one  # classes per pass of the bound computation: about 4 MiB of scores
+_CHUNK_BYTES = 1 << 22  # classes per pass of the bound computation: about 4 MiB of scores
+_MIN_UNITS = 256  # a candidate width with fewer units is evaluated with the next larger one
 
 
 def plain_upsampled_argmax(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -387,16 +387,14 @@ def _fast_frame(frame: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | No
 
 
 def _count(mask: torch.Tensor) -> torch.Tensor:
-    """Number of True along dim 0 (as bytes: much faster than a bool sum)."""
+    """Number of True along dim 0 (as bytes, much faster than a bool sum; in uint8 only
+    where it cannot wrap around)."""
     return mask.view(torch.uint8).sum(dim=0, dtype=torch.uint8 if mask.shape[0] <= 255 else torch.int32)
 
 
 def _pow2(counts: torch.Tensor) -> torch.Tensor:
-    """The next power of two, at least 2."""
-    widths = torch.full_like(counts, 2)
-    while bool((widths < counts).any()):
-        widths = torch.where(widths < counts, widths * 2, widths)
-    return widths
+    """The next power of two, at least 2 (log2 is exact on powers of two)."""
+    return torch.exp2(torch.ceil(torch.log2(counts.double().clamp_min(2)))).long()
 
 
 def _bucket(counts: torch.Tensor, classes: int) -> torch.Tensor:
@@ -422,7 +420,7 @@ def _block_argmax(corners, cls, h0, h1, w0, w1, gap, kernel, vector, classes):
     values = t0[:, :, None, :] * h0[:, None, :, None] + t1[:, :, None, :] * h1[:, None, :, None]  # (n, k, sy, sx)
     best = values.amax(dim=1, keepdim=True)
     near = values >= best - gap
-    n_near = near.view(torch.uint8).sum(dim=1, dtype=torch.uint8)  # (n, sy, sx), >= 1
+    n_near = _count(near.transpose(0, 1))  # (n, sy, sx), >= 1
     winner = (near * cls[:, :, None, None].to(torch.int32)).sum(dim=1, dtype=torch.int32)  # right where n_near == 1
     close = (n_near > 1).nonzero()  # (m, 3): unit, row, column
     if close.shape[0]:

