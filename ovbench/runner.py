@@ -321,16 +321,20 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
                     where = f"video {name} frames {stems[0]}..{stems[-1]}"
                     start = time.perf_counter()
                     try:
-                        with torch.inference_mode(), autocast:
-                            output = model.predict(frames, text)
-                        if device.type == "cuda":
-                            torch.cuda.synchronize(device)
-                    except Exception as err:  # the adapter's own failure, not the data's
-                        raise ModelError(f"{options.model} failed on {where}: {type(err).__name__}: {err}; finished videos are kept, rerun to resume") from err
-                    part.model_seconds += time.perf_counter() - start
-                    labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), classes, where)
-                    try:
+                        try:
+                            with torch.inference_mode(), autocast:
+                                output = model.predict(frames, text)
+                            if device.type == "cuda":
+                                torch.cuda.synchronize(device)
+                        except Exception as err:  # the adapter's own failure, not the data's
+                            raise ModelError(f"{options.model} failed on {where}: {type(err).__name__}: {err}") from err
+                        part.model_seconds += time.perf_counter() - start
+                        labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), classes, where)
                         metrics.update(gt, labels)
+                    except ModelError as err:
+                        if not part.done:  # failing before any success: a broken model, not a hard video
+                            raise ModelError(f"{err}; finished videos are kept, rerun to resume") from err
+                        drop_video(err)
                     except DataError as err:
                         drop_video(err)
                     else:

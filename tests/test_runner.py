@@ -104,12 +104,21 @@ def test_resume_with_other_settings_is_refused(data_root, tmp_path):
     run_toy(data_root, tmp_path, limit_videos=3, overwrite=True)
 
 
-def test_a_failing_model_stops_the_run_and_resumes_after_the_fix(data_root, tmp_path):
-    videos = (data_root / "val.txt").read_text().split()
-    with pytest.raises(ModelError, match=f"failed on video {videos[1]} frames .*simulated failure.*rerun to resume"):
-        run_toy(data_root, tmp_path, model_args=f"fail_video={videos[1]}")
-    state = next(tmp_path.glob("*.state"))
-    assert RunState(state).done_videos() == {videos[0]}  # the finished video is kept
+def test_a_video_the_model_fails_on_is_skipped_and_named(data_root, tmp_path):
+    videos = sorted((data_root / "val.txt").read_text().split())
+    record, _ = run_toy(data_root, tmp_path, model_args=f"fail_video={videos[1]}")
+    assert [s["video"] for s in record["dataset"]["skipped"]] == [videos[1]]
+    assert "simulated failure" in record["dataset"]["skipped"][0]["error"]
+    assert videos[1] not in record["per_video"] and videos[0] in record["per_video"]
+    with pytest.raises(ModelError, match=videos[1]):
+        run_toy(data_root, tmp_path / "strict", model_args=f"fail_video={videos[1]}", strict=True)
+
+
+def test_a_model_failing_before_any_success_stops_the_run(data_root, tmp_path):
+    first = sorted((data_root / "val.txt").read_text().split())[0]
+    with pytest.raises(ModelError, match=f"failed on video {first} frames .*simulated failure.*rerun to resume"):
+        run_toy(data_root, tmp_path, model_args=f"fail_video={first}")
+    assert not RunState(next(tmp_path.glob("*.state"))).done_videos()
 
 
 def test_corrupt_frame_skips_only_its_video(data_root, tmp_path):
