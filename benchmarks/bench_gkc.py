@@ -41,7 +41,7 @@ from ovbench.models.gkc.network import GKCNetwork
 PUBLISHED = {"params_m": 44.1, "gflops": 268.0}  # gkc.md: at 800x1216, from a later paper of the same group
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 VSPW_CLASSES = 124
-TWOSTAGE_DEFAULTS = ["merge=0,templates=single", "proposals=100,merge=0,templates=single"]
+TWOSTAGE_DEFAULTS = ["proposals=32,merge=0,templates=single", "proposals=100,merge=0,templates=single"]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -136,8 +136,9 @@ def main() -> None:
     parser.add_argument("--flops-size", default="800x1216")
     parser.add_argument("--configs", default="gkc-tiny,gkc-r50")
     parser.add_argument("--twostage-args", action="append",
-                        help="clip-twostage model args, repeatable; default: its 32 proposals, and 100 as the"
+                        help="clip-twostage model args, repeatable; default: 32 proposals, and its default 100 as the"
                              " two-stage methods GKC compares with (merge=0: every superpixel is a proposal)")
+    parser.add_argument("--twostage-clip", default="ViT-B-16", help="CLIP of clip-twostage (its default; RN50 for a lighter one)")
     parser.add_argument("--skip-flops", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -178,12 +179,12 @@ def main() -> None:
                 del model
     baselines = {}
     for extra in args.twostage_args or TWOSTAGE_DEFAULTS:
-        twostage = twostage_adapter("RN50", extra, device)
+        twostage = twostage_adapter(args.twostage_clip, extra, device)
         if twostage is None:
             print("  clip-twostage        not installed (ovbench.models.clip_twostage): no side-by-side ratio")
             return
         baselines[extra] = frames_per_second(twostage, names, size, args, device)
-        print(f"  {'clip-twostage':20s} {baselines[extra]:8.2f} frames/s (RN50, {extra})")
+        print(f"  {'clip-twostage':20s} {baselines[extra]:8.2f} frames/s ({args.twostage_clip}, {extra})")
         del twostage
     for extra, rate in baselines.items():
         for name in (n for n in rates if n.startswith("gkc-r50")):

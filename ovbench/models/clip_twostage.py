@@ -38,7 +38,7 @@ KMEANS_ITERATIONS = 10
 
 @dataclasses.dataclass
 class ClipTwoStageArgs(ClipArgs):
-    clip: str = "RN50"
+    clip: str = "ViT-B-16"  # the crop classifier of ZegFormer and SimBaseline
     # 100 proposals, as the 100 mask queries whose crops ZegFormer / SimBaseline classify
     proposals: int = 100  # about this many superpixels seeded per frame (a grid), before merging
     compactness: float = 0.1  # weight of one grid spacing of distance against RGB colour in 0..1
