@@ -15,7 +15,7 @@ from ovbench.errors import ConfigError, WeightsError
 from ovbench.models.clip_dense import ClipDense, window_starts
 from ovbench.models.clip_loading import create_clip, encode_prompts
 from ovbench.models.clip_twostage import ClipTwoStage, merge_similar
-from ovbench.models.prompts import ENSEMBLE_TEMPLATES, class_scores
+from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES, class_scores
 from ovbench.registry import get_model_class
 
 CPU = torch.device("cpu")

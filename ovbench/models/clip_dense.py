@@ -30,7 +30,7 @@ from open_clip.transformer import VisionTransformer
 
 from ..errors import ConfigError
 from ..registry import register_model
-from .prompts import ClipArgs, ClipBaseline, class_scores
+from .clip_baseline import ClipArgs, ClipBaseline, class_scores
 
 
 @dataclasses.dataclass

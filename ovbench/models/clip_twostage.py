@@ -31,7 +31,7 @@ from torchvision.ops import roi_align
 
 from ..errors import ConfigError
 from ..registry import register_model
-from .prompts import ClipArgs, ClipBaseline, class_scores
+from .clip_baseline import ClipArgs, ClipBaseline, class_scores
 
 KMEANS_ITERATIONS = 10
 

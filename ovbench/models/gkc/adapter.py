@@ -4,7 +4,7 @@ and cached by the runner); frames go through the GKC network alone.
 
 Text tensor: `encode_text` returns (C, K, D), K the largest number of "_or_" name parts of any
 class, a class with fewer parts padded with copies of its first part (the layout every CLIP
-adapter shares, see ovbench/models/prompts.py; a copy never changes the max over parts).
+adapter shares, see ovbench/models/clip_baseline.py; a copy never changes the max over parts).
 `predict` flattens it back to per-part embeddings for the network's max-over-parts classifier.
 
 Speed on a GPU: the network launches over a thousand small kernels per batch, and the host's
@@ -36,7 +36,7 @@ from ...api import ModelArgs, TrainableModel, TrainJob, WeightsInfo
 from ...errors import ConfigError, WeightsError
 from ...registry import register_model
 from ..clip_loading import RANDOM_INIT, create_clip
-from ..prompts import TemplateSet, encode_vocabulary, text_cache_key
+from ..clip_baseline import TemplateSet, encode_vocabulary, text_cache_key
 from .checkpoint import Checkpoint, load_checkpoint, load_network_state, load_text_tower, round_text_tower_to_fp16_
 from .config import GKCConfig, load_config
 from .network import GKCNetwork, normalize_pixels

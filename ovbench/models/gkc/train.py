@@ -34,7 +34,7 @@ from tqdm import tqdm
 from ...api import ModelArgs, TrainJob, parse_model_args
 from ...errors import ConfigError
 from ..clip_loading import encode_class_names
-from ..prompts import TEMPLATE_SETS
+from ..clip_baseline import TEMPLATE_SETS
 from .checkpoint import load_checkpoint, load_network_state, save_checkpoint
 from .losses import GKCCriterion, KDRegions, LossConfig, StepTargets, masked_crops, select_regions
 from .network import GKCNetwork, normalize_pixels
