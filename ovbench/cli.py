@@ -375,18 +375,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    finished = False
     try:
         from .registry import load_plugin
 
         for module in getattr(args, "plugin", []):
             load_plugin(module)
-        return args.func(args)
+        code = args.func(args)
+        finished = True
+        return code
     except OvbenchError as err:
         print(f"ovbench: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("ovbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group(wait_for_others=finished)
+
+
+def _leave_process_group(wait_for_others: bool) -> None:
+    """Under torchrun, close the group before exiting: a process that exits with it open can
+    abort in the collective library's threads (SIGABRT) after its work is done. After a failure
+    the other ranks are not waited for (they may be inside another collective); torchrun stops them."""
+    if "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait_for_others:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
