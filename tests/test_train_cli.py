@@ -1,0 +1,41 @@
+"""`ovbench train` from the command line, then `ovbench run` with what it wrote."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ovbench.cli import main
+from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.results import load_record
+
+TRAIN = ["--model", "gkc", "--model-args", "config=gkc-tiny,clip_pretrained=none",
+         "--train-args", "iterations=3,batch_size=2,crop=48,short_min=40,short_max=64,num_points=256,workers=0,log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return write_synthetic_vspw(tmp_path_factory.mktemp("train") / "VSPW_480p", videos=4, frames=3, height=40, width=71, seed=4)
+
+
+def test_train_then_evaluate_the_checkpoint(data_root, tmp_path):
+    out = tmp_path / "gkc"
+    assert main(["train", *TRAIN, "--split", "vspw_train_seen", "--data-root", str(data_root), "--out", str(out)]) == 0
+    final = out / "final.safetensors"
+    assert final.is_file()
+    runs = tmp_path / "runs"
+    assert main(["run", "--model", "gkc", "--model-args", f"checkpoint={final}", "--split", "vspw_unseen",
+                 "--data-root", str(data_root), "--out", str(runs), "--workers", "0", "--no-progress"]) == 0
+    record = load_record(next(runs.glob("*.json")))
+    assert record["model"]["weights"] == str(final) and len(record["model"]["weights_sha256"]) == 64
+
+
+def test_training_on_an_evaluation_split_is_refused(data_root, tmp_path, capsys):
+    assert main(["train", *TRAIN, "--split", "vspw_unseen", "--data-root", str(data_root), "--out", str(tmp_path)]) == 2
+    assert "evaluation split" in capsys.readouterr().err
+
+
+def test_a_model_that_cannot_train_says_so(data_root, tmp_path, capsys):
+    assert main(["train", "--model", "clip-dense", "--split", "vspw_train_seen", "--data-root", str(data_root), "--out", str(tmp_path)]) == 2
+    assert "cannot be trained" in capsys.readouterr().err
