@@ -34,6 +34,7 @@ from .textcache import TextCache
 from .upsample import upsampled_argmax
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+SAVE_PACE = 20  # state saving takes at most 1/SAVE_PACE of a run's time
 
 
 @dataclasses.dataclass
@@ -268,10 +269,20 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
     failed: int | None = None
     video_frames = 0
     wall_start = time.perf_counter()
+    saved = {"at": wall_start, "cost": 0.0}
 
-    def checkpoint() -> None:
-        part.wall_seconds = time.perf_counter() - wall_start
+    def checkpoint(force: bool = False) -> None:
+        """Save what is finished. The state holds every finished video, so saving after each
+        one would cost O(videos^2) on a long run: save when the time since the last save is at
+        least SAVE_PACE times what that save took (<= 1/SAVE_PACE of the run), and always at the end."""
+        now = time.perf_counter()
+        if not force and now - saved["at"] < SAVE_PACE * saved["cost"]:
+            return
+        part.metrics = metrics.state_dict()
+        part.wall_seconds = now - wall_start
         state.save(part)
+        saved["at"] = time.perf_counter()
+        saved["cost"] = saved["at"] - now
 
     def drop_video(err: Exception) -> None:
         """Forget every trace of the current video and say why, unless the user wants to stop."""
@@ -297,7 +308,6 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
             else:
                 writer.end_video()
                 part.done.append(videos[current].name)
-                part.metrics = metrics.state_dict()
                 checkpoint()
         current = None
 
@@ -343,7 +353,12 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
                         video_frames += len(stems)
             progress.step(len(batch["frames"]), name)
         close_video()
+    except BaseException:
+        if current is not None and current != failed:  # interrupted inside a video: forget it
+            metrics.abort_video()
+            writer.abort_video()
+            part.frames -= video_frames
+        raise
     finally:
         progress.close()
-    part.wall_seconds = time.perf_counter() - wall_start
-    state.save(part)
+        checkpoint(force=True)  # everything finished is on disk, however the loop ended

@@ -218,3 +218,16 @@ def test_cuda_bf16_matches_cpu(data_root, tmp_path):
 def test_record_json_has_no_nan(data_root, tmp_path):
     _, path = run_toy(data_root, tmp_path, split="vspw_unseen")
     json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in record"))
+
+
+@pytest.mark.parametrize("pace, saves", [(0, "every video and the end"), (10**9, "the first video and the end")])
+def test_state_saving_is_paced(data_root, tmp_path, monkeypatch, pace, saves):
+    import ovbench.runner as runner_module
+
+    calls = []
+    monkeypatch.setattr(runner_module, "SAVE_PACE", pace)
+    monkeypatch.setattr(RunState, "save", lambda self, part: calls.append(list(part.done)))
+    record, _ = run_toy(data_root, tmp_path)
+    videos = record["dataset"]["videos"]
+    assert len(calls) == (videos + 1 if pace == 0 else 2), saves
+    assert calls[-1] == sorted(record["per_video"])  # the last save holds every finished video
