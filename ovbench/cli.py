@@ -70,6 +70,15 @@ def _distributed() -> tuple[int, int, int] | None:
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def _process_device(device: str, launched: tuple[int, int, int] | None) -> str:
+    """Under torchrun each process takes the GPU of its local rank unless told otherwise."""
+    if launched is None or device not in ("auto", "cuda"):
+        return device
+    import torch
+
+    return f"cuda:{launched[2]}" if torch.cuda.is_available() else "cpu"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .results import format_summary
     from .runner import RunOptions, run
@@ -77,16 +86,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     split = load_split(args.split)
     launched = _distributed()
-    shard, device = args.shard, args.device
+    shard, device = args.shard, _process_device(args.device, launched)
     if launched:
-        rank, world, local = launched
         if args.shard != (0, 1):
             raise ConfigError("--shard cannot be combined with torchrun (torchrun already shards)")
-        shard = (rank, world)
-        if device in ("auto", "cuda"):
-            import torch
-
-            device = f"cuda:{local}" if torch.cuda.is_available() else "cpu"
+        shard = launched[:2]
     quiet = shard[0] != 0
     data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent)
     options = RunOptions(
@@ -166,13 +170,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split {split.name} is an evaluation split; train on a *_train_seen split (train videos, seen classes only)")
     if not issubclass(get_model_class(args.model), TrainableModel):
         raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
-    data_root, _, on_sample = resolve_data(args.data_root, _stderr)
-    launched = _distributed()
-    device = args.device
-    if launched and device in ("auto", "cuda"):
-        import torch
-
-        device = f"cuda:{launched[2]}" if torch.cuda.is_available() else "cpu"
+    data_root, _, _ = resolve_data(args.data_root, _stderr)
+    device = _process_device(args.device, _distributed())
     model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False)
     job = TrainJob(
         data_root=data_root,

@@ -209,7 +209,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     metrics = new_metrics(split, device, options.min_video_frames)
     part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
     writer = PredictionWriter.create(options.save_predictions, predictions, split)
-    _stream(options, data, model, text, mine, metrics, part, state, writer, device, log)
+    _stream(options, data, model, text, mine, metrics, part, state, writer, device)
 
     if group is None and count > 1:
         return {}, state.directory  # a --shard job: `ovbench merge` makes the record
@@ -254,7 +254,7 @@ def _gather(group, part: Part) -> list[Part]:
     return [Part(**payload) for payload in gathered] if gathered is not None else []
 
 
-def _stream(options, data, model, text, videos, metrics, part, state, writer, device, log) -> None:
+def _stream(options, data, model, text, videos, metrics, part, state, writer, device) -> None:
     classes = len(options.split.vocabulary)
     autocast = (
         torch.autocast(device.type, dtype=PRECISIONS[options.precision])
