@@ -26,6 +26,7 @@ from .data.vspw import VSPW
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import list_videos, new_metrics
 from .merge import record_from_parts
+from .modelclock import ModelClock
 from .predictions import PredictionWriter
 from .registry import get_model_class
 from .runstate import Part, RunState, new_session_id
@@ -265,6 +266,7 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
         data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=device.type == "cuda"
     )
     progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
+    clock = ModelClock(device)
     current: int | None = None
     failed: int | None = None
     video_frames = 0
@@ -279,7 +281,8 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
         if not force and now - saved["at"] < SAVE_PACE * saved["cost"]:
             return
         part.metrics = metrics.state_dict()
-        part.wall_seconds = now - wall_start
+        part.model_seconds = clock.seconds()
+        part.wall_seconds = time.perf_counter() - wall_start
         state.save(part)
         saved["at"] = time.perf_counter()
         saved["cost"] = saved["at"] - now
@@ -329,16 +332,12 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
                     frames = batch["image"].to(device, non_blocking=True)
                     gt = batch["gt"].to(device, non_blocking=True)
                     where = f"video {name} frames {stems[0]}..{stems[-1]}"
-                    start = time.perf_counter()
                     try:
                         try:
-                            with torch.inference_mode(), autocast:
+                            with clock.measure(), torch.inference_mode(), autocast:
                                 output = model.predict(frames, text)
-                            if device.type == "cuda":
-                                torch.cuda.synchronize(device)
                         except Exception as err:  # the adapter's own failure, not the data's
                             raise ModelError(f"{options.model} failed on {where}: {type(err).__name__}: {err}") from err
-                        part.model_seconds += time.perf_counter() - start
                         labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), classes, where)
                         metrics.update(gt, labels)
                     except ModelError as err:

@@ -9,6 +9,7 @@ from reference_metrics import random_video, ref_confusion, ref_scores
 
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics import LabelError, confusion_matrix, segmentation_scores
+from ovbench.metrics.confusion import iou_means
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -132,6 +133,36 @@ def test_scores_match_reference(seed, convention):
     unseen = [c for c in range(k) if c not in seen]
     got = segmentation_scores(torch.from_numpy(m), seen=seen, unseen=unseen, convention=convention)
     assert_scores_close(got, ref_scores(m, seen, unseen, convention))
+
+
+@pytest.mark.parametrize("convention", ["vspw", "mmseg"])
+def test_iou_means_rows_of_a_batch_equal_their_own_matrices(convention):
+    """The leaderboard's bootstrap scores its resamples as the rows of one batch: each row must
+    give exactly what its own confusion matrix gives, and what the reference gives."""
+    rng = np.random.default_rng(0)
+    seen, unseen = [0, 1, 2], [3, 4, 5]
+    matrices = []
+    for trial in range(24):
+        m = rng.integers(0, 20, (6, 6)) * (rng.random((6, 6)) < 0.5)
+        m[trial % 6] = 0  # a class without gt pixels (maybe predicted)
+        if trial % 8 == 0:
+            m[3:] = 0  # no unseen gt: mIoU_unseen and hIoU undefined
+        if trial % 8 == 1:
+            m[np.arange(6), np.arange(6)] = 0  # every IoU 0: hIoU 0, not undefined
+        matrices.append(m)
+    stack = np.stack(matrices).astype(np.float64)
+    batch = iou_means(np.diagonal(stack, axis1=1, axis2=2), stack.sum(2), stack.sum(1),
+                      seen=np.array(seen), unseen=np.array(unseen), convention=convention)
+    for row, m in enumerate(matrices):
+        single = segmentation_scores(m, seen=seen, unseen=unseen, convention=convention)
+        want = ref_scores(m, seen, unseen, convention)
+        for key in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU"):
+            assert (key in single) == (key in want), key
+            if key in single:
+                assert batch[key][row] == single[key], (key, row)
+                assert batch[key][row] == pytest.approx(want[key], abs=1e-12)
+            else:
+                assert np.isnan(batch[key][row]), (key, row)
 
 
 @pytest.mark.parametrize("seed", range(3))

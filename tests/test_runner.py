@@ -211,6 +211,7 @@ def test_cuda_bf16_matches_cpu(data_root, tmp_path):
     cpu, _ = run_toy(data_root, tmp_path / "cpu")
     gpu, _ = run_toy(data_root, tmp_path / "gpu", device="cuda")
     assert gpu["metrics"]["mIoU"] == pytest.approx(cpu["metrics"]["mIoU"], abs=1e-3)
+    assert 0 < gpu["timing"]["model_seconds"] < gpu["timing"]["seconds"]  # CUDA events, read late
     bf16, _ = run_toy(data_root, tmp_path / "bf16", device="cuda", precision="bf16")
     assert abs(bf16["metrics"]["mIoU"] - cpu["metrics"]["mIoU"]) < 0.05
 

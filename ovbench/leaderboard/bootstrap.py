@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
-from ..metrics.confusion import segmentation_scores
+from ..metrics.confusion import iou_means, segmentation_scores
 from .quantities import INTERVAL_KEYS
 
 LEVEL = 0.95
@@ -61,35 +61,6 @@ def _video_sums(
     return diag, gt, pred, total
 
 
-def _mean_over(iou: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    selected = iou[:, columns]
-    present = ~np.isnan(selected)
-    counted = present.sum(axis=1)
-    total = np.where(present, selected, 0.0).sum(axis=1)
-    return np.divide(total, counted, out=np.full(len(iou), np.nan), where=counted > 0)
-
-
-def scores(
-    diag: np.ndarray, gt: np.ndarray, pred: np.ndarray, seen: np.ndarray, convention: str = "vspw"
-) -> dict[str, np.ndarray]:
-    """mIoU, mIoU_seen, mIoU_unseen and hIoU of each resample, from (B, K) count arrays.
-    "vspw": mean over classes with gt pixels; "mmseg": over classes with gt or predicted
-    pixels. NaN where a score is undefined in a resample."""
-    union = gt + pred - diag
-    counted = gt > 0 if convention == "vspw" else union > 0
-    iou = np.full(diag.shape, np.nan)
-    np.divide(diag, union, out=iou, where=counted)
-    result = {"mIoU": _mean_over(iou, np.arange(iou.shape[1]))}
-    if seen.any() and (~seen).any():
-        s, u = _mean_over(iou, np.flatnonzero(seen)), _mean_over(iou, np.flatnonzero(~seen))
-        result["mIoU_seen"], result["mIoU_unseen"] = s, u
-        positive = s + u > 0
-        h = np.where(positive, 2 * s * u / np.where(positive, s + u, 1.0), 0.0)
-        h[np.isnan(s) | np.isnan(u)] = np.nan
-        result["hIoU"] = h
-    return result
-
-
 def video_bootstrap(
     record: dict[str, Any], *, resamples: int = 1000, seed: int = 0, source: str = "record"
 ) -> dict[str, tuple[float, float]]:
@@ -116,7 +87,8 @@ def video_bootstrap(
     # how often each video was drawn in each resample: (resamples, n)
     weights = np.bincount((picks + n * np.arange(resamples)[:, None]).ravel(), minlength=resamples * n)
     weights = weights.reshape(resamples, n).astype(np.float64)
-    drawn = scores(weights @ diag, weights @ gt, weights @ pred, seen, convention)
+    split = {"seen": np.flatnonzero(seen), "unseen": np.flatnonzero(~seen)} if seen.any() and (~seen).any() else {}
+    drawn = iou_means(weights @ diag, weights @ gt, weights @ pred, **split, convention=convention)
     tail = (1 - LEVEL) / 2
     intervals = {}
     for key in INTERVAL_KEYS:

@@ -164,10 +164,38 @@ def confusion_matrix(gt: np.ndarray | torch.Tensor, pred: np.ndarray | torch.Ten
     return fold_pairs(pairs, row_class, num_classes, "confusion_matrix")
 
 
-def _mean(values: np.ndarray, defined: np.ndarray) -> float | None:
-    """Mean over the defined entries, summed over the full array like the official nansum."""
-    count = int(defined.sum())
-    return float(np.sum(np.where(defined, values, 0.0)) / count) if count else None
+def _mean(values: np.ndarray, defined: np.ndarray) -> np.ndarray:
+    """Mean over the defined entries of the last axis, summed over the full axis like the
+    official nansum; NaN where nothing is defined."""
+    count = defined.sum(-1)
+    total = np.where(defined, values, 0.0).sum(-1)
+    return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
+
+
+def iou_means(diag: np.ndarray, gt: np.ndarray, pred: np.ndarray, *, seen: np.ndarray | None = None,
+              unseen: np.ndarray | None = None, convention: str = "vspw") -> dict[str, np.ndarray]:
+    """The IoU family from per-class pixel counts (..., K): true positives, ground-truth
+    pixels, predicted pixels. Leading axes are a batch (the leaderboard's bootstrap passes one
+    row per resample), so every mIoU-type number in ovbench has this one definition.
+
+    Returns "iou" (..., K), NaN where a class does not count under `convention`, and "mIoU"
+    (...) plus, for the index arrays given, "mIoU_seen", "mIoU_unseen" and (both given) "hIoU";
+    NaN where a mean has no class to average.
+    """
+    union = gt + pred - diag
+    counts = gt > 0 if convention == "vspw" else union > 0
+    iou = np.full(np.shape(diag), np.nan)
+    np.divide(diag, union, out=iou, where=counts)
+    means = {"iou": iou, "mIoU": _mean(iou, counts)}
+    for key, idx in (("mIoU_seen", seen), ("mIoU_unseen", unseen)):
+        if idx is not None:
+            means[key] = _mean(iou[..., idx], counts[..., idx])
+    if seen is not None and unseen is not None:
+        s, u = means["mIoU_seen"], means["mIoU_unseen"]
+        both = s + u
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means["hIoU"] = np.where(both > 0, 2 * s * u / both, np.where(np.isnan(both), np.nan, 0.0))
+    return means
 
 
 def _subset(indices: Sequence[int] | None, num_classes: int, name: str) -> np.ndarray | None:
@@ -198,30 +226,21 @@ def segmentation_scores(M: np.ndarray | torch.Tensor, *, seen: Sequence[int] | N
     k = m.shape[0]
     seen_idx, unseen_idx = _subset(seen, k, "seen"), _subset(unseen, k, "unseen")
     diag, row, col = np.diag(m), m.sum(1), m.sum(0)
-    union = row + col - diag
-    with np.errstate(divide="ignore", invalid="ignore"):
-        iou, acc = diag / union, diag / row
-    counts = row > 0 if convention == "vspw" else union > 0
+    means = iou_means(diag, row, col, seen=seen_idx, unseen=unseen_idx, convention=convention)
+    iou = means.pop("iou")
     present = row > 0
-    scores: dict = {}
-    miou = _mean(iou, counts)
-    if miou is not None:
-        scores["mIoU"] = miou
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = diag / row
+    defined = {key: float(value) for key, value in means.items() if not np.isnan(value)}
+    scores: dict = {key: defined.pop(key) for key in ["mIoU"] if key in defined}  # keys in reading order
     total = int(row.sum())
     if total:
         scores["pAcc"] = float(diag.sum() / total)
-        scores["mAcc"] = _mean(acc, present)
+        scores["mAcc"] = float(_mean(acc, present))
         scores["fwIoU"] = float(np.sum(row[present] / total * iou[present]))
-    parts = {}
-    for key, idx in (("mIoU_seen", seen_idx), ("mIoU_unseen", unseen_idx)):
-        value = None if idx is None else _mean(iou[idx], counts[idx])
-        if value is not None:
-            parts[key] = scores[key] = value
-    if len(parts) == 2:
-        s, u = parts["mIoU_seen"], parts["mIoU_unseen"]
-        scores["hIoU"] = 2 * s * u / (s + u) if s + u else 0.0
+    scores.update(defined)
     scores["per_class"] = {
-        "iou": [float(v) if c else None for v, c in zip(iou, counts)],
+        "iou": [None if np.isnan(v) else float(v) for v in iou],
         "acc": [float(v) if c else None for v, c in zip(acc, present)],
         "gt_pixels": [int(v) for v in row],
     }
