@@ -65,9 +65,12 @@ def _distributed() -> tuple[int, int, int] | None:
     import torch
     import torch.distributed as dist
 
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)  # NCCL's object collectives use the current device
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+    return dist.get_rank(), world, local_rank
 
 
 def _process_device(device: str, launched: tuple[int, int, int] | None) -> str:
@@ -126,7 +129,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_runs
     from .results import format_summary
 
-    record, path = merge_runs([Path(d) for d in args.states], Path(args.out))
+    record, path = merge_runs([Path(d) for d in args.states], Path(args.out), partial=args.partial)
     print(format_summary(record))
     print(f"record: {path}")
     return 0
@@ -308,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     merge_p = sub.add_parser("merge", help="merge the state folders of sharded runs into one record")
     merge_p.add_argument("states", nargs="+", help="<out>/<run>.state folders written by `ovbench run --shard`")
+    merge_p.add_argument("--partial", action="store_true", help="write a record although some videos are in no state (listed as skipped)")
     merge_p.add_argument("--out", default=str(DEFAULT_OUT))
     merge_p.set_defaults(func=cmd_merge)
 

@@ -14,15 +14,17 @@ from .runstate import Part, RunState
 from .splits import load_split
 
 
-def timing_of(parts: list[Part], text_seconds: float) -> dict[str, Any]:
-    """Processes of one session run side by side (the slowest sets the wall time); sessions
-    (resumes) run one after another."""
-    sessions: dict[str, list[Part]] = {}
+def timing_of(parts: list[Part], text_seconds: float, static_shards: bool) -> dict[str, Any]:
+    """How long the run took. Under torchrun the processes of one session run side by side
+    (the slowest sets the time) and sessions (resumes) run one after another; `--shard` jobs
+    run side by side, each through its own sessions one after another."""
+    groups: dict[Any, list[Part]] = {}
     for part in parts:
-        sessions.setdefault(part.session, []).append(part)
+        groups.setdefault(part.rank if static_shards else part.session, []).append(part)
+    within, across = (sum, max) if static_shards else (max, sum)
+    wall = across(within(p.wall_seconds for p in group) for group in groups.values())
+    model = across(within(p.model_seconds for p in group) for group in groups.values())
     frames = sum(p.frames for p in parts)
-    wall = sum(max(p.wall_seconds for p in group) for group in sessions.values())
-    model = sum(max(p.model_seconds for p in group) for group in sessions.values())
     return {
         "frames": frames,
         "seconds": wall,
@@ -30,11 +32,11 @@ def timing_of(parts: list[Part], text_seconds: float) -> dict[str, Any]:
         "fps_model": frames / model if model > 0 else 0.0,
         "fps_end_to_end": frames / wall if wall > 0 else 0.0,
         "text_seconds": text_seconds,
-        "processes": max((len(group) for group in sessions.values()), default=0),
+        "processes": len(groups) if static_shards else max((len(group) for group in groups.values()), default=0),
     }
 
 
-def record_from_states(states: list[RunState]) -> dict[str, Any]:
+def record_from_states(states: list[RunState], *, partial: bool = False) -> dict[str, Any]:
     fingerprint = states[0].fingerprint()
     for state in states[1:]:
         other = state.fingerprint()
@@ -44,10 +46,12 @@ def record_from_states(states: list[RunState]) -> dict[str, Any]:
     parts = [part for state in states for part in state.parts()]
     if not parts:
         raise DataError(f"{states[0].directory} holds no finished work yet")
-    return record_from_parts(fingerprint, parts)
+    return record_from_parts(fingerprint, parts, partial=partial)
 
 
-def record_from_parts(fingerprint: dict[str, Any], parts: list[Part]) -> dict[str, Any]:
+def record_from_parts(fingerprint: dict[str, Any], parts: list[Part], *, partial: bool = False) -> dict[str, Any]:
+    """The record of every listed video, finished or skipped. A video in no part (a `--shard`
+    job unfinished or not given) is an error, or with `partial` a skipped video."""
     split = load_split(fingerprint["split"]["source"])
     if split.hash != fingerprint["split"]["hash"]:
         raise ConfigError(f"split {split.name} changed since the run started ({fingerprint['split']['hash']} -> {split.hash})")
@@ -61,6 +65,14 @@ def record_from_parts(fingerprint: dict[str, Any], parts: list[Part]) -> dict[st
     computed = compute_for_split(metrics, split, options["miou_convention"])
     done = {video for part in parts for video in part.done}
     skipped = {video: error for part in parts for video, error in part.skipped.items() if video not in done}
+    missing = [v for v in fingerprint["videos"]["names"] if v not in done and v not in skipped]
+    if missing and not partial:
+        raise DataError(
+            f"{len(missing)} of the run's {len(fingerprint['videos']['names'])} videos are in none of the given"
+            f" states (first: {missing[0]}): a --shard job is unfinished or its state was not given;"
+            " `ovbench merge --partial` writes a record of the rest, listing them as skipped"
+        )
+    skipped.update((v, f"video {v}: not evaluated (merged with --partial)") for v in missing)
     if not done:
         first = next(iter(skipped.values()), "nothing was run")
         raise DataError(f"no video could be evaluated ({len(skipped)} skipped; first: {first})")
@@ -77,14 +89,14 @@ def record_from_parts(fingerprint: dict[str, Any], parts: list[Part]) -> dict[st
         },
         options={**options_summary(options["miou_convention"], options["min_video_frames"]), "precision": options["precision"]},
         computed=computed,
-        timing=timing_of(parts, max(p.text_seconds for p in parts)),
+        timing=timing_of(parts, max(p.text_seconds for p in parts), static_shards=options["shards"] > 1),
         env=next(p.env for p in parts if p.env),
     )
 
 
-def merge_runs(state_dirs: list[Path], out_dir: Path) -> tuple[dict[str, Any], Path]:
+def merge_runs(state_dirs: list[Path], out_dir: Path, *, partial: bool = False) -> tuple[dict[str, Any], Path]:
     for directory in state_dirs:
         if not directory.is_dir():
             raise DataError(f"run state folder {directory} does not exist")
-    record = record_from_states([RunState(d) for d in state_dirs])
+    record = record_from_states([RunState(d) for d in state_dirs], partial=partial)
     return record, results.write_record(record, out_dir)

@@ -36,12 +36,13 @@ class ModelClock:
         self._new_event = new_event
         self._device = device
         self._lag = lag
-        self._pending: deque[tuple[Any, Any]] = deque()
+        self._pending: deque[tuple[Any, Any, str]] = deque()
         self._seconds = 0.0
 
     @contextlib.contextmanager
-    def measure(self) -> Iterator[None]:
-        """Time the block; nothing is counted when it raises."""
+    def measure(self, label: str = "") -> Iterator[None]:
+        """Time the block; nothing is counted when it raises. `label` names the work in the
+        error raised should it fail on the GPU, which surfaces only when it is read, later."""
         if self._new_event is None:
             start = time.perf_counter()
             yield
@@ -51,7 +52,7 @@ class ModelClock:
         start.record(self._stream())
         yield
         end.record(self._stream())
-        self._pending.append((start, end))
+        self._pending.append((start, end, label))
         while len(self._pending) > self._lag:
             self._read_oldest()
 
@@ -62,8 +63,11 @@ class ModelClock:
         return self._seconds
 
     def _read_oldest(self) -> None:
-        start, end = self._pending.popleft()
-        end.synchronize()
+        start, end, label = self._pending.popleft()
+        try:
+            end.synchronize()
+        except RuntimeError as err:  # an asynchronous CUDA error of that work, or of later work
+            raise RuntimeError(f"{err} (surfaced while waiting for the GPU to finish {label or 'earlier work'})") from err
         self._seconds += start.elapsed_time(end) / 1000  # milliseconds
 
     def _stream(self):

@@ -40,7 +40,8 @@ class PredictionWriter:
 
     def end_video(self) -> None: ...
 
-    def abort_video(self) -> None: ...
+    def abort_video(self) -> None:
+        """Remove whatever this video wrote, even after end_video."""
 
 
 class _GlobalIds(PredictionWriter):
@@ -86,6 +87,7 @@ class RleWriter(_GlobalIds):
 
     def abort_video(self) -> None:
         self.frames = {}
+        (self.directory / f"{self.video}.json").unlink(missing_ok=True)
 
 
 class PredictionReader:

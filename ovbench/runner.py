@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -120,7 +121,7 @@ def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames
         "model": model_info,
         "split": {"name": options.split.name, "hash": options.split.hash, "source": options.split.source or options.split.name},
         "dataset": {"name": options.dataset_name, "root": str(options.data_root.resolve())},
-        "videos": listing,
+        "videos": {"sha256": listing, "names": [v.name for v in videos]},
         "options": {
             "miou_convention": options.convention,
             "min_video_frames": options.min_video_frames,
@@ -204,13 +205,16 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         mine = assign_videos([v for v in videos if v.name not in done], count)[index]
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
+    # a model failing on the first video of a run that has finished nothing stops the run
+    pending = sorted(v.name for v in videos if v.name not in done and v.frames)
+    fatal_video = pending[0] if pending and not done else None
 
     text, text_seconds = TextCache().embed(model, split.class_names)
     text = text.to(device)
     metrics = new_metrics(split, device, options.min_video_frames)
     part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
     writer = PredictionWriter.create(options.save_predictions, predictions, split)
-    _stream(options, data, model, text, mine, metrics, part, state, writer, device)
+    _stream(options, data, model, text, mine, metrics, part, state, writer, device, fatal_video)
 
     if group is None and count > 1:
         return {}, state.directory  # a --shard job: `ovbench merge` makes the record
@@ -255,109 +259,169 @@ def _gather(group, part: Part) -> list[Part]:
     return [Part(**payload) for payload in gathered] if gathered is not None else []
 
 
-def _stream(options, data, model, text, videos, metrics, part, state, writer, device) -> None:
-    classes = len(options.split.vocabulary)
-    autocast = (
-        torch.autocast(device.type, dtype=PRECISIONS[options.precision])
-        if PRECISIONS[options.precision] is not None
-        else contextlib.nullcontext()
-    )
+def _stream(options, data, model, text, videos, metrics, part, state, writer, device, fatal_video) -> None:
+    for video in videos:
+        if not video.frames:  # listed in the split, but nothing to evaluate
+            empty = DataError(f"video {video.name}: no frames in {data.frame_path(video.name, 'x').parent}")
+            if options.strict:
+                raise empty
+            part.skipped[video.name] = str(empty)
+    videos = [video for video in videos if video.frames]
     loader = frame_loader(
         data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=device.type == "cuda"
     )
     progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
-    clock = ModelClock(device)
-    current: int | None = None
-    failed: int | None = None
-    video_frames = 0
-    wall_start = time.perf_counter()
-    saved = {"at": wall_start, "cost": 0.0}
+    try:
+        _VideoLoop(options, model, text, metrics, part, state, writer, device, fatal_video, progress).run(videos, loader)
+    finally:
+        progress.close()
 
-    def checkpoint(force: bool = False) -> None:
+
+class _VideoLoop:
+    """One process's pass over its videos, with the bookkeeping that keeps the saved state
+    exact however the pass ends: a video is in both `part.done` and the metrics, or in neither;
+    its frames are counted once; and the times cover finished and skipped videos only (an
+    interrupted video is redone on resume, where its time counts)."""
+
+    def __init__(self, options, model, text, metrics, part, state, writer, device, fatal_video, progress):
+        self.options, self.model, self.text, self.device = options, model, text, device
+        self.metrics, self.part, self.state, self.writer = metrics, part, state, writer
+        self.fatal_video, self.progress = fatal_video, progress
+        self.classes = len(options.split.vocabulary)
+        dtype = PRECISIONS[options.precision]
+        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        self.clock = ModelClock(device)
+        self.video: VideoFrames | None = None  # the open video
+        self.failed = False  # the open video was dropped: its remaining batches are passed over
+        self.video_frames = 0
+        self.start = time.perf_counter()
+        self.saved_at, self.save_cost = self.start, 0.0
+
+    def run(self, videos: list[VideoFrames], loader) -> None:
+        try:
+            for batch in loader:
+                video = videos[batch["video"]]
+                if video is not self.video:
+                    self.close_video()
+                    self.begin_video(video)
+                if not self.failed:
+                    self.evaluate(video, batch)
+                self.progress.step(len(batch["frames"]), video.name)
+            self.close_video()
+        except BaseException:
+            self.roll_back()
+            try:
+                self.save(force=True)  # everything finished is on disk, however the loop ended
+            except Exception as err:  # never hide the error that stopped the run
+                warnings.warn(f"the run state could not be saved ({type(err).__name__}: {err}); "
+                              "a resume redoes the videos finished since the last save")
+            raise
+        self.save(force=True)
+
+    def begin_video(self, video: VideoFrames) -> None:
+        self.video, self.failed, self.video_frames = video, False, 0
+        self.metrics.begin_video(video.name)
+        self.writer.begin_video(video.name)
+        try:
+            self.model.begin_video(video.name)
+        except Exception as err:
+            self.model_failed(ModelError(f"{self.options.model} failed to begin video {video.name}: {type(err).__name__}: {err}"))
+
+    def evaluate(self, video: VideoFrames, batch: dict) -> None:
+        if "error" in batch:
+            self.drop_video(DataError(batch["error"]))
+            return
+        stems = [video.frames[i] for i in batch["frames"]]
+        where = f"video {video.name} frames {stems[0]}..{stems[-1]}"
+        frames = batch["image"].to(self.device, non_blocking=True)
+        gt = batch["gt"].to(self.device, non_blocking=True)
+        try:
+            try:
+                with self.clock.measure(where), torch.inference_mode(), self.autocast:
+                    output = self.model.predict(frames, self.text)
+            except Exception as err:  # the adapter's own failure, not the data's
+                raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
+            labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), self.classes, where)
+            self.metrics.update(gt, labels)
+        except ModelError as err:
+            self.model_failed(err)
+        except DataError as err:
+            self.drop_video(err)
+        else:
+            self.writer.write(video.name, stems, labels)
+            self.part.frames += len(stems)
+            self.video_frames += len(stems)
+
+    def model_failed(self, err: ModelError) -> None:
+        """Skip the video, unless it is the first of a run that has finished nothing: a model
+        failing there is more likely broken than the video, and would fail on every video.
+        Decided by the video, not by what this process happened to finish first, so one
+        process, N processes and a resume agree."""
+        if self.video.name == self.fatal_video:
+            raise ModelError(f"{err} (the run's first video: stopping, the model looks broken;"
+                             " `ovbench check-model` tests an adapter's contract)") from err
+        self.drop_video(err)
+
+    def drop_video(self, err: OvbenchError) -> None:
+        """Forget every trace of the open video and record why, or stop in strict mode."""
+        name = self.video.name
+        message = str(err) if name in str(err) else f"video {name}: {err}"
+        if self.options.strict:
+            raise err if message == str(err) else type(err)(message)
+        self.metrics.abort_video()
+        self.writer.abort_video()
+        self.part.frames -= self.video_frames
+        self.video_frames = 0
+        self.failed = True
+        self.part.skipped[name] = message
+        self.mark_time()
+        self.save()
+        self.progress.note(f"skipping {message}")
+
+    def close_video(self) -> None:
+        video = self.video
+        if video is None or self.failed:
+            self.video = None
+            return
+        try:
+            self.writer.end_video()  # predictions first: should this fail, nothing is counted yet
+            self.metrics.end_video()  # validates, then folds the video into the totals
+        except OvbenchError as err:
+            self.drop_video(err)
+            self.video = None
+            return
+        self.part.done.append(video.name)
+        self.video = None
+        self.mark_time()
+        self.save()
+
+    def roll_back(self) -> None:
+        """After an error or interrupt: undo the open video, unless it was already folded into
+        the metrics (then only its bookkeeping was cut short, and is completed)."""
+        video = self.video
+        if video is None or self.failed or video.name in self.part.done:
+            return
+        if video.name in self.metrics.videos:
+            self.part.done.append(video.name)
+            return
+        self.metrics.abort_video()
+        self.writer.abort_video()
+        self.part.frames -= self.video_frames
+        self.video_frames = 0
+
+    def mark_time(self) -> None:
+        """Model and wall time up to the end of the last finished or skipped video."""
+        self.part.model_seconds = self.clock.seconds()
+        self.part.wall_seconds = time.perf_counter() - self.start
+
+    def save(self, force: bool = False) -> None:
         """Save what is finished. The state holds every finished video, so saving after each
         one would cost O(videos^2) on a long run: save when the time since the last save is at
         least SAVE_PACE times what that save took (<= 1/SAVE_PACE of the run), and always at the end."""
         now = time.perf_counter()
-        if not force and now - saved["at"] < SAVE_PACE * saved["cost"]:
+        if not force and now - self.saved_at < SAVE_PACE * self.save_cost:
             return
-        part.metrics = metrics.state_dict()
-        part.model_seconds = clock.seconds()
-        part.wall_seconds = time.perf_counter() - wall_start
-        state.save(part)
-        saved["at"] = time.perf_counter()
-        saved["cost"] = saved["at"] - now
-
-    def drop_video(err: Exception) -> None:
-        """Forget every trace of the current video and say why, unless the user wants to stop."""
-        nonlocal failed
-        if options.strict:
-            raise err
-        name = videos[current].name
-        failed = current
-        metrics.abort_video()
-        writer.abort_video()
-        part.frames -= video_frames
-        part.skipped[name] = str(err) if name in str(err) else f"video {name}: {err}"
-        checkpoint()
-        progress.note(f"skipping video {name}: {err}")
-
-    def close_video() -> None:
-        nonlocal current
-        if current is not None and current != failed:
-            try:
-                metrics.end_video()
-            except OvbenchError as err:
-                drop_video(err)
-            else:
-                writer.end_video()
-                part.done.append(videos[current].name)
-                checkpoint()
-        current = None
-
-    try:
-        for batch in loader:
-            video_index = batch["video"]
-            name = videos[video_index].name
-            if video_index != current:
-                close_video()
-                current, video_frames = video_index, 0
-                metrics.begin_video(name)
-                writer.begin_video(name)
-                model.begin_video(name)
-            if video_index != failed:
-                stems = [videos[video_index].frames[i] for i in batch["frames"]]
-                if "error" in batch:
-                    drop_video(DataError(batch["error"]))
-                else:
-                    frames = batch["image"].to(device, non_blocking=True)
-                    gt = batch["gt"].to(device, non_blocking=True)
-                    where = f"video {name} frames {stems[0]}..{stems[-1]}"
-                    try:
-                        try:
-                            with clock.measure(), torch.inference_mode(), autocast:
-                                output = model.predict(frames, text)
-                        except Exception as err:  # the adapter's own failure, not the data's
-                            raise ModelError(f"{options.model} failed on {where}: {type(err).__name__}: {err}") from err
-                        labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), classes, where)
-                        metrics.update(gt, labels)
-                    except ModelError as err:
-                        if not part.done:  # failing before any success: a broken model, not a hard video
-                            raise ModelError(f"{err}; finished videos are kept, rerun to resume") from err
-                        drop_video(err)
-                    except DataError as err:
-                        drop_video(err)
-                    else:
-                        writer.write(name, stems, labels)
-                        part.frames += len(stems)
-                        video_frames += len(stems)
-            progress.step(len(batch["frames"]), name)
-        close_video()
-    except BaseException:
-        if current is not None and current != failed:  # interrupted inside a video: forget it
-            metrics.abort_video()
-            writer.abort_video()
-            part.frames -= video_frames
-        raise
-    finally:
-        progress.close()
-        checkpoint(force=True)  # everything finished is on disk, however the loop ended
+        self.part.metrics = self.metrics.state_dict()
+        self.state.save(self.part)
+        self.saved_at = time.perf_counter()
+        self.save_cost = self.saved_at - now

@@ -91,9 +91,11 @@ class RunState:
     def save(self, part: Part) -> None:
         path = self.directory / f"part-{part.session}-r{part.rank}.pt"
         handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        os.close(handle)
         try:
-            torch.save(part.to_payload(), temporary)
+            with os.fdopen(handle, "wb") as out:
+                torch.save(part.to_payload(), out)
+                out.flush()
+                os.fsync(out.fileno())  # on disk before the rename, so a power cut leaves old or new
             os.replace(temporary, path)
         finally:
             Path(temporary).unlink(missing_ok=True)

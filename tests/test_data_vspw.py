@@ -3,6 +3,7 @@
 import re
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -117,3 +118,15 @@ def test_corrupt_jpg_and_rgb_mask(tmp_path):
         im.convert("RGB").save(png)
     with pytest.raises(DataError, match=re.escape(f"{png}: mask must be single-channel") + ".*mode RGB"):
         data.read_mask(video, "00000002")
+
+
+def test_a_batch_with_frames_of_two_sizes_names_them():
+    from ovbench.data.loader import collate_frames
+
+    def item(stem, height, width):
+        return {"video": 0, "frame": int(stem), "stem": stem, "gt": torch.zeros(height, width, dtype=torch.uint8),
+                "image": torch.zeros(3, height, width, dtype=torch.uint8)}
+
+    batch = collate_frames([item("00000001", 4, 6), item("00000002", 4, 6), item("00000003", 5, 6)])
+    assert batch["error"] == "frames of one video differ in size: 00000001 6x4, 00000002 6x4, 00000003 6x5"
+    assert "image" not in batch

@@ -15,6 +15,7 @@ import pytest
 
 from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
+from ovbench.runstate import RunState
 
 TESTS = Path(__file__).parent
 COMPARED = ("metrics", "per_class", "per_video")
@@ -80,12 +81,21 @@ def test_torchrun_two_processes_equal_one(data, reference, tmp_path):
 
 
 def test_two_shards_merged_equal_one(data, reference, tmp_path):
-    for shard in ("0/2", "1/2"):
-        check(single() + ovbench_words(data, tmp_path) + ["--shard", shard])
+    check(single() + ovbench_words(data, tmp_path) + ["--shard", "0/2"])
     assert not list(tmp_path.glob("*.json"))  # a shard alone writes no record
     (state,) = tmp_path.glob("*.state")
+    early = subprocess.run(single() + ["merge", str(state), "--out", str(tmp_path)], env=env(), capture_output=True, text=True)
+    assert early.returncode == 2 and "a --shard job is unfinished" in early.stderr  # never a silent partial record
+    check(single() + ["merge", str(state), "--out", str(tmp_path / "partial"), "--partial"])
+    partial = only_record(tmp_path / "partial")
+    assert partial["dataset"]["videos"] + len(partial["dataset"]["skipped"]) == reference["dataset"]["videos"]
+    check(single() + ovbench_words(data, tmp_path) + ["--shard", "1/2"])
     check(single() + ["merge", str(state), "--out", str(tmp_path)])
-    assert_same(reference, only_record(tmp_path))
+    record = only_record(tmp_path)
+    assert_same(reference, record)
+    walls = [part.wall_seconds for part in RunState(state).parts()]
+    assert record["timing"]["processes"] == 2
+    assert record["timing"]["seconds"] == max(walls)  # shards ran side by side, not one after another
 
 
 def test_sigkill_mid_video_then_resume_with_another_process_count(data, reference, tmp_path):

@@ -95,3 +95,17 @@ def test_cuda_clock_times_queued_work_without_losing_any():
         assert len(clock._pending) <= 2
     seconds = clock.seconds()
     assert seconds > 0 and not clock._pending
+
+
+def test_a_gpu_error_read_late_names_the_work_it_belongs_to():
+    class FailingEvent(StandInEvent):
+        def synchronize(self):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    gpu = GPUStandIn([0.0, 1.0, 2.0, 3.0])
+    clock = ModelClock(torch.device("cpu"), lag=1, new_event=lambda: FailingEvent(gpu))
+    with clock.measure("video A frames 1..4"):
+        pass
+    with pytest.raises(RuntimeError, match=r"illegal memory access.*finish video A frames 1\.\.4"):
+        with clock.measure("video B frames 1..4"):
+            pass

@@ -16,6 +16,10 @@ from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
 from ovbench.errors import DataError, ModelError
 from ovbench.runner import RunOptions, assign_videos, run
+from ovbench.merge import merge_runs
+from ovbench.predictions import RleWriter
+from ovbench.evaluation import list_videos
+from ovbench.data.vspw import VSPW
 from ovbench.runstate import RunState
 from ovbench.data.loader import VideoFrames
 from ovbench.splits import load_split
@@ -116,9 +120,77 @@ def test_a_video_the_model_fails_on_is_skipped_and_named(data_root, tmp_path):
 
 def test_a_model_failing_before_any_success_stops_the_run(data_root, tmp_path):
     first = sorted((data_root / "val.txt").read_text().split())[0]
-    with pytest.raises(ModelError, match=f"failed on video {first} frames .*simulated failure.*rerun to resume"):
+    with pytest.raises(ModelError, match=f"failed on video {first} frames .*simulated failure.*first video: stopping"):
         run_toy(data_root, tmp_path, model_args=f"fail_video={first}")
     assert not RunState(next(tmp_path.glob("*.state"))).done_videos()
+
+
+def test_failing_video_first_in_a_shard_or_a_resume_is_skipped_as_in_one_run(data_root, tmp_path):
+    """Whether a model failure stops the run depends on the video (the run's first), never on
+    which process met it first or on what an earlier session finished."""
+    videos = list_videos(VSPW(data_root), load_split("vspw_all"))
+    bad = assign_videos(videos, 2)[1][0].name  # first in shard 1's share, not the run's first
+    assert bad != min(v.name for v in videos)
+    reference, _ = run_toy(data_root, tmp_path / "one", model_args=f"fail_video={bad}")
+    assert [s["video"] for s in reference["dataset"]["skipped"]] == [bad]
+    run_toy(data_root, tmp_path / "shards", model_args=f"fail_video={bad}", shard=(1, 2))  # no ModelError
+    run_toy(data_root, tmp_path / "shards", model_args=f"fail_video={bad}", shard=(0, 2))
+    merged, _ = merge_runs(list((tmp_path / "shards").glob("*.state")), tmp_path / "shards")
+    same(reference, merged)
+    # a resume whose first video is the bad one (skipped videos are retried) skips it again
+    ordered = sorted(v.name for v in videos)
+    bad = ordered[1]
+    reference, _ = run_toy(data_root, tmp_path / "one-b", model_args=f"fail_video={bad}")
+    first_frames = len(next(v for v in videos if v.name == ordered[0]).frames)
+    toy_adapters.CALLS["predict_frames"] = 0
+    toy_adapters.CRASH_AFTER_FRAMES["toy-colour"] = first_frames + 1  # Ctrl-C inside the third video
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_toy(data_root, tmp_path / "resume", model_args=f"fail_video={bad}", batch_size=2)
+    finally:
+        toy_adapters.CRASH_AFTER_FRAMES["toy-colour"] = -1
+    resumed, _ = run_toy(data_root, tmp_path / "resume", model_args=f"fail_video={bad}")
+    same(reference, resumed)
+
+
+@pytest.mark.parametrize("where", ["writing the predictions", "saving the state"])
+def test_interrupt_while_closing_a_video_resumes_exactly(data_root, tmp_path, monkeypatch, where):
+    """Ctrl-C between a video's last frame and its bookkeeping: the video must end up counted
+    once (not twice, not lost) and its predictions kept or redone."""
+    reference, _ = run_toy(data_root, tmp_path / "reference", save_predictions="rle")
+    target = RleWriter.end_video if where == "writing the predictions" else RunState.save
+    calls = {"n": 0}
+
+    def interrupt_second(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return target(*args)
+
+    monkeypatch.setattr(RleWriter if target is RleWriter.end_video else RunState, target.__name__, interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_toy(data_root, tmp_path / "crash", save_predictions="rle", batch_size=2)
+    monkeypatch.undo()
+    resumed, path = run_toy(data_root, tmp_path / "crash", save_predictions="rle")
+    same(reference, resumed)
+    assert resumed["timing"]["frames"] == resumed["dataset"]["frames"] == reference["dataset"]["frames"]
+    predictions = path.parent / (path.stem + ".predictions")
+    assert sorted(p.stem for p in predictions.glob("*.json")) == sorted(reference["per_video"])
+
+
+def test_video_without_frames_is_skipped_and_named(data_root, tmp_path):
+    import shutil
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_root, copy)
+    video = sorted((copy / "val.txt").read_text().split())[1]
+    for frame in (copy / "data" / video / "origin").iterdir():
+        frame.unlink()
+    record, _ = run_toy(copy, tmp_path / "out")
+    assert [s["video"] for s in record["dataset"]["skipped"]] == [video]
+    assert "no frames" in record["dataset"]["skipped"][0]["error"]
+    with pytest.raises(DataError, match=f"video {video}: no frames"):
+        run_toy(copy, tmp_path / "strict", strict=True)
 
 
 def test_corrupt_frame_skips_only_its_video(data_root, tmp_path):

@@ -41,7 +41,7 @@ class FrameDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         video, frame = self.locate(index)
         name, stem = self.videos[video].name, self.videos[video].frames[frame]
-        item = {"video": video, "frame": frame}
+        item = {"video": video, "frame": frame, "stem": stem}
         try:
             gt = self.data.read_mask(name, stem)
             image = self.data.read_frame(name, stem)
@@ -79,9 +79,9 @@ def collate_frames(items: list[dict]) -> dict:
     if errors:
         batch["error"] = errors[0]
         return batch
-    shapes = {tuple(item["gt"].shape) for item in items}
-    if len(shapes) > 1:
-        batch["error"] = f"frames of one video differ in size: {sorted(shapes)}"
+    if len({tuple(item["gt"].shape) for item in items}) > 1:
+        sizes = ", ".join(f"{item['stem']} {item['gt'].shape[1]}x{item['gt'].shape[0]}" for item in items)
+        batch["error"] = f"frames of one video differ in size: {sizes}"
         return batch
     batch["gt"] = torch.stack([item["gt"] for item in items])
     batch["image"] = torch.stack([item["image"] for item in items])

@@ -119,7 +119,8 @@ class CudaGraphCache:
                     self.run(static_frames, static_text)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
-            with autocast, torch.cuda.graph(graph):
+            # thread_local: the DataLoader's pin-memory thread keeps calling CUDA meanwhile
+            with autocast, torch.cuda.graph(graph, capture_error_mode="thread_local"):
                 scores = self.run(static_frames, static_text)
         return _Captured(graph, static_frames, static_text, scores)
 
