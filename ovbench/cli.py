@@ -42,19 +42,19 @@ def _positive(text: str) -> int:
 
 def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tuple[Path, str, bool]:
     """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once)."""
-    from .data.synthetic import SAMPLE, ensure_sample, is_synthetic
+    from .data.synthetic import SAMPLE, dataset_name, ensure_sample
     from .textcache import cache_root
 
     root = data_root or os.environ.get("OVBENCH_DATA_ROOT")
     if root:
         path = Path(root).expanduser()
-        return path, "vspw-synthetic" if is_synthetic(path) else "vspw", False
+        return path, dataset_name(path), False
     path = ensure_sample(cache_root() / "sample")
     announce(
         f"*** no --data-root (or OVBENCH_DATA_ROOT): using the built-in SYNTHETIC sample at {path}"
         f" ({SAMPLE['height']}x{SAMPLE['width']} frames); numbers on it say nothing about VSPW ***"
     )
-    return path, "vspw-synthetic", True
+    return path, dataset_name(path), True
 
 
 def _distributed() -> tuple[int, int, int] | None:
@@ -129,7 +129,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_runs
     from .results import format_summary
 
-    record, path = merge_runs([Path(d) for d in args.states], Path(args.out), partial=args.partial)
+    record, path = merge_runs([Path(d) for d in args.states], Path(args.out) if args.out else None, partial=args.partial)
     print(format_summary(record))
     print(f"record: {path}")
     return 0
@@ -198,7 +198,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         for name in available_models():
             try:
                 cls = get_model_class(name)
-                doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+                doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
                 print(f"{name:16s} {cls.__module__}:{cls.__qualname__}  {doc}")
             except Exception as err:  # a broken plugin must not hide the others
                 print(f"{name:16s} (cannot be loaded: {type(err).__name__}: {err})")
@@ -305,14 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--overwrite", action="store_true", help="discard a partial run instead of resuming it")
     run_p.add_argument("--min-video-frames", type=int, default=0, help="skip videos with <= N frames for mIoU (16 = the common VSPW variant)")
     run_p.add_argument("--miou-convention", default="vspw", choices=["vspw", "mmseg"])
-    run_p.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: run shard I of N (SLURM arrays); combine with `ovbench merge`")
+    run_p.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: run shard I of N, I = 0..N-1 (SLURM arrays: $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)); combine with `ovbench merge`")
     run_p.add_argument("--no-progress", action="store_true")
     run_p.set_defaults(func=cmd_run)
 
     merge_p = sub.add_parser("merge", help="merge the state folders of sharded runs into one record")
     merge_p.add_argument("states", nargs="+", help="<out>/<run>.state folders written by `ovbench run --shard`")
     merge_p.add_argument("--partial", action="store_true", help="write a record although some videos are in no state (listed as skipped)")
-    merge_p.add_argument("--out", default=str(DEFAULT_OUT))
+    merge_p.add_argument("--out", help="folder for the record (default: the one holding the state folder)")
     merge_p.set_defaults(func=cmd_merge)
 
     score_p = sub.add_parser("score", help="score another codebase's PNG predictions")

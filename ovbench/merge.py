@@ -94,9 +94,11 @@ def record_from_parts(fingerprint: dict[str, Any], parts: list[Part], *, partial
     )
 
 
-def merge_runs(state_dirs: list[Path], out_dir: Path, *, partial: bool = False) -> tuple[dict[str, Any], Path]:
+def merge_runs(state_dirs: list[Path], out_dir: Path | None = None, *, partial: bool = False) -> tuple[dict[str, Any], Path]:
+    """Write the record of the given state folders of one run; by default beside the first."""
     for directory in state_dirs:
         if not directory.is_dir():
             raise DataError(f"run state folder {directory} does not exist")
     record = record_from_states([RunState(d) for d in state_dirs], partial=partial)
-    return record, results.write_record(record, out_dir)
+    first = state_dirs[0].resolve()
+    return record, results.write_record(record, out_dir or first.parent, stem=first.stem)

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
+import os
+import sys
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from .api import SegmentationModel
@@ -64,13 +68,26 @@ def _load_entry_points() -> None:
 
 
 def load_plugin(module: str) -> None:
-    """Import a user's module so that its `@register_model` decorators run."""
+    """Import a user's module so that its `@register_model` decorators run: a module name
+    (looked up on sys.path, then in the current folder, as `python -m` would) or a .py file."""
+    path = Path(module)
+    if path.suffix == ".py":
+        if not path.is_file():
+            raise ConfigError(f"plugin file {path} does not exist")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = loaded  # dataclasses and pickling look their module up here
+        spec.loader.exec_module(loaded)
+        return
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as err:
-        if err.name and module.startswith(err.name):
+        if not (err.name and module.startswith(err.name)):
+            raise
+        if "" in sys.path or os.getcwd() in sys.path:
             raise ConfigError(f"plugin module {module!r} not found (is it on PYTHONPATH or installed?)") from None
-        raise
+        sys.path.insert(0, os.getcwd())  # the `ovbench` script, unlike `python -m`, does not look here
+        load_plugin(module)
 
 
 def available_models() -> list[str]:

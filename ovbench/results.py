@@ -121,16 +121,21 @@ def new_record(
     }
 
 
+def _short_hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
+
+
 def config_id(model: dict[str, Any]) -> str:
     """Short, stable id of a model configuration, so different configs get different files."""
-    key = json.dumps({"id": model["id"], "args": model.get("args", {}), "weights": model.get("weights_sha256")}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:8]
+    return _short_hash({"id": model["id"], "args": model.get("args", {}), "weights": model.get("weights_sha256")})
 
 
-def record_stem(model: dict[str, Any], split_name: str) -> str:
-    """File stem shared by a run's record, its resumable state and its saved predictions."""
+def record_stem(model: dict[str, Any], split_name: str, run: dict[str, Any] | None = None) -> str:
+    """File stem shared by a run's record, its resumable state and its saved predictions.
+    With `run` (a run's fingerprint: model, data, videos, options) the id covers all of it, so
+    a run with other data or options never replaces or blocks another."""
     safe_model = "".join(c if c.isalnum() or c in "-_." else "-" for c in model["id"])
-    return f"{safe_model}__{split_name}__{config_id(model)}"
+    return f"{safe_model}__{split_name}__{config_id(model) if run is None else _short_hash(run)}"
 
 
 def record_filename(record: dict[str, Any]) -> str:
@@ -202,11 +207,15 @@ def write_json_atomic(payload: Any, path: Path) -> None:
         raise
 
 
-def write_record(record: dict[str, Any], out_dir: str | Path) -> Path:
+def write_record(record: dict[str, Any], out_dir: str | Path, stem: str | None = None) -> Path:
     validate_record(record)
-    path = Path(out_dir) / record_filename(record)
+    path = Path(out_dir) / (f"{stem}.json" if stem else record_filename(record))
     write_json_atomic(record, path)
     return path
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def format_summary(record: dict[str, Any]) -> str:
@@ -215,7 +224,7 @@ def format_summary(record: dict[str, Any]) -> str:
     lines = [
         f"model {record['model']['id']}  split {record['split']['name']} (v{record['split']['version']},"
         f" {record['split']['vocabulary_size']} classes)  data {record['dataset']['name']}"
-        f" ({record['dataset']['videos']} videos, {record['dataset']['frames']} frames)",
+        f" ({_count(record['dataset']['videos'], 'video')}, {_count(record['dataset']['frames'], 'frame')})",
         "  ".join(f"{key} {100 * metrics[key]:.1f}" for key in METRIC_KEYS if key in metrics),
     ]
     timing = record.get("timing")

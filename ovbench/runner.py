@@ -44,7 +44,7 @@ class RunOptions:
     model: str
     split: Split
     data_root: Path
-    dataset_name: str  # "vspw" or "vspw-synthetic"
+    dataset_name: str  # see ovbench.data.synthetic.dataset_name
     out_dir: Path
     model_args: str = ""
     device: str = "auto"
@@ -135,9 +135,8 @@ def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames
     }
 
 
-def state_dir(out_dir: Path, model_info: dict, split: Split) -> Path:
-    stem = results.record_stem(model_info, split.name)
-    return out_dir / f"{stem}.state"
+def state_dir(out_dir: Path, fingerprint: dict, split: Split) -> Path:
+    return out_dir / f"{results.record_stem(fingerprint['model'], split.name, run=fingerprint)}.state"
 
 
 class _Progress:
@@ -186,10 +185,10 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         "random_init": weights.random_init,
         "backbone": weights.backbone,
     }
-    state = RunState(state_dir(options.out_dir, model_info, split))
     index, count = options.shard
     group = _process_group(count)
     fingerprint = _fingerprint(options, model_info, videos, device, count if group is None else 1)
+    state = RunState(state_dir(options.out_dir, fingerprint, split))
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
     predictions = state.directory.with_suffix(".predictions")
@@ -223,7 +222,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         return {}, state.directory
     earlier = [p for p in state.parts() if p.session != session]
     record = record_from_parts(fingerprint, earlier + this_session)
-    return record, results.write_record(record, options.out_dir)
+    return record, results.write_record(record, options.out_dir, stem=state.directory.stem)
 
 
 def _leave_cores_to_workers(workers: int) -> None:

@@ -63,7 +63,7 @@ class RunState:
             if previous != json.loads(json.dumps(fingerprint)):
                 changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
                 raise ConfigError(
-                    f"{self.directory} holds a partial run made with different settings ({', '.join(changed)});"
+                    f"{self.directory} holds a run made with different settings ({', '.join(changed)});"
                     " rerun with --overwrite to start over, or use another --out"
                 )
             return

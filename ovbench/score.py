@@ -89,7 +89,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
     computed = compute_for_split(metrics, split, options.convention)
     record = results.new_record(
         kind="score",
-        model={"id": options.name or options.pred_dir.resolve().name, "args": {"pred_dir": str(options.pred_dir), "pred_ids": options.pred_ids}},
+        model={"id": options.name or options.pred_dir.resolve().name.removesuffix(".predictions"), "args": {"pred_dir": str(options.pred_dir), "pred_ids": options.pred_ids}},
         split=split.summary(),
         dataset={
             "name": options.dataset_name,

@@ -182,3 +182,18 @@ def test_ensure_sample_once_then_on_new_version(tmp_path, monkeypatch):
     stamp = json.loads((root / synthetic.STAMP_FILE).read_text())
     assert stamp == {"generator_version": synthetic.GENERATOR_VERSION, "frames": None, **synthetic.SAMPLE}
     assert [p.name for p in cache.iterdir()] == [synthetic.SAMPLE_DIRNAME]  # no temp folders left
+
+
+def test_each_generated_set_has_its_own_dataset_name(tmp_path):
+    from ovbench.data.synthetic import SAMPLE, dataset_name, ensure_sample
+
+    sample = ensure_sample(tmp_path / "cache")
+    small = write_synthetic_vspw(tmp_path / "small", videos=2, height=40, width=71)
+    other = write_synthetic_vspw(tmp_path / "other", videos=2, height=40, width=71, seed=1)
+    again = write_synthetic_vspw(tmp_path / "again", videos=2, height=40, width=71)
+    (tmp_path / "real").mkdir()
+    assert dataset_name(sample) == "vspw-synthetic"
+    assert dataset_name(small).startswith("vspw-synthetic-") and dataset_name(other).startswith("vspw-synthetic-")
+    assert len({dataset_name(sample), dataset_name(small), dataset_name(other)}) == 3
+    assert dataset_name(again) == dataset_name(small)  # same arguments, same data
+    assert dataset_name(tmp_path / "real") == "vspw"

@@ -14,7 +14,7 @@ from ovbench import registry
 from ovbench.cli import main
 from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
-from ovbench.errors import DataError, ModelError
+from ovbench.errors import ConfigError, DataError, ModelError
 from ovbench.runner import RunOptions, assign_videos, run
 from ovbench.merge import merge_runs
 from ovbench.predictions import RleWriter
@@ -101,11 +101,13 @@ def test_interrupted_run_resumes_to_the_same_record(data_root, tmp_path):
     assert 0 < toy_adapters.CALLS["predict_frames"] < total  # finished videos were not run again
 
 
-def test_resume_with_other_settings_is_refused(data_root, tmp_path):
-    run_toy(data_root, tmp_path, limit_videos=2)
-    with pytest.raises(Exception, match="different settings"):
-        run_toy(data_root, tmp_path, limit_videos=3)
-    run_toy(data_root, tmp_path, limit_videos=3, overwrite=True)
+def test_runs_with_other_settings_get_their_own_record(data_root, tmp_path):
+    full, full_path = run_toy(data_root, tmp_path)
+    short, short_path = run_toy(data_root, tmp_path, limit_videos=2)
+    assert short_path != full_path and short["dataset"]["videos"] == 2
+    assert load_record(full_path) == full  # not replaced
+    again, again_path = run_toy(data_root, tmp_path)  # the same settings: the same run, resumed
+    assert again_path == full_path and again["metrics"] == full["metrics"]
 
 
 def test_a_video_the_model_fails_on_is_skipped_and_named(data_root, tmp_path):
@@ -225,6 +227,42 @@ def test_assignment_is_balanced_and_complete():
     assert sorted(v.name for share in shares for v in share) == sorted(v.name for v in videos)
     loads = [sum(len(v.frames) for v in share) for share in shares]
     assert abs(loads[0] - loads[1]) <= 10
+
+
+def test_plugin_from_a_py_file_or_the_current_folder(tmp_path, monkeypatch):
+    import sys
+
+    from ovbench.registry import available_models, load_plugin
+
+    source = textwrap.dedent("""
+        from ovbench.registry import register_model
+        import toy_adapters
+
+        @register_model("{name}")
+        class Plugged(toy_adapters.ToyColour):
+            pass
+    """)
+    (tmp_path / "by_file.py").write_text(source.format(name="plugged-by-file"))
+    (tmp_path / "in_cwd.py").write_text(source.format(name="plugged-in-cwd"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    for module in ("by_file", "in_cwd"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    load_plugin(str(tmp_path / "by_file.py"))
+    load_plugin("in_cwd")  # the `ovbench` script does not put the current folder on sys.path
+    assert {"plugged-by-file", "plugged-in-cwd"} <= set(available_models())
+    with pytest.raises(ConfigError, match="plugin module 'not_there' not found"):
+        load_plugin("not_there")
+    with pytest.raises(ConfigError, match="plugin file .*missing.py does not exist"):
+        load_plugin("missing.py")
+
+
+def test_a_state_folder_refuses_another_runs_fingerprint(tmp_path):
+    state = RunState(tmp_path / "x.state")
+    state.prepare({"model": "a"}, overwrite=False)
+    state.prepare({"model": "a"}, overwrite=False)  # the same run: resumes
+    with pytest.raises(ConfigError, match="made with different settings"):
+        state.prepare({"model": "b"}, overwrite=False)
 
 
 def test_plugin_module_and_entry_point(data_root, tmp_path, monkeypatch, capsys):

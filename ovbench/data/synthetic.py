@@ -12,6 +12,7 @@ along object boundaries, as in real VSPW masks.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -35,6 +36,7 @@ SAMPLE_DIRNAME = "vspw_synthetic_sample"
 # Written last into every generated root: it marks the set as synthetic (so results on it are
 # never labelled VSPW) and records what made it (so a stale cached sample is noticed).
 STAMP_FILE = ".ovbench_synthetic.json"
+SYNTHETIC_NAME = "vspw-synthetic"
 
 # Converted ids. Stuff is ordered top to bottom: a scene's bands follow this order.
 # sky, building, wall, grandstand, tree, sea, ice, grass, road, floor
@@ -282,6 +284,18 @@ def _stamp(**params: int | None) -> dict:
 def is_synthetic(root: str | Path) -> bool:
     """Whether `root` was written by this generator (any version)."""
     return (Path(root) / STAMP_FILE).is_file()
+
+
+def dataset_name(root: str | Path) -> str:
+    """The data set a record names: "vspw" for real data, "vspw-synthetic" for the built-in
+    sample, and "vspw-synthetic-<id>" for any other generated set (<id> hashes its generator
+    version and arguments), so that the leaderboard never puts two different sets in one table."""
+    root = Path(root)
+    if not is_synthetic(root):
+        return "vspw"
+    if _is_current_sample(root):
+        return SYNTHETIC_NAME
+    return f"{SYNTHETIC_NAME}-{hashlib.sha256((root / STAMP_FILE).read_bytes()).hexdigest()[:8]}"
 
 
 def _is_current_sample(root: Path) -> bool:

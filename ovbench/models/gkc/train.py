@@ -348,5 +348,4 @@ def train_gkc(model, job: TrainJob) -> Path:
         save(FINAL_FILE, args.iterations)
     if world > 1:
         dist.barrier()
-    say(f"final checkpoint: {final}")
     return final
