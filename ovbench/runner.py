@@ -98,6 +98,16 @@ def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrame
     return [sorted(share, key=lambda v: v.name) for share in shares]
 
 
+def group_by_frame_size(data: VSPW, videos: list[VideoFrames]) -> list[VideoFrames]:
+    """Videos of one frame size one after another, then by name. An adapter that compiles or
+    captures per input shape (gkc's CUDA graphs, a few shapes kept) then does so once per size;
+    in name order VSPW's sizes alternate. The order changes no number: records are sorted."""
+    def size(video: VideoFrames) -> tuple[int, int]:
+        return (data.frame_size(video.name, video.frames[0]) or (0, 0)) if video.frames else (0, 0)
+
+    return sorted(videos, key=lambda video: (size(video), video.name))
+
+
 def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
     """Adapter output -> (B, H, W) vocabulary indices, checking the contract on the way."""
     if not isinstance(output, torch.Tensor) or output.shape[:1] != (batch,):
@@ -202,6 +212,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         mine = [v for v in assign_videos(videos, count)[index] if v.name not in done]  # static: shards run independently
     else:
         mine = assign_videos([v for v in videos if v.name not in done], count)[index]
+    mine = group_by_frame_size(data, mine)
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
     # a model failing on the first video of a run that has finished nothing stops the run

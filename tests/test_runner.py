@@ -221,6 +221,27 @@ def test_saved_predictions_rescore_to_the_same_numbers(data_root, tmp_path):
         assert scored["per_class"] == record["per_class"]
 
 
+def test_videos_of_one_frame_size_run_one_after_another(tmp_path):
+    from ovbench.runner import group_by_frame_size
+
+    roots = [write_synthetic_vspw(tmp_path / f"d{i}", videos=4, height=40, width=71 + 10 * (i % 2), seed=i) for i in range(3)]
+    merged = tmp_path / "merged"
+    (merged / "data").mkdir(parents=True)
+    names = []
+    for i, root in enumerate(roots):  # interleave the sizes in name order
+        for name in (root / "val.txt").read_text().split():
+            new = f"{len(names):04d}_{i}"
+            (root / "data" / name).rename(merged / "data" / new)
+            names.append(new)
+    data = VSPW(merged)
+    videos = [VideoFrames(n, tuple(sorted(p.stem for p in (merged / "data" / n / "origin").iterdir()))) for n in sorted(names)]
+    ordered = group_by_frame_size(data, videos)
+    widths = [data.frame_size(v.name, v.frames[0])[1] for v in ordered]
+    assert widths == sorted(widths) and len(set(widths)) == 2  # one switch, not one per video
+    assert sorted(v.name for v in ordered) == sorted(names)
+    assert data.frame_size(videos[0].name, "missing") is None
+
+
 def test_assignment_is_balanced_and_complete():
     videos = [VideoFrames(f"v{i}", tuple(map(str, range(n)))) for i, n in enumerate([50, 40, 30, 20, 10, 10])]
     shares = assign_videos(videos, 2)

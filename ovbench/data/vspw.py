@@ -140,6 +140,15 @@ class VSPW:
         """uint8 (H, W, 3) RGB."""
         return read_rgb(self.frame_path(video, stem))
 
+    def frame_size(self, video: str, stem: str) -> tuple[int, int] | None:
+        """(H, W) from the frame's header alone; None where it cannot be read (reading the
+        frame later says why)."""
+        try:
+            with Image.open(self.frame_path(video, stem)) as img:
+                return img.height, img.width
+        except _IMAGE_ERRORS:
+            return None
+
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) converted ids: 0..123, 255 = ignore."""
         return convert_labels(read_raw_mask(self.mask_path(video, stem)))

@@ -42,7 +42,7 @@ from .config import GKCConfig, load_config
 from .network import GKCNetwork, normalize_pixels
 
 DEFAULT_CONFIG = "gkc-r50"
-GRAPH_CACHE_SIZE = 4  # input shapes kept captured (VSPW has a few frame sizes; videos come whole)
+GRAPH_CACHE_SIZE = 4  # input shapes kept captured (the runner groups videos by frame size)
 MATMUL_MODULES = (nn.Linear, nn.Conv2d, nn.MultiheadAttention)
 NO_CHECKPOINT = "gkc needs checkpoint=<file.safetensors or builtin:NAME>: train one with `ovbench train --model gkc ...`"
 
