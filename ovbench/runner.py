@@ -88,14 +88,16 @@ def build_model(model_id: str, model_args: str, device: torch.device, on_sample:
 
 def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrames]]:
     """Balance videos over `count` processes by frame count (longest first, to the least
-    loaded), deterministically, so every process computes the same assignment."""
+    loaded), deterministically, so every process computes the same assignment; each share
+    keeps the order of `videos`."""
     loads = [0] * count
     shares: list[list[VideoFrames]] = [[] for _ in range(count)]
     for video in sorted(videos, key=lambda v: (-len(v.frames), v.name)):
         target = min(range(count), key=lambda i: (loads[i], i))
         shares[target].append(video)
         loads[target] += len(video.frames)
-    return [sorted(share, key=lambda v: v.name) for share in shares]
+    position = {video.name: i for i, video in enumerate(videos)}
+    return [sorted(share, key=lambda v: position[v.name]) for share in shares]
 
 
 def group_by_frame_size(data: VSPW, videos: list[VideoFrames]) -> list[VideoFrames]:
@@ -208,16 +210,16 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         state.prepare(fingerprint, options.overwrite)
     # every process must agree on what is done and on the session, whatever it finds on disk later
     session, done = _agree(group, lambda: (new_session_id(), sorted(state.done_videos())))
+    ordered = group_by_frame_size(data, videos)  # the run's order; every process computes the same
+    pending = [v for v in ordered if v.name not in done]
     if group is None:
-        mine = [v for v in assign_videos(videos, count)[index] if v.name not in done]  # static: shards run independently
+        mine = [v for v in assign_videos(ordered, count)[index] if v.name not in done]  # static: shards run independently
     else:
-        mine = assign_videos([v for v in videos if v.name not in done], count)[index]
-    mine = group_by_frame_size(data, mine)
+        mine = assign_videos(pending, count)[index]
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
-    # a model failing on the first video of a run that has finished nothing stops the run
-    pending = sorted(v.name for v in videos if v.name not in done and v.frames)
-    fatal_video = pending[0] if pending and not done else None
+    # a model failing on the run's first video, before anything was finished, stops the run
+    fatal_video = next((v.name for v in pending if v.frames), None) if not done else None
 
     text, text_seconds = TextCache().embed(model, split.class_names)
     text = text.to(device)
@@ -363,7 +365,7 @@ class _VideoLoop:
             self.video_frames += len(stems)
 
     def model_failed(self, err: ModelError) -> None:
-        """Skip the video, unless it is the first of a run that has finished nothing: a model
+        """Skip the video, unless it is the run's first and nothing is finished yet: a model
         failing there is more likely broken than the video, and would fail on every video.
         Decided by the video, not by what this process happened to finish first, so one
         process, N processes and a resume agree."""
