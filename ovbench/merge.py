@@ -52,6 +52,8 @@ def record_from_states(states: list[RunState], *, partial: bool = False) -> dict
 def record_from_parts(fingerprint: dict[str, Any], parts: list[Part], *, partial: bool = False) -> dict[str, Any]:
     """The record of every listed video, finished or skipped. A video in no part (a `--shard`
     job unfinished or not given) is an error, or with `partial` a skipped video."""
+    if not isinstance(fingerprint.get("videos"), dict):
+        raise DataError("this run state was written by an older ovbench (its fingerprint lists no videos); rerun the run to make a record")
     split = load_split(fingerprint["split"]["source"])
     if split.hash != fingerprint["split"]["hash"]:
         raise ConfigError(f"split {split.name} changed since the run started ({fingerprint['split']['hash']} -> {split.hash})")

@@ -74,10 +74,16 @@ def load_plugin(module: str) -> None:
     if path.suffix == ".py":
         if not path.is_file():
             raise ConfigError(f"plugin file {path} does not exist")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
+        name = f"ovbench_plugin_{path.stem}"  # never shadows a real module (a plugin called tqdm.py)
+        spec = importlib.util.spec_from_file_location(name, path)
         loaded = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = loaded  # dataclasses and pickling look their module up here
-        spec.loader.exec_module(loaded)
+        sys.path.insert(0, str(path.resolve().parent))  # its sibling modules import as usual
+        sys.modules[name] = loaded  # dataclasses look their module up here
+        try:
+            spec.loader.exec_module(loaded)
+        except BaseException:
+            del sys.modules[name]
+            raise
         return
     try:
         importlib.import_module(module)

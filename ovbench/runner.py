@@ -13,10 +13,12 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -105,7 +107,8 @@ def group_by_frame_size(data: VSPW, videos: list[VideoFrames]) -> list[VideoFram
     captures per input shape (gkc's CUDA graphs, a few shapes kept) then does so once per size;
     in name order VSPW's sizes alternate. The order changes no number: records are sorted."""
     def size(video: VideoFrames) -> tuple[int, int]:
-        return (data.frame_size(video.name, video.frames[0]) or (0, 0)) if video.frames else (0, 0)
+        known = data.frame_size(video.name, video.frames[0]) if video.frames else None
+        return known or (1 << 30, 1 << 30)  # unreadable or empty: last (and never the first video)
 
     return sorted(videos, key=lambda video: (size(video), video.name))
 
@@ -145,10 +148,6 @@ def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames
             "shards": static_shards,
         },
     }
-
-
-def state_dir(out_dir: Path, fingerprint: dict, split: Split) -> Path:
-    return out_dir / f"{results.record_stem(fingerprint['model'], split.name, run=fingerprint)}.state"
 
 
 class _Progress:
@@ -200,7 +199,9 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     index, count = options.shard
     group = _process_group(count)
     fingerprint = _fingerprint(options, model_info, videos, device, count if group is None else 1)
-    state = RunState(state_dir(options.out_dir, fingerprint, split))
+    # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
+    stem = _agree(group, lambda: results.record_stem(model_info, split.name, run=fingerprint))
+    state = RunState(options.out_dir / f"{stem}.state")
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
     predictions = state.directory.with_suffix(".predictions")
@@ -218,8 +219,8 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         mine = assign_videos(pending, count)[index]
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
-    # a model failing on the run's first video, before anything was finished, stops the run
-    fatal_video = next((v.name for v in pending if v.frames), None) if not done else None
+    # a model failing on the run's first video stops the run
+    fatal_video = next((v.name for v in ordered if v.frames), None)
 
     text, text_seconds = TextCache().embed(model, split.class_names)
     text = text.to(device)
@@ -289,11 +290,34 @@ def _stream(options, data, model, text, videos, metrics, part, state, writer, de
         progress.close()
 
 
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, for bookkeeping that must happen all or
+    not at all; the interrupt is raised right after. Only the main thread receives signals, so
+    elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            if callable(previous):
+                previous(*held[0])
+            elif previous != signal.SIG_IGN:
+                raise KeyboardInterrupt
+
+
 class _VideoLoop:
     """One process's pass over its videos, with the bookkeeping that keeps the saved state
-    exact however the pass ends: a video is in both `part.done` and the metrics, or in neither;
-    its frames are counted once; and the times cover finished and skipped videos only (an
-    interrupted video is redone on resume, where its time counts)."""
+    exact however the pass ends. The metrics are the one record of what is finished (the
+    part's done list and frame count are read from them when saving); a video is folded into
+    them together with its predictions, with Ctrl-C held; an open video is undone on any error
+    or interrupt; and the times cover finished and skipped videos only (an interrupted video is
+    redone on resume, where its time counts)."""
 
     def __init__(self, options, model, text, metrics, part, state, writer, device, fatal_video, progress):
         self.options, self.model, self.text, self.device = options, model, text, device
@@ -305,7 +329,6 @@ class _VideoLoop:
         self.clock = ModelClock(device)
         self.video: VideoFrames | None = None  # the open video
         self.failed = False  # the open video was dropped: its remaining batches are passed over
-        self.video_frames = 0
         self.start = time.perf_counter()
         self.saved_at, self.save_cost = self.start, 0.0
 
@@ -331,9 +354,10 @@ class _VideoLoop:
         self.save(force=True)
 
     def begin_video(self, video: VideoFrames) -> None:
-        self.video, self.failed, self.video_frames = video, False, 0
-        self.metrics.begin_video(video.name)
-        self.writer.begin_video(video.name)
+        with _interrupts_held():
+            self.metrics.begin_video(video.name)
+            self.writer.begin_video(video.name)
+            self.video, self.failed = video, False
         try:
             self.model.begin_video(video.name)
         except Exception as err:
@@ -361,14 +385,12 @@ class _VideoLoop:
             self.drop_video(err)
         else:
             self.writer.write(video.name, stems, labels)
-            self.part.frames += len(stems)
-            self.video_frames += len(stems)
 
     def model_failed(self, err: ModelError) -> None:
-        """Skip the video, unless it is the run's first and nothing is finished yet: a model
-        failing there is more likely broken than the video, and would fail on every video.
-        Decided by the video, not by what this process happened to finish first, so one
-        process, N processes and a resume agree."""
+        """Skip the video, unless it is the run's first: a model failing there is more likely
+        broken than the video, and would fail on every video. Decided by the video, not by
+        what this process happened to meet or finish first, so one process, N processes,
+        `--shard` jobs and a resume agree (a finished first video is never run again)."""
         if self.video.name == self.fatal_video:
             raise ModelError(f"{err} (the run's first video: stopping, the model looks broken;"
                              " `ovbench check-model` tests an adapter's contract)") from err
@@ -382,8 +404,6 @@ class _VideoLoop:
             raise err if message == str(err) else type(err)(message)
         self.metrics.abort_video()
         self.writer.abort_video()
-        self.part.frames -= self.video_frames
-        self.video_frames = 0
         self.failed = True
         self.part.skipped[name] = message
         self.mark_time()
@@ -391,35 +411,24 @@ class _VideoLoop:
         self.progress.note(f"skipping {message}")
 
     def close_video(self) -> None:
-        video = self.video
-        if video is None or self.failed:
-            self.video = None
-            return
-        try:
-            self.writer.end_video()  # predictions first: should this fail, nothing is counted yet
-            self.metrics.end_video()  # validates, then folds the video into the totals
-        except OvbenchError as err:
-            self.drop_video(err)
-            self.video = None
-            return
-        self.part.done.append(video.name)
+        if self.video is not None and not self.failed:
+            try:
+                with _interrupts_held():  # predictions complete, then the video in the totals
+                    self.writer.end_video()
+                    self.metrics.end_video()  # validates, then folds
+                    self.video = None
+            except OvbenchError as err:
+                self.drop_video(err)
+            else:
+                self.mark_time()
+                self.save()
         self.video = None
-        self.mark_time()
-        self.save()
 
     def roll_back(self) -> None:
-        """After an error or interrupt: undo the open video, unless it was already folded into
-        the metrics (then only its bookkeeping was cut short, and is completed)."""
-        video = self.video
-        if video is None or self.failed or video.name in self.part.done:
-            return
-        if video.name in self.metrics.videos:
-            self.part.done.append(video.name)
-            return
-        self.metrics.abort_video()
-        self.writer.abort_video()
-        self.part.frames -= self.video_frames
-        self.video_frames = 0
+        """After an error or interrupt: undo the open video (aborting twice is harmless)."""
+        if self.video is not None and not self.failed:
+            self.metrics.abort_video()
+            self.writer.abort_video()
 
     def mark_time(self) -> None:
         """Model and wall time up to the end of the last finished or skipped video."""
@@ -434,6 +443,8 @@ class _VideoLoop:
         if not force and now - self.saved_at < SAVE_PACE * self.save_cost:
             return
         self.part.metrics = self.metrics.state_dict()
+        self.part.done = sorted(self.metrics.videos)
+        self.part.frames = sum(entry["frames"] for entry in self.metrics.videos.values())
         self.state.save(self.part)
         self.saved_at = time.perf_counter()
         self.save_cost = self.saved_at - now

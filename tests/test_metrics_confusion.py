@@ -140,15 +140,16 @@ def test_iou_means_rows_of_a_batch_equal_their_own_matrices(convention):
     """The leaderboard's bootstrap scores its resamples as the rows of one batch: each row must
     give exactly what its own confusion matrix gives, and what the reference gives."""
     rng = np.random.default_rng(0)
-    seen, unseen = [0, 1, 2], [3, 4, 5]
+    k = 40  # more than numpy's 8-wide unrolled sums, so that summation order shows in the last bit
+    seen, unseen = list(range(0, k, 2)), list(range(1, k, 2))
     matrices = []
     for trial in range(24):
-        m = rng.integers(0, 20, (6, 6)) * (rng.random((6, 6)) < 0.5)
-        m[trial % 6] = 0  # a class without gt pixels (maybe predicted)
+        m = rng.integers(0, 10**6, (k, k)) * (rng.random((k, k)) < 0.3)
+        m[trial % k] = 0  # a class without gt pixels (maybe predicted)
         if trial % 8 == 0:
-            m[3:] = 0  # no unseen gt: mIoU_unseen and hIoU undefined
+            m[unseen] = 0  # no unseen gt: mIoU_unseen and hIoU undefined
         if trial % 8 == 1:
-            m[np.arange(6), np.arange(6)] = 0  # every IoU 0: hIoU 0, not undefined
+            m[np.arange(k), np.arange(k)] = 0  # every IoU 0: hIoU 0, not undefined
         matrices.append(m)
     stack = np.stack(matrices).astype(np.float64)
     batch = iou_means(np.diagonal(stack, axis1=1, axis2=2), stack.sum(2), stack.sum(1),

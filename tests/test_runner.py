@@ -180,6 +180,30 @@ def test_interrupt_while_closing_a_video_resumes_exactly(data_root, tmp_path, mo
     assert sorted(p.stem for p in predictions.glob("*.json")) == sorted(reference["per_video"])
 
 
+def test_ctrl_c_while_a_video_is_closed_is_held_until_it_is_done(data_root, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    reference, _ = run_toy(data_root, tmp_path / "reference", save_predictions="rle")
+    original, closing = RleWriter.end_video, []
+
+    def end_with_ctrl_c(self):
+        closing.append(self.video)
+        if len(closing) == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, in the middle of the bookkeeping
+        original(self)
+
+    monkeypatch.setattr(RleWriter, "end_video", end_with_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_toy(data_root, tmp_path / "crash", save_predictions="rle")
+    monkeypatch.undo()
+    state = RunState(next((tmp_path / "crash").glob("*.state")))
+    assert state.done_videos() == set(closing)  # the video was finished, then the run stopped
+    resumed, _ = run_toy(data_root, tmp_path / "crash", save_predictions="rle")
+    same(reference, resumed)
+    assert resumed["timing"]["frames"] == reference["dataset"]["frames"]
+
+
 def test_video_without_frames_is_skipped_and_named(data_root, tmp_path):
     import shutil
 
@@ -263,13 +287,16 @@ def test_plugin_from_a_py_file_or_the_current_folder(tmp_path, monkeypatch):
         class Plugged(toy_adapters.ToyColour):
             pass
     """)
-    (tmp_path / "by_file.py").write_text(source.format(name="plugged-by-file"))
+    (tmp_path / "helper_of_plugin.py").write_text("NAME = 'plugged-by-file'\n")
+    (tmp_path / "tqdm.py").write_text(source.replace('"{name}"', "helper_of_plugin.NAME").replace(
+        "import toy_adapters", "import toy_adapters, helper_of_plugin"))  # named like a real module
     (tmp_path / "in_cwd.py").write_text(source.format(name="plugged-in-cwd"))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    for module in ("by_file", "in_cwd"):
+    for module in ("helper_of_plugin", "in_cwd"):
         monkeypatch.delitem(sys.modules, module, raising=False)
-    load_plugin(str(tmp_path / "by_file.py"))
+    load_plugin(str(tmp_path / "tqdm.py"))
+    from tqdm import tqdm  # noqa: F401  the real one is still there
     load_plugin("in_cwd")  # the `ovbench` script does not put the current folder on sys.path
     assert {"plugged-by-file", "plugged-in-cwd"} <= set(available_models())
     with pytest.raises(ConfigError, match="plugin module 'not_there' not found"):

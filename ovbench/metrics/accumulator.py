@@ -122,13 +122,15 @@ class VideoSegMetrics:
             raise RuntimeError("end_video() without begin_video()")
         matrix = fold_pairs(self._pairs, self._row_class, self.num_classes, f"video {self._video}")
         vc = self._consistency.result()
+        entry = {"frames": self._frames, "confusion": _sparse(matrix),
+                 "vc": [[n, total, count] for n, (total, count) in vc.items()]}
+        # everything that can fail is done: fold
         if self._frames > self.min_video_frames:
             self.confusion += matrix
         for n, (total, count) in vc.items():
             self.vc[n][0] += total
             self.vc[n][1] += count
-        self.videos[self._video] = {"frames": self._frames, "confusion": _sparse(matrix),
-                                    "vc": [[n, total, count] for n, (total, count) in vc.items()]}
+        self.videos[self._video] = entry
         self.abort_video()
 
     def abort_video(self) -> None:

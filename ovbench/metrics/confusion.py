@@ -189,7 +189,8 @@ def iou_means(diag: np.ndarray, gt: np.ndarray, pred: np.ndarray, *, seen: np.nd
     means = {"iou": iou, "mIoU": _mean(iou, counts)}
     for key, idx in (("mIoU_seen", seen), ("mIoU_unseen", unseen)):
         if idx is not None:
-            means[key] = _mean(iou[..., idx], counts[..., idx])
+            # contiguous, so that each row sums in the same order as a single matrix would
+            means[key] = _mean(np.ascontiguousarray(iou[..., idx]), np.ascontiguousarray(counts[..., idx]))
     if seen is not None and unseen is not None:
         s, u = means["mIoU_seen"], means["mIoU_unseen"]
         both = s + u
