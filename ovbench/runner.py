@@ -377,8 +377,13 @@ class _VideoLoop:
                     output = self.model.predict(frames, self.text)
             except Exception as err:  # the adapter's own failure, not the data's
                 raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
-            labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), self.classes, where)
-            self.metrics.update(gt, labels)
+            try:
+                labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), self.classes, where)
+                self.metrics.update(gt, labels)
+            except OvbenchError:
+                raise
+            except Exception as err:  # say where (out of memory on a huge frame, ...), keep the traceback
+                raise RuntimeError(f"resizing or scoring {where}: {type(err).__name__}: {err}") from err
         except ModelError as err:
             self.model_failed(err)
         except DataError as err:

@@ -204,6 +204,24 @@ def test_ctrl_c_while_a_video_is_closed_is_held_until_it_is_done(data_root, tmp_
     assert resumed["timing"]["frames"] == reference["dataset"]["frames"]
 
 
+def test_an_unexpected_error_while_scoring_names_the_frames_and_keeps_finished_work(data_root, tmp_path, monkeypatch):
+    import ovbench.runner as runner_module
+
+    original, calls = runner_module.upsampled_argmax, []
+
+    def fail_in_the_second_video(scores, size):
+        calls.append(1)
+        if len(calls) == 14:  # the first video has 24 frames: 12 batches of 2
+            raise MemoryError("out of memory")
+        return original(scores, size)
+
+    monkeypatch.setattr(runner_module, "upsampled_argmax", fail_in_the_second_video)
+    with pytest.raises(RuntimeError, match=r"resizing or scoring video \S+ frames \d+\.\.\d+: MemoryError: out of memory") as caught:
+        run_toy(data_root, tmp_path, batch_size=2)
+    assert isinstance(caught.value.__cause__, MemoryError)  # the traceback is kept
+    assert len(RunState(next(tmp_path.glob("*.state"))).done_videos()) == 1  # finished work is on disk
+
+
 def test_video_without_frames_is_skipped_and_named(data_root, tmp_path):
     import shutil
 
