@@ -82,8 +82,14 @@ def _process_device(device: str, launched: tuple[int, int, int] | None) -> str:
     return f"cuda:{launched[2]}" if torch.cuda.is_available() else "cpu"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _report(record: dict, path: Path) -> None:
     from .results import format_summary
+
+    print(format_summary(record))
+    print(f"record: {path}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
     from .runner import RunOptions, run
     from .splits import load_split
 
@@ -118,8 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     record, path = run(options, on_sample=on_sample, log=_stderr)
     if record:
-        print(format_summary(record))
-        print(f"record: {path}")
+        _report(record, path)
     elif not launched:
         print(f"shard {shard[0]}/{shard[1]} done; state in {path}; combine with `ovbench merge`")
     return 0
@@ -127,16 +132,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     from .merge import merge_runs
-    from .results import format_summary
 
     record, path = merge_runs([Path(d) for d in args.states], Path(args.out) if args.out else None, partial=args.partial)
-    print(format_summary(record))
-    print(f"record: {path}")
+    _report(record, path)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .results import format_summary, write_record
+    from .results import write_record
     from .score import ScoreOptions, score
     from .splits import load_split
 
@@ -156,9 +159,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     )
-    path = write_record(record, Path(args.out))
-    print(format_summary(record))
-    print(f"record: {path}")
+    _report(record, write_record(record, Path(args.out)))
     return 0
 
 

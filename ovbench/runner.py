@@ -275,7 +275,7 @@ def _gather(group, part: Part) -> list[Part]:
 def _stream(options, data, model, text, videos, metrics, part, state, writer, device, fatal_video) -> None:
     for video in videos:
         if not video.frames:  # listed in the split, but nothing to evaluate
-            empty = DataError(f"video {video.name}: no frames in {data.frame_path(video.name, 'x').parent}")
+            empty = DataError(f"video {video.name}: no frames in {data.frame_dir(video.name)}")
             if options.strict:
                 raise empty
             part.skipped[video.name] = str(empty)
@@ -372,24 +372,31 @@ class _VideoLoop:
         frames = batch["image"].to(self.device, non_blocking=True)
         gt = batch["gt"].to(self.device, non_blocking=True)
         try:
-            try:
-                with self.clock.measure(where), torch.inference_mode(), self.autocast:
-                    output = self.model.predict(frames, self.text)
-            except Exception as err:  # the adapter's own failure, not the data's
-                raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
-            try:
-                labels = labels_from_output(output, len(stems), tuple(gt.shape[-2:]), self.classes, where)
-                self.metrics.update(gt, labels)
-            except OvbenchError:
-                raise
-            except Exception as err:  # say where (out of memory on a huge frame, ...), keep the traceback
-                raise RuntimeError(f"resizing or scoring {where}: {type(err).__name__}: {err}") from err
+            labels = self.score(self.predict(frames, where), gt, where)
         except ModelError as err:
             self.model_failed(err)
         except DataError as err:
             self.drop_video(err)
         else:
             self.writer.write(video.name, stems, labels)
+
+    def predict(self, frames: torch.Tensor, where: str) -> torch.Tensor:
+        try:
+            with self.clock.measure(where), torch.inference_mode(), self.autocast:
+                return self.model.predict(frames, self.text)
+        except Exception as err:  # the adapter's own failure, not the data's
+            raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
+
+    def score(self, output: torch.Tensor, gt: torch.Tensor, where: str) -> torch.Tensor:
+        """Labels at the ground truth's size, counted into the metrics."""
+        try:
+            labels = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where)
+            self.metrics.update(gt, labels)
+        except OvbenchError:
+            raise
+        except Exception as err:  # say where (out of memory on a huge frame, ...), keep the traceback
+            raise RuntimeError(f"resizing or scoring {where}: {type(err).__name__}: {err}") from err
+        return labels
 
     def model_failed(self, err: ModelError) -> None:
         """Skip the video, unless it is the run's first: a model failing there is more likely

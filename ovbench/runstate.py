@@ -10,9 +10,7 @@ different process count on resume, and `--shard i/n` jobs merged later.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, DataError
-from .results import write_json_atomic
+from .results import write_atomic, write_json_atomic
 
 FINGERPRINT = "fingerprint.json"
 
@@ -90,12 +88,4 @@ class RunState:
 
     def save(self, part: Part) -> None:
         path = self.directory / f"part-{part.session}-r{part.rank}.pt"
-        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                torch.save(part.to_payload(), out)
-                out.flush()
-                os.fsync(out.fileno())  # on disk before the rename, so a power cut leaves old or new
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        write_atomic(path, lambda out: torch.save(part.to_payload(), out), binary=True)

@@ -122,7 +122,7 @@ class VSPW:
     def frames(self, video: str) -> list[str]:
         """Sorted frame stems of `data/<video>/origin/*.jpg` (masks share the stem)."""
         if video not in self._frames:
-            origin = self.root / "data" / video / "origin"
+            origin = self.frame_dir(video)
             if not origin.parent.is_dir():
                 raise DataError(f"{origin.parent}: video folder not found")
             if not origin.is_dir():
@@ -130,8 +130,11 @@ class VSPW:
             self._frames[video] = sorted(p.stem for p in origin.glob("*.jpg"))
         return list(self._frames[video])
 
+    def frame_dir(self, video: str) -> Path:
+        return self.root / "data" / video / "origin"
+
     def frame_path(self, video: str, stem: str) -> Path:
-        return self.root / "data" / video / "origin" / f"{stem}.jpg"
+        return self.frame_dir(video) / f"{stem}.jpg"
 
     def mask_path(self, video: str, stem: str) -> Path:
         return self.root / "data" / video / "mask" / f"{stem}.png"
