@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
 from . import results
 from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
@@ -35,7 +36,6 @@ from .registry import get_model_class
 from .runstate import Part, RunState, new_session_id
 from .splits import Split
 from .textcache import TextCache
-from .upsample import upsampled_argmax
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAVE_PACE = 20  # state saving takes at most 1/SAVE_PACE of a run's time
@@ -111,6 +111,18 @@ def group_by_frame_size(data: VSPW, videos: list[VideoFrames]) -> list[VideoFram
         return known or (1 << 30, 1 << 30)  # unreadable or empty: last (and never the first video)
 
     return sorted(videos, key=lambda video: (size(video), video.name))
+
+
+def upsampled_argmax(scores: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear on scores (never on labels), then the first maximum over classes: the plain
+    definition, identical on every CPU, GPU and torch build. Frame by frame, so memory holds
+    one frame's full-size scores, not a batch's."""
+    if tuple(scores.shape[-2:]) == tuple(frame_size):
+        return scores.argmax(1)
+    return torch.stack([
+        F.interpolate(frame[None].float(), frame_size, mode="bilinear", align_corners=False).argmax(1)[0]
+        for frame in scores
+    ])
 
 
 def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:

@@ -29,7 +29,7 @@ from pathlib import Path
 from ovbench.api import class_name_parts
 from ovbench.data.vspw import load_class_names
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "ovbench" / "splits" / "synonyms" / "vspw.json"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "splits" / "synonyms" / "vspw.json"
 # WordNet's morphy detachment rules for nouns (suffix -> replacement), tried in this order.
 NOUN_SUFFIX_RULES = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"),
                      ("shes", "sh"), ("men", "man"), ("ies", "y"))

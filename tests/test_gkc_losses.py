@@ -301,7 +301,7 @@ def test_make_synonyms_reads_wordnet_files(tmp_path):
 
 
 def test_shipped_synonym_file_is_sorted_json():
-    path = REPO / "ovbench" / "splits" / "synonyms" / "vspw.json"
+    path = REPO / "splits" / "synonyms" / "vspw.json"
     payload = json.loads(path.read_text())
     assert list(payload["synonyms"]) == sorted(payload["synonyms"])
     for name, synonyms in payload["synonyms"].items():
