@@ -28,10 +28,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def run_cli(argv: list[str], env: dict) -> dict:
     """One `ovbench run` in a child process; returns its record and the child's peak RSS (MiB)."""
     code = (
-        "import json, resource, sys\n"
+        "import json, os, resource, sys\n"
         "from ovbench.cli import main\n"
-        "status = main(sys.argv[1:])\n"
         "import torch\n"
+        "table = os.environ.get('OVBENCH_BENCH_PROFILE')\n"
+        "if table:\n"
+        "    from torch.profiler import ProfilerActivity, profile\n"
+        "    cuda = torch.cuda.is_available()\n"
+        "    with profile(activities=[ProfilerActivity.CPU] + [ProfilerActivity.CUDA] * cuda) as prof:\n"
+        "        status = main(sys.argv[1:])\n"
+        "    key = 'self_cuda_time_total' if cuda else 'self_cpu_time_total'\n"
+        "    open(table, 'w').write(prof.key_averages().table(sort_by=key, row_limit=40))\n"
+        "else:\n"
+        "    status = main(sys.argv[1:])\n"
         "gpu = torch.cuda.max_memory_allocated() if torch.cuda.is_available() else 0\n"
         "print('PEAK_GPU_B', gpu, 'PEAK_RSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
         "sys.exit(status)\n"
@@ -60,6 +69,7 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--gkc-config", help="time gkc with a random-init checkpoint of this config (e.g. gkc-r50) instead of the shipped sample")
     parser.add_argument("--model-args", action="append", default=[], metavar="MODEL:K=V,...", help="override a model's args")
+    parser.add_argument("--profile", type=Path, help="instead of timing: one run of the first model under torch.profiler, its op table written here")
     args = parser.parse_args()
     overrides = dict(item.split(":", 1) for item in args.model_args)
 
@@ -75,6 +85,12 @@ def main() -> None:
     common = ["--split", "vspw_all", "--device", args.device, "--precision", args.precision,
               "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--no-progress"]
     speed_set = ["--data-root", str(sample)] + (["--limit-videos", str(args.speed_videos)] if args.speed_videos else [])
+    if args.profile:
+        model = args.models.split(",")[0]
+        words = ["run", "--model", model, "--model-args", overrides.get(model, _sample_args(model)), *common, *speed_set]
+        run_cli([*words, "--out", str(work / "profile")], {**env, "OVBENCH_BENCH_PROFILE": str(args.profile)})
+        print(f"profile of one {model} run: {args.profile}")
+        return
     print(f"device {args.device} ({args.precision}), {args.height}x{args.width} frames, batch {args.batch_size}, {args.workers} workers, torch threads {os.cpu_count()}")
     print(f"{'model':14s} {'frames':>6s} {'model fps':>9s} {'e2e fps':>8s} {'e2e/model':>9s} {'text cold s':>11s} {'text warm s':>11s} {'warm/run':>8s}")
     for model in args.models.split(","):
