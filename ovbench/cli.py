@@ -247,6 +247,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     entries = cache.entries()
     for entry in entries:
+        if entry.damaged:
+            print(f"{entry.path.name[:16]}  damaged ({entry.damaged}); re-encoded when next needed  {entry.bytes / 1024:8.1f} KiB")
+            continue
         print(f"{entry.path.name[:16]}  {entry.classes:4d} classes  {entry.bytes / 1024:8.1f} KiB  {entry.model_key}")
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {cache.root}")
     return 0
