@@ -40,13 +40,13 @@ def register_model(name: str) -> Callable[[M], M]:
         if not (isinstance(cls, type) and issubclass(cls, SegmentationModel)):
             raise TypeError(f"@register_model({name!r}) must decorate a SegmentationModel subclass")
         _load_entry_points()
-        existing = _classes.get(name)
-        if existing is not None and _where(existing) != _where(cls):
-            raise ConfigError(f"model id {name!r} is registered twice: {_where(existing)} and {_where(cls)}")
         if name in _lazy and not _is_target(cls, _lazy[name]):
             raise ConfigError(
                 f"model id {name!r} belongs to {_lazy[name]}; {_where(cls)} cannot register under it (choose another id)"
             )
+        existing = _classes.get(name)
+        if existing is not None and _where(existing) != _where(cls):
+            raise ConfigError(f"model id {name!r} is registered twice: {_where(existing)} and {_where(cls)}")
         _classes[name] = cls
         cls.model_id = name  # type: ignore[attr-defined]
         return cls

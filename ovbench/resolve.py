@@ -3,8 +3,8 @@ either (splits, table layouts, GKC configs and checkpoints, CLIP weights, plugin
 
 The rule: a value with a path separator, a leading `.` or `~`, or a known file suffix is a path.
 Any other value is a built-in name, except that a value which is no built-in name but names an
-existing file is that file. A path is resolved against the current folder and returned absolute,
-so `./mine.json` and `mine.json` are the same thing and stay the same after a `cd`. A name that is
+existing file is that file. A path is resolved against the current folder and returned absolute and
+canonical, so `./mine.json` and `mine.json` are the same thing and stay the same after a `cd`. A name that is
 neither gets a one-line error with close names, so a typo is never read as a missing file.
 """
 
@@ -32,12 +32,13 @@ def names_a_file(value: str, builtin_names: Collection[str] | None = None) -> bo
 
 
 def user_file(value: str, what: str, error: type[OvbenchError] = ConfigError) -> Path:
-    """The absolute path of a user's existing file, or one line naming it."""
+    """The canonical absolute path (links and `..` resolved) of a user's existing file, or one
+    line naming it as written, made absolute."""
     path = Path(value).expanduser().absolute()
     if not path.is_file():
         problem = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise error(f"{what} {path} {problem}")
-    return Path(os.path.normpath(path))
+    return path.resolve()
 
 
 def builtin_names(folder: Path, suffix: str) -> list[str]:

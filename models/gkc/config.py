@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import open_clip
 
 from ...errors import ConfigError
+from ...resolve import names_a_file, user_file
 from ...suggest import did_you_mean
 from ..clip_loading import register_tiny_configs
 
@@ -95,10 +95,8 @@ def available_configs() -> list[str]:
 
 def load_config(name: str) -> GKCConfig:
     """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
-    if name.endswith(".json") or os.sep in name:
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"GKC config file {path} does not exist")
+    if names_a_file(name, available_configs()):
+        path = user_file(name, "GKC config file")
     else:
         path = CONFIG_DIR / f"{name}.json"
         if not path.is_file():
