@@ -178,8 +178,10 @@ def parse_pairs(spec: str | None) -> dict[str, str]:
             continue
         if "=" not in pair:
             raise ConfigError(f"model argument {pair.strip()!r} is not key=value")
-        key, value = pair.split("=", 1)
-        items[key.strip()] = value.strip()
+        key, value = (part.strip() for part in pair.split("=", 1))
+        if not key or key in items:
+            raise ConfigError(f"model argument {pair.strip()!r}: " + ("no key before '='" if not key else f"{key} is given twice"))
+        items[key] = value
     return items
 
 

@@ -31,7 +31,8 @@ def test_values_are_typed():
 
 @pytest.mark.parametrize(
     "spec, message",
-    [("sise=3", "did you mean size"), ("size=big", "expected int"), ("flag=maybe", "true or false"), ("mode=c", "one of a, b"), ("size", "not key=value")],
+    [("sise=3", "did you mean size"), ("size=big", "expected int"), ("flag=maybe", "true or false"), ("mode=c", "one of a, b"), ("size", "not key=value"),
+     ("size=1,size=2", "size is given twice"), ("=3", "no key before '='")],
 )
 def test_bad_arguments_name_the_key(spec, message):
     with pytest.raises(ConfigError, match=message):

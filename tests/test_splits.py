@@ -163,3 +163,18 @@ def test_a_builtin_name_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
     (tmp_path / "folder.json").mkdir()
     with pytest.raises(ConfigError, match="is a folder"):
         load_split("folder.json")
+
+
+def test_a_split_name_shipped_by_two_protocol_files_is_refused(tmp_path, monkeypatch):
+    import ovbench.splits as splits
+
+    for protocol in ("one", "two"):
+        (tmp_path / f"{protocol}.json").write_bytes(_protocol(protocol=protocol, splits={"same": {"subset": "val", "vocabulary": "all"}}))
+    monkeypatch.setattr(splits.resources, "files", lambda package: tmp_path)
+    splits.builtin_splits.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="two.json: split 'same' is already defined by protocol 'one'"):
+            splits.builtin_splits()
+    finally:
+        monkeypatch.undo()
+        splits.builtin_splits.cache_clear()
