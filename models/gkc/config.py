@@ -12,7 +12,7 @@ from typing import Any
 import open_clip
 
 from ...errors import ConfigError
-from ...resolve import names_a_file, user_file
+from ...resolve import resolve
 from ...suggest import did_you_mean
 from ..clip_loading import register_tiny_configs
 
@@ -89,21 +89,9 @@ class GKCConfig:
         return cls(**values)
 
 
-def available_configs() -> list[str]:
-    return sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
-
-
 def load_config(name: str) -> GKCConfig:
     """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
-    if names_a_file(name, available_configs()):
-        path = user_file(name, "GKC config file")
-    else:
-        path = CONFIG_DIR / f"{name}.json"
-        if not path.is_file():
-            raise ConfigError(
-                f"unknown GKC config {name!r}{did_you_mean(name, available_configs())};"
-                f" known: {', '.join(available_configs())}"
-            )
+    path = resolve(name, CONFIG_DIR, ".json", "GKC config")
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as err:
