@@ -1,8 +1,9 @@
 """Where model ids are resolved to adapter classes.
 
-Three ways in, one namespace: the `@register_model` decorator (for modules a user imports with
-`--plugin`), lazy "module:attr" targets, and the "ovbench.models" entry-point group (how the
-built-in adapters and any installed package announce theirs). Nothing is imported until a model
+Two ways in, one namespace: the `@register_model` decorator (for modules a user imports with
+`--plugin`) and the "ovbench.models" entry-point group of lazy "module:Class" targets (how the
+built-in adapters and any installed package announce theirs). An id belongs to one class: a
+plugin cannot take an installed id, and conflicting installed ids are named, not half-loaded. Nothing is imported until a model
 is asked for, so `ovbench ls models` stays fast and a broken plugin breaks only itself.
 """
 
@@ -22,8 +23,8 @@ from .resolve import names_a_file, user_file
 from .suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "ovbench.models"
-BUILTIN_PACKAGE = "ovbench."
-PLUGIN_PREFIX = "ovbench_plugin_"  # entry points into ovbench itself are the built-in ids
+BUILTIN_PACKAGE = "ovbench."  # entry points into ovbench itself are the built-in ids
+PLUGIN_PREFIX = "ovbench_plugin_"  # module names given to --plugin files
 
 M = TypeVar("M", bound=type[SegmentationModel])
 
@@ -52,13 +53,6 @@ def register_model(name: str) -> Callable[[M], M]:
         return cls
 
     return decorate
-
-
-def register_lazy(name: str, target: str) -> None:
-    """Announce `name` as "package.module:ClassName", imported only when used."""
-    if name in _lazy and _lazy[name] != target:
-        raise ConfigError(f"model id {name!r} is registered twice: {_lazy[name]} and {target}")
-    _lazy[name] = target
 
 
 def _where(cls: type) -> str:
