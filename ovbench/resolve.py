@@ -3,9 +3,10 @@ either (splits, table layouts, GKC configs and checkpoints, CLIP weights, plugin
 
 The rule: a value with a path separator, a leading `.` or `~`, or a known file suffix is a path.
 Any other value is a built-in name, except that a value which is no built-in name but names an
-existing file is that file. A path is resolved against the current folder and returned absolute and
-canonical, so `./mine.json` and `mine.json` are the same thing and stay the same after a `cd`. A name that is
-neither gets a one-line error with close names, so a typo is never read as a missing file.
+existing file is that file. A path is resolved against the current folder and returned absolute
+and canonical, so `./mine.json` and `mine.json` are the same thing and stay the same after a
+`cd`. A name that is neither gets a one-line error with close names, so a typo is never
+reported as a missing file.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ from .suggest import did_you_mean
 FILE_SUFFIXES = frozenset({".json", ".py", ".pt", ".pth", ".bin", ".safetensors"})
 
 
-def names_a_file(value: str, builtin_names: Collection[str] | None = None) -> bool:
-    """Whether `value` is a user's file under the rule above. With `builtin_names`, a bare word
-    that is no built-in name but an existing file counts as a file too."""
+def names_a_file(value: str, builtins: Collection[str] | None = None) -> bool:
+    """Whether `value` is a user's file under the rule above. Given the built-in names, a bare
+    word that is none of them but an existing file counts as a file too."""
     separators = [os.sep] + ([os.altsep] if os.altsep else [])
     if any(sep in value for sep in separators) or value.startswith((".", "~")):
         return True
     if Path(value).suffix.lower() in FILE_SUFFIXES:
         return True
-    return builtin_names is not None and value not in builtin_names and Path(value).is_file()
+    return builtins is not None and value not in builtins and Path(value).is_file()
 
 
 def user_file(value: str, what: str, error: type[OvbenchError] = ConfigError) -> Path:
