@@ -24,10 +24,10 @@ import dataclasses
 import fnmatch
 import json
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..resolve import names_a_file, user_file
 from ..suggest import did_you_mean
 from .quantities import QUANTITIES
 
@@ -177,8 +177,8 @@ def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
 
 def load_layout(name_or_path: str) -> Layout:
     """A built-in layout by id, or a user's layout file (its file name is its id)."""
-    if name_or_path.endswith(".json") or Path(name_or_path).is_file():
-        path = Path(name_or_path).expanduser()
+    if names_a_file(name_or_path, builtin_layouts()):
+        path = user_file(name_or_path, "--table layout file")
         try:
             text = path.read_text()
         except OSError as err:

@@ -11,7 +11,8 @@ import contextlib
 import functools
 import hashlib
 import logging
-import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 
 from ..api import WeightsInfo, class_name_parts
 from ..errors import ConfigError, WeightsError
+from ..resolve import names_a_file, user_file
 from ..suggest import did_you_mean
 
 TINY_CONFIG_DIR = Path(__file__).with_name("clip_configs")
@@ -35,12 +37,15 @@ def register_tiny_configs() -> None:
     open_clip.add_model_config(TINY_CONFIG_DIR)
 
 
-def _looks_like_path(spec: str) -> bool:
-    return os.sep in spec or spec.startswith(".") or spec.endswith((".pt", ".pth", ".bin", ".safetensors"))
-
-
-@functools.cache
 def file_sha256(path: Path) -> str:
+    """The file's sha256, computed once per version of the file: keyed by size and modification
+    time too, so a long-lived process that sees a checkpoint rewritten in place hashes it again."""
+    stat = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -55,11 +60,8 @@ def resolve_weights(arch: str, pretrained: str) -> Path | None:
         raise ConfigError(f"unknown CLIP architecture {arch!r}{did_you_mean(arch, open_clip.list_models())}")
     if pretrained.lower() == RANDOM_INIT:
         return None
-    if _looks_like_path(pretrained):
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise WeightsError(f"CLIP weights file {path} does not exist (pass pretrained=<file> or an open_clip tag)")
-        return path
+    if names_a_file(pretrained, open_clip.list_pretrained_tags_by_model(arch)):
+        return user_file(pretrained, "CLIP weights file", WeightsError)
     tags = open_clip.list_pretrained_tags_by_model(arch)
     if pretrained not in tags:
         raise ConfigError(
@@ -79,27 +81,49 @@ def resolve_weights(arch: str, pretrained: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _quiet_open_clip(asked_for_random: bool):
-    """open_clip warns about random init; when the user asked for it, the record says so instead."""
+def _quiet_open_clip():
+    """open_clip warns that the model it builds is random before ovbench loads the weights; the
+    record says which weights the model holds instead."""
     previous = logging.root.level
-    if asked_for_random:
-        logging.root.setLevel(logging.ERROR)
+    logging.root.setLevel(logging.ERROR)
     try:
         yield
     finally:
         logging.root.setLevel(previous)
 
 
+def load_weights_file(model: torch.nn.Module, path: Path, arch: str) -> None:
+    """Load a CLIP weights file without ever unpickling Python objects (safetensors, or torch's
+    weights-only loader), turning every way the file can be bad into one line naming it."""
+    try:
+        with warnings.catch_warnings():  # torch's note on pickle protocols would break the one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True, device="cpu")
+    except pickle.UnpicklingError:
+        raise WeightsError(
+            f"CLIP weights file {path} holds pickled Python objects besides tensors, which ovbench never loads;"
+            f" save its state dict with safetensors.torch.save_file or torch.save(state_dict)"
+        ) from None
+    except Exception as err:  # a user's file can fail anywhere in parsing or conversion: all mean "bad file"
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise WeightsError(
+            f"CLIP weights file {path} cannot be loaded into {arch}: damaged, not a weights file, or made for"
+            f" another architecture ({type(err).__name__}: {first})"
+        ) from None
+
+
 def create_clip(arch: str, pretrained: str, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, WeightsInfo]:
     """Build an open_clip model with verified weights; returns the model (eval mode) and the
     record of which weights it holds."""
     path = resolve_weights(arch, pretrained)
-    with torch.random.fork_rng(devices=[]), _quiet_open_clip(path is None):
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
         torch.manual_seed(RANDOM_SEED)  # an explicit random init is the same every run, so its numbers repeat
-        model = open_clip.create_model(arch, pretrained=str(path) if path else None, device=device)
+        model = open_clip.create_model(arch, pretrained=None, device=device)
+    if path is not None:
+        load_weights_file(model, path, arch)
     model.eval()
     info = WeightsInfo(
-        source=RANDOM_INIT if path is None else (pretrained if not _looks_like_path(pretrained) else str(path)),
+        source=RANDOM_INIT if path is None else (str(path) if names_a_file(pretrained) else pretrained),
         sha256=None if path is None else file_sha256(path),
         random_init=path is None,
         backbone=arch,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Annotated, Any, ClassVar, Mapping, Sequence
 
 import torch
 
@@ -23,7 +24,26 @@ from .suggest import did_you_mean
 
 @dataclasses.dataclass
 class ModelArgs:
-    """Typed `--model-args`. Subclass it as a dataclass; each field is one `key=value`."""
+    """Typed `--model-args`. Subclass it as a dataclass; each field is one `key=value`.
+    Bound a number with `Annotated[int, Range(min=1)]` (or `PositiveInt`), so a bad value is
+    refused naming the argument before the model is built."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Inclusive bounds of a numeric model argument, declared with typing.Annotated."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def check(self, key: str, value: float) -> None:
+        if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
+            low = "-inf" if self.min is None else f"{self.min:g}"
+            high = "inf" if self.max is None else f"{self.max:g}"
+            raise ConfigError(f"model argument {key}={value}: must be in {low}..{high}")
+
+
+PositiveInt = Annotated[int, Range(min=1)]  # sizes, counts, strides
 
 
 @dataclasses.dataclass
@@ -113,6 +133,13 @@ def class_name_parts(name: str) -> list[str]:
 
 def _coerce(key: str, raw: str, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        base, *extras = typing.get_args(annotation)
+        value = _coerce(key, raw, base)
+        for bound in extras:
+            if isinstance(bound, Range) and value is not None:
+                bound.check(key, value)
+        return value
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(annotation) if a is not type(None)]
         if raw.lower() in ("none", "null", ""):
@@ -132,9 +159,12 @@ def _coerce(key: str, raw: str, annotation: Any) -> Any:
         raise ConfigError(f"model argument {key}={raw!r}: expected true or false")
     if annotation in (int, float):
         try:
-            return annotation(raw)
+            value = annotation(raw)
         except ValueError:
             raise ConfigError(f"model argument {key}={raw!r}: expected {annotation.__name__}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"model argument {key}={raw!r}: expected a finite number")
+        return value
     if annotation is Path:
         return Path(raw).expanduser()
     return raw
@@ -148,8 +178,10 @@ def parse_pairs(spec: str | None) -> dict[str, str]:
             continue
         if "=" not in pair:
             raise ConfigError(f"model argument {pair.strip()!r} is not key=value")
-        key, value = pair.split("=", 1)
-        items[key.strip()] = value.strip()
+        key, value = (part.strip() for part in pair.split("=", 1))
+        if not key or key in items:
+            raise ConfigError(f"model argument {pair.strip()!r}: " + ("no key before '='" if not key else f"{key} is given twice"))
+        items[key] = value
     return items
 
 
@@ -159,7 +191,7 @@ def parse_model_args(args_cls: type[ModelArgs], spec: str | Mapping[str, Any] | 
         items = {k: v if isinstance(v, str) else str(v) for k, v in spec.items()}
     else:
         items = parse_pairs(spec)
-    hints = typing.get_type_hints(args_cls)
+    hints = typing.get_type_hints(args_cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(args_cls)}
     values = {}
     for key, raw in items.items():

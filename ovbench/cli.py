@@ -194,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "models":
-        from .registry import available_models, get_model_class
+        from .registry import available_models, get_model_class, registry_notes
 
         for name in available_models():
             try:
@@ -203,6 +203,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
                 print(f"{name:16s} {cls.__module__}:{cls.__qualname__}  {doc}")
             except Exception as err:  # a broken plugin must not hide the others
                 print(f"{name:16s} (cannot be loaded: {type(err).__name__}: {err})")
+        for note in registry_notes():
+            print(f"note: {note}")
         return 0
     from .splits import list_splits
 
@@ -245,6 +247,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     entries = cache.entries()
     for entry in entries:
+        if entry.damaged:
+            print(f"{entry.path.name[:16]}  damaged ({entry.damaged}); re-encoded when next needed  {entry.bytes / 1024:8.1f} KiB")
+            continue
         print(f"{entry.path.name[:16]}  {entry.classes:4d} classes  {entry.bytes / 1024:8.1f} KiB  {entry.model_key}")
     print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {cache.root}")
     return 0

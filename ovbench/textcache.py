@@ -7,25 +7,34 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .api import SegmentationModel
+from .errors import ConfigError
 
 
 def cache_root() -> Path:
     """$OVBENCH_CACHE, else the user cache dir ($XDG_CACHE_HOME/ovbench or ~/.cache/ovbench)."""
     if os.environ.get("OVBENCH_CACHE"):
-        return Path(os.environ["OVBENCH_CACHE"]).expanduser()
+        root = Path(os.environ["OVBENCH_CACHE"]).expanduser()
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"OVBENCH_CACHE={root} is a file; it must name a folder (made if missing)")
+        return root
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "ovbench"
+
+
+def _to_stderr(message: str) -> None:
+    print(f"ovbench: note: {message}", file=sys.stderr)
 
 
 @dataclass
@@ -34,13 +43,19 @@ class CacheEntry:
     bytes: int
     model_key: str
     classes: int
+    damaged: str | None = None  # why the entry cannot be read; the next run that needs it re-encodes it
 
 
 class TextCache:
-    """Content-addressed store: file name = sha256 of the model's cache key and the names."""
+    """Content-addressed store: file name = sha256 of the model's cache key and the names.
 
-    def __init__(self, root: Path | None = None):
+    Entries are only ever read with safetensors (never unpickled). A damaged entry (a crash
+    mid-copy, a full disk) is re-encoded with a one-line note; a cache that cannot be written
+    costs time, never the run."""
+
+    def __init__(self, root: Path | None = None, note: Callable[[str], None] = _to_stderr):
         self.root = (root or cache_root()) / "text"
+        self.note = note
 
     def key(self, model_key: str, names: Sequence[str]) -> str:
         payload = json.dumps({"model": model_key, "names": list(names)}, sort_keys=True)
@@ -51,29 +66,45 @@ class TextCache:
         start = time.perf_counter()
         model_key = model.text_cache_key()
         if model_key is None:
-            with torch.inference_mode():
-                return model.encode_text(list(names)).detach().float().cpu(), time.perf_counter() - start
+            return self._encode(model, names), time.perf_counter() - start
         path = self.root / f"{self.key(model_key, names)}.safetensors"
         if path.is_file():
-            return load_file(path)["text"], time.perf_counter() - start
-        with torch.inference_mode():
-            text = model.encode_text(list(names)).detach().float().cpu().contiguous()
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-        os.close(handle)
-        try:
-            save_file({"text": text}, temporary, metadata={"model_key": model_key, "classes": str(len(names))})
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+            text, problem = _read_entry(path, len(names))
+            if text is not None:
+                return text, time.perf_counter() - start
+            self.note(f"text cache entry {path} is damaged ({problem}); encoding the vocabulary again")
+        text = self._encode(model, names)
+        self._store(path, text, model_key, len(names))
         return text, time.perf_counter() - start
+
+    @staticmethod
+    def _encode(model: SegmentationModel, names: Sequence[str]) -> torch.Tensor:
+        with torch.inference_mode():
+            return model.encode_text(list(names)).detach().float().cpu().contiguous()
+
+    def _store(self, path: Path, text: torch.Tensor, model_key: str, classes: int) -> None:
+        temporary = None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+            os.close(handle)
+            save_file({"text": text}, temporary, metadata={"model_key": model_key, "classes": str(classes)})
+            os.replace(temporary, path)
+        except OSError as err:
+            self.note(f"cannot write the text cache in {self.root} ({err.strerror or err}); continuing without it")
+        finally:
+            if temporary is not None:
+                Path(temporary).unlink(missing_ok=True)
 
     def entries(self) -> list[CacheEntry]:
         found = []
         for path in sorted(self.root.glob("*.safetensors")):
-            with safe_open(str(path), "pt") as handle:
-                meta = handle.metadata() or {}
-            found.append(CacheEntry(path, path.stat().st_size, meta.get("model_key", "?"), int(meta.get("classes", 0))))
+            try:
+                with safe_open(str(path), "pt") as handle:
+                    meta = handle.metadata() or {}
+                found.append(CacheEntry(path, path.stat().st_size, meta.get("model_key", "?"), int(meta.get("classes", 0))))
+            except Exception as err:  # safetensors raises its own error types for a bad header
+                found.append(CacheEntry(path, path.stat().st_size, "?", 0, damaged=_reason(err)))
         return found
 
     def clear(self) -> int:
@@ -81,3 +112,18 @@ class TextCache:
         for path in entries:
             path.unlink()
         return len(entries)
+
+
+def _reason(err: Exception) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
+
+
+def _read_entry(path: Path, classes: int) -> tuple[torch.Tensor | None, str]:
+    """The cached embedding, or None and why it is unusable (unreadable, or not C rows of floats)."""
+    try:
+        text = load_file(path).get("text")
+    except Exception as err:  # safetensors raises its own error types for a bad header
+        return None, _reason(err)
+    if text is None or text.dim() == 0 or text.shape[0] != classes or not text.is_floating_point():
+        return None, f"no float tensor of {classes} rows"
+    return text, ""

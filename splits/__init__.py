@@ -9,16 +9,17 @@ on the same definition.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 import hashlib
 import json
 from functools import cache
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
 from ..data.vspw import IGNORE, load_class_names
 from ..errors import ConfigError
+from ..resolve import names_a_file, split_fragment, user_file
 from ..suggest import did_you_mean
 
 VOCABULARIES = ("seen", "unseen", "all")
@@ -72,32 +73,31 @@ def _canonical_hash(payload: dict) -> str:
 
 def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
     names = load_class_names()
-    unseen = sorted(set(protocol["unseen"]))
-    if any(not (0 <= c < len(names)) for c in unseen):
-        raise ConfigError(f"{source}: unseen ids must be converted VSPW ids 0..{len(names) - 1}")
-    seen = [c for c in range(len(names)) if c not in set(unseen)]
-    vocabulary_kind = spec.get("vocabulary")
-    subset = spec.get("subset")
-    if vocabulary_kind not in VOCABULARIES:
-        raise ConfigError(f"{source}: split {name!r} needs vocabulary one of {', '.join(VOCABULARIES)}")
-    if subset not in SUBSETS:
-        raise ConfigError(f"{source}: split {name!r} needs subset one of {', '.join(SUBSETS)}")
-    vocabulary = {"seen": seen, "unseen": unseen, "all": list(range(len(names)))}[vocabulary_kind]
+    where = f"{source}: split {name!r}"
+    unseen = sorted(protocol["unseen"])
+    explicit_seen = "seen" in protocol
+    seen = sorted(protocol["seen"]) if explicit_seen else [c for c in range(len(names)) if c not in set(unseen)]
+    everything = sorted(seen + unseen) if explicit_seen else list(range(len(names)))
+    vocabulary = {"seen": seen, "unseen": unseen, "all": everything}[spec["vocabulary"]]
+    if not vocabulary:
+        raise ConfigError(f"{where}: its {spec['vocabulary']!r} vocabulary is empty")
     defining = {
         "name": name,
         "protocol": protocol["protocol"],
         "version": protocol["version"],
-        "subset": subset,
+        "subset": spec["subset"],
         "vocabulary": vocabulary,
         "unseen": unseen,
     }
+    if explicit_seen:  # only then, so that the shipped splits keep the hashes their records carry
+        defining["seen"] = seen
     return Split(
         name=name,
         protocol=protocol["protocol"],
-        version=int(protocol["version"]),
+        version=protocol["version"],
         hash=_canonical_hash(defining),
         provenance=protocol.get("provenance", ""),
-        subset=subset,
+        subset=spec["subset"],
         vocabulary=tuple(vocabulary),
         seen=tuple(seen),
         unseen=tuple(unseen),
@@ -105,20 +105,88 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
     )
 
 
-def _read_protocol(text: str, source: str) -> dict:
+def _is_id_list(value) -> bool:
+    return isinstance(value, list) and all(type(c) is int for c in value)
+
+
+# key -> (required, check, what the value must be). A new key is one line here.
+PROTOCOL_KEYS = {
+    "protocol": (True, lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+    "version": (True, lambda v: type(v) is int, "an integer"),
+    "title": (False, lambda v: isinstance(v, str), "a string"),
+    "provenance": (False, lambda v: isinstance(v, str), "a string"),
+    "dataset": (False, lambda v: isinstance(v, str) and v != "", "a string naming the data set kind"),
+    "unseen": (True, _is_id_list, "a list of class ids (integers)"),
+    "seen": (False, _is_id_list, "a list of class ids (integers); without it, every class not unseen"),
+    "splits": (True, lambda v: isinstance(v, dict) and bool(v), 'an object mapping each split name to {"subset": ..., "vocabulary": ...}'),
+}
+SPLIT_KEYS = {
+    "subset": (True, lambda v: v in SUBSETS, f"one of {', '.join(SUBSETS)}"),
+    "vocabulary": (True, lambda v: v in VOCABULARIES, f"one of {', '.join(VOCABULARIES)}"),
+}
+
+
+def _check_keys(given, table: dict, where: str) -> None:
+    """Refuse what is not an object, an unknown key (a typo would silently change nothing), a
+    missing key, or a value of the wrong kind, naming the key."""
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where} must be a JSON object, not {type(given).__name__}")
+    for key in given:
+        if key not in table:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, table)}; known: {', '.join(table)}")
+    for key, (required, valid, expected) in table.items():
+        if key not in given:
+            if required:
+                raise ConfigError(f"{where} lacks {key!r} ({expected})")
+        elif not valid(given[key]):
+            raise ConfigError(f"{where}: {key!r} must be {expected}, not {json.dumps(given[key])[:60]}")
+
+
+def _check_ids(protocol: dict, source: str) -> None:
+    count = len(load_class_names())
+    for key in ("unseen", "seen"):
+        ids = protocol.get(key, [])
+        repeated = sorted(c for c, n in Counter(ids).items() if n > 1)
+        if repeated:
+            raise ConfigError(f"{source}: {key!r} lists class id(s) {repeated} more than once")
+        outside = sorted(c for c in ids if not 0 <= c < count)
+        if outside:
+            raise ConfigError(f"{source}: {key!r} has class id(s) {outside} outside 0..{count - 1}")
+    both = sorted(set(protocol.get("seen", [])) & set(protocol["unseen"]))
+    if both:
+        raise ConfigError(f"{source}: class id(s) {both} are both seen and unseen")
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    """json's default keeps the last of two equal keys: a split defined twice would silently
+    lose its first definition."""
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def _read_protocol(data: bytes, source: str) -> dict:
     try:
-        protocol = json.loads(text)
+        protocol = json.loads(data.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {err.start})") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{source}: not valid JSON ({err})") from None
-    for key in ("protocol", "version", "unseen", "splits"):
-        if key not in protocol:
-            raise ConfigError(f"{source}: split file lacks {key!r}")
-    if not isinstance(protocol["version"], int) or not isinstance(protocol["protocol"], str):
-        raise ConfigError(f"{source}: 'protocol' must be a string and 'version' an integer")
-    if not isinstance(protocol["unseen"], list) or not all(type(c) is int for c in protocol["unseen"]):
-        raise ConfigError(f"{source}: 'unseen' must be a list of converted VSPW ids (integers)")
-    if not isinstance(protocol["splits"], dict) or not all(isinstance(v, dict) for v in protocol["splits"].values()):
-        raise ConfigError(f"{source}: 'splits' must map each split name to {{\"subset\": ..., \"vocabulary\": ...}}")
+    except _DuplicateKey as err:
+        raise ConfigError(f"{source}: {str(err)!r} is defined twice") from None
+    _check_keys(protocol, PROTOCOL_KEYS, source)
+    for name, spec in protocol["splits"].items():
+        if not name.strip() or "#" in name:
+            raise ConfigError(f"{source}: split name {name!r} must be non-empty and without '#'")
+        _check_keys(spec, SPLIT_KEYS, f"{source}: split {name!r}")
+    _check_ids(protocol, source)
     return protocol
 
 
@@ -132,7 +200,10 @@ def builtin_splits() -> dict[str, Split]:
     for entry in sorted(resources.files("ovbench.splits").iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".json"):
             source = f"ovbench/splits/{entry.name}"
-            found.update(_splits_of(_read_protocol(entry.read_text(), source), source))
+            for name, split in _splits_of(_read_protocol(entry.read_bytes(), source), source).items():
+                if name in found:
+                    raise ConfigError(f"{source}: split {name!r} is already defined by protocol {found[name].protocol!r}")
+                found[name] = split
     return found
 
 
@@ -142,25 +213,25 @@ def list_splits() -> list[Split]:
 
 def load_split(name_or_path: str) -> Split:
     """A built-in split by name, or a user's protocol file: `path.json` (one split) or
-    `path.json#split_name`."""
-    return dataclasses.replace(_find_split(name_or_path), source=name_or_path)
-
-
-def _find_split(name_or_path: str) -> Split:
-    path_part, _, wanted = name_or_path.partition("#")
-    if path_part.endswith(".json") or Path(path_part).is_file():
-        path = Path(path_part).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"split file {path} does not exist")
-        splits = _splits_of(_read_protocol(path.read_text(), str(path)), str(path))
-        if not wanted:
-            if len(splits) != 1:
-                raise ConfigError(f"{path} defines {len(splits)} splits; pick one with {path}#NAME ({', '.join(splits)})")
-            return next(iter(splits.values()))
-        if wanted not in splits:
-            raise ConfigError(f"{path} has no split {wanted!r}{did_you_mean(wanted, splits)}")
-        return splits[wanted]
-    splits = builtin_splits()
-    if name_or_path not in splits:
-        raise ConfigError(f"unknown split {name_or_path!r}{did_you_mean(name_or_path, splits)}; see `ovbench ls splits`")
-    return splits[name_or_path]
+    `path.json#split_name`. A file's split remembers its absolute path, so the same file named
+    from another folder (or as ./mine.json) is the same split."""
+    path_part, wanted = split_fragment(name_or_path)
+    if not names_a_file(path_part, builtin_splits()):
+        if name_or_path not in builtin_splits():
+            raise ConfigError(
+                f"unknown split {name_or_path!r}{did_you_mean(name_or_path, builtin_splits())}; see `ovbench ls splits`"
+            )
+        return dataclasses.replace(builtin_splits()[name_or_path], source=name_or_path)
+    path = user_file(path_part, "split file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"split file {path}: cannot read ({err.strerror})") from None
+    splits = _splits_of(_read_protocol(data, str(path)), str(path))
+    if not wanted:
+        if len(splits) != 1:
+            raise ConfigError(f"{path} defines {len(splits)} splits; pick one with {path}#NAME ({', '.join(splits)})")
+        wanted = next(iter(splits))
+    if wanted not in splits:
+        raise ConfigError(f"{path} has no split {wanted!r}{did_you_mean(wanted, splits)}")
+    return dataclasses.replace(splits[wanted], source=f"{path}#{wanted}")

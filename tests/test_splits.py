@@ -43,10 +43,22 @@ def test_lut_maps_vocabulary_and_ignores_the_rest():
     assert everything.seen_index() == list(split.seen) and everything.unseen_index() == list(split.unseen)
 
 
-def test_hashes_differ_between_splits_and_are_stable():
-    hashes = [s.hash for s in list_splits()]
-    assert len(set(hashes)) == len(hashes)
-    assert load_split("vspw_all").hash == load_split("vspw_all").hash
+# Records are compared only when their split hashes match: a change to any of these changes
+# which numbers count as comparable, so it must be deliberate (a new version of the protocol).
+PINNED_HASHES = {
+    "ov2vss_seen": "sha256:d2d2fa643a9639c5fef4c03d7e77f987bed9729ee9830294af98d30cfb28a7f0",
+    "ov2vss_unseen": "sha256:ba967193193fe8b20bd93ab8b8a4935a1bfc36a63f7c35523c83ede42fd7623c",
+    "ov2vss_all": "sha256:6716fc7898f093694ed1834fc2918a7870f83457590a3d29e97563ff0351a2c2",
+    "ov2vss_train_seen": "sha256:519ebac7dd0138aeaff3e3ad9e2544000afa25761e231c46812a581fe47c05f2",
+    "vspw_seen": "sha256:b30ba0dd07d6c3740b35683aff956370d40abefd9258cd865c8d36b9fb4677b9",
+    "vspw_unseen": "sha256:cf34f11db04620bdc457012acc61fc72ad889e6dbfe309c327d59a3ec0448480",
+    "vspw_all": "sha256:4ce432beb1b232c05102d87917aa8ca202cda624124aaf4401f24ee47f93c0e3",
+    "vspw_train_seen": "sha256:0b91ad7564bbe8d194b86e4a94ebdf8fe5ba4a728fe8663c87a6b0bc7296bd1a",
+}
+
+
+def test_every_shipped_split_has_its_pinned_hash():
+    assert {s.name: s.hash for s in list_splits()} == PINNED_HASHES
 
 
 def test_user_split_file(tmp_path):
@@ -63,3 +75,106 @@ def test_user_split_file(tmp_path):
 def test_unknown_split_suggests_close_names():
     with pytest.raises(ConfigError, match="did you mean vspw_unseen"):
         load_split("vspw_unsen")
+
+
+def _protocol(**changes):
+    base = {"protocol": "mine", "version": 1, "unseen": [0, 1], "splits": {"mine_unseen": {"subset": "val", "vocabulary": "unseen"}}}
+    base.update(changes)
+    return json.dumps(base).encode()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (_protocol(seen=[1, 2, 3]), r"class id\(s\) \[1\] are both seen and unseen"),
+        (_protocol(unseen=[3, 4, 3]), r"'unseen' lists class id\(s\) \[3\] more than once"),
+        (_protocol(unseen=[0, 124]), r"'unseen' has class id\(s\) \[124\] outside 0..123"),
+        (_protocol(unseen=[-1]), r"outside 0..123"),
+        (_protocol(unseen=[True]), "'unseen' must be a list of class ids"),
+        (_protocol(unseen=[]), "split 'mine_unseen': its 'unseen' vocabulary is empty"),
+        (_protocol(seen=[], splits={"s": {"subset": "val", "vocabulary": "seen"}}), "split 's': its 'seen' vocabulary is empty"),
+        (_protocol(unseen=list(range(124)), splits={"s": {"subset": "val", "vocabulary": "seen"}}), "vocabulary is empty"),
+        (_protocol(unsen=[1]), "unknown key 'unsen' \\(did you mean unseen"),
+        (_protocol(splits={"s": {"subset": "val", "vocabulary": "all", "subsett": "x"}}), "split 's': unknown key 'subsett'"),
+        (_protocol(splits={"s": {"subset": "dev", "vocabulary": "all"}}), "split 's': 'subset' must be one of train, val, test"),
+        (_protocol(splits={"s": {"vocabulary": "all"}}), "split 's' lacks 'subset'"),
+        (_protocol(splits={"s": ["val", "all"]}), "split 's' must be a JSON object, not list"),
+        (_protocol(splits={}), "'splits' must be an object"),
+        (_protocol(splits={"a#b": {"subset": "val", "vocabulary": "all"}}), "without '#'"),
+        (_protocol(version=True), "'version' must be an integer"),
+        (_protocol(version="1"), "'version' must be an integer"),
+        (_protocol(protocol=""), "'protocol' must be a non-empty string"),
+        (_protocol(dataset=3), "'dataset' must be a string"),
+        (b'{"protocol": "mine", "version": 1, "unseen": [0], "splits": {"s": {"subset": "val", "vocabulary": "all"}, "s": {"subset": "train", "vocabulary": "seen"}}}', "'s' is defined twice"),
+        (b'{"protocol": "mine", "protocol": "other", "version": 1, "unseen": [0], "splits": {"s": {"subset": "val", "vocabulary": "all"}}}', "'protocol' is defined twice"),
+        (b"[1, 2]", "must be a JSON object, not list"),
+        (b'"vspw_unseen"', "must be a JSON object, not str"),
+        (b"{}", "lacks 'protocol'"),
+        (b'{"protocol": "caf\xe9"}', "not UTF-8 text"),
+        (b"\xff\xfe{}", "not UTF-8 text"),
+        (b"", "not valid JSON"),
+        (b'{"protocol": ', "not valid JSON"),
+    ],
+    ids=['seen-unseen-overlap', 'duplicate-id', 'id-too-large', 'negative-id', 'bool-id', 'empty-unseen', 'empty-seen', 'everything-unseen', 'unknown-key', 'unknown-split-key', 'bad-subset', 'missing-subset', 'split-not-object', 'no-splits', 'hash-in-name', 'bool-version', 'string-version', 'empty-protocol', 'dataset-not-string', 'split-defined-twice', 'key-defined-twice', 'top-level-list', 'top-level-string', 'empty-object', 'latin1-bytes', 'utf16-bom', 'empty-file', 'truncated'],
+)
+def test_bad_split_files_get_one_line_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_split(f"{path}#mine_unseen")
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_bad_split_file_through_the_cli_exits_2(tmp_path, capsys):
+    from ovbench.cli import main
+
+    path = tmp_path / "bad.json"
+    path.write_bytes(_protocol(seen=[1]))
+    assert main(["run", "--model", "clip-dense", "--split", f"{path}#mine_unseen", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and "both seen and unseen" in err
+
+
+def test_explicit_seen_list_defines_the_seen_and_all_vocabularies(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_bytes(_protocol(seen=[5, 3], dataset="vspw", splits={"s": {"subset": "val", "vocabulary": "seen"}, "a": {"subset": "val", "vocabulary": "all"}}))
+    seen, everything = load_split(f"{path}#s"), load_split(f"{path}#a")
+    assert seen.vocabulary == (3, 5) and everything.vocabulary == (0, 1, 3, 5)
+    assert everything.seen_index() == [2, 3] and everything.unseen_index() == [0, 1]
+
+
+def test_a_file_is_the_same_split_from_any_folder(tmp_path, monkeypatch):
+    path = tmp_path / "mine.json"
+    path.write_bytes(_protocol())
+    monkeypatch.chdir(tmp_path)
+    plain, dotted = load_split("mine.json#mine_unseen"), load_split("./mine.json#mine_unseen")
+    assert plain == dotted and plain.source == f"{path}#mine_unseen"
+    monkeypatch.chdir(tmp_path.parent)
+    assert load_split(plain.source) == plain
+    assert load_split(f"{tmp_path.name}/mine.json").source == plain.source
+
+
+def test_a_builtin_name_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vspw_unseen").write_text("not a split")
+    assert load_split("vspw_unseen").hash == PINNED_HASHES["vspw_unseen"]
+    with pytest.raises(ConfigError, match="split file .*missing.json does not exist"):
+        load_split("missing.json#x")
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_split("folder.json")
+
+
+def test_a_split_name_shipped_by_two_protocol_files_is_refused(tmp_path, monkeypatch):
+    import ovbench.splits as splits
+
+    for protocol in ("one", "two"):
+        (tmp_path / f"{protocol}.json").write_bytes(_protocol(protocol=protocol, splits={"same": {"subset": "val", "vocabulary": "all"}}))
+    monkeypatch.setattr(splits.resources, "files", lambda package: tmp_path)
+    splits.builtin_splits.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="two.json: split 'same' is already defined by protocol 'one'"):
+            splits.builtin_splits()
+    finally:
+        monkeypatch.undo()
+        splits.builtin_splits.cache_clear()

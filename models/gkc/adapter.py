@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...api import ModelArgs, TrainableModel, TrainJob, WeightsInfo
+from ...api import ModelArgs, PositiveInt, TrainableModel, TrainJob, WeightsInfo
 from ...errors import ConfigError, WeightsError
 from ...registry import register_model
 from ..clip_loading import RANDOM_INIT, create_clip
@@ -54,7 +54,7 @@ class GKCArgs(ModelArgs):
     # the frozen text tower: must be the one the checkpoint was trained with (a checkpoint that
     # stores its own random-init tower, like the built-in tiny sample, uses that instead)
     clip_pretrained: str = "openai"
-    input_size: int | None = None  # resize frames to this short side; default: as given (VSPW 480p)
+    input_size: PositiveInt | None = None  # resize frames to this short side; default: as given (VSPW 480p)
     templates: TemplateSet = "single"  # GKC embeds the raw name ("{}")
     cuda_graphs: bool = True  # on CUDA, replay captured graphs instead of launching kernels one by one
 

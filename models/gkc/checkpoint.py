@@ -22,6 +22,7 @@ from torch import nn
 from ... import __version__
 from ...api import WeightsInfo
 from ...errors import ConfigError, WeightsError
+from ...resolve import user_file
 from ...suggest import did_you_mean
 from ..clip_loading import file_sha256
 from .config import GKCConfig
@@ -47,10 +48,7 @@ def resolve_checkpoint(spec: str) -> Path:
                 f" shipped: {', '.join(BUILTIN_PREFIX + s for s in shipped) or 'none'}"
             )
         return path
-    path = Path(spec).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"GKC checkpoint {path} does not exist")
-    return path
+    return user_file(spec, "GKC checkpoint", WeightsError)
 
 
 def text_tower_state(clip_model: nn.Module) -> dict[str, torch.Tensor]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import open_clip
 
 from ...errors import ConfigError
+from ...resolve import resolve
 from ...suggest import did_you_mean
 from ..clip_loading import register_tiny_configs
 
@@ -89,23 +89,9 @@ class GKCConfig:
         return cls(**values)
 
 
-def available_configs() -> list[str]:
-    return sorted(path.stem for path in CONFIG_DIR.glob("*.json"))
-
-
 def load_config(name: str) -> GKCConfig:
     """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
-    if name.endswith(".json") or os.sep in name:
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise ConfigError(f"GKC config file {path} does not exist")
-    else:
-        path = CONFIG_DIR / f"{name}.json"
-        if not path.is_file():
-            raise ConfigError(
-                f"unknown GKC config {name!r}{did_you_mean(name, available_configs())};"
-                f" known: {', '.join(available_configs())}"
-            )
+    path = resolve(name, CONFIG_DIR, ".json", "GKC config")
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as err:
