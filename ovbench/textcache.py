@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from safetensors import safe_open
@@ -46,16 +46,22 @@ class TextCache:
         payload = json.dumps({"model": model_key, "names": list(names)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def embed(self, model: SegmentationModel, names: Sequence[str]) -> tuple[torch.Tensor, float]:
-        """The vocabulary's embedding (on CPU) and the seconds spent getting it."""
+    def embed(
+        self, model: SegmentationModel, names: Sequence[str], report: Callable[[str], None] | None = None
+    ) -> tuple[torch.Tensor, float]:
+        """The vocabulary's embedding (on CPU) and the seconds spent getting it. `report` hears
+        about an encoding before it starts: a large template ensemble can take a minute."""
         start = time.perf_counter()
+        report = report or (lambda message: None)
         model_key = model.text_cache_key()
         if model_key is None:
+            report(f"encoding {len(names)} class names (this model is not cached)")
             with torch.inference_mode():
                 return model.encode_text(list(names)).detach().float().cpu(), time.perf_counter() - start
         path = self.root / f"{self.key(model_key, names)}.safetensors"
         if path.is_file():
             return load_file(path)["text"], time.perf_counter() - start
+        report(f"encoding {len(names)} class names: cache miss")
         with torch.inference_mode():
             text = model.encode_text(list(names)).detach().float().cpu().contiguous()
         self.root.mkdir(parents=True, exist_ok=True)
