@@ -208,6 +208,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from .splits import load_split
+    from .visualize import parse_run, visualize
+
+    split = load_split(args.split)
+    data_root, _, _ = resolve_data(args.data_root, _stderr)
+    videos = [name.strip() for name in args.videos.split(",") if name.strip()] if args.videos else None
+    figure = visualize([parse_run(spec) for spec in args.runs], split, data_root, Path(args.out),
+                       videos=videos, num_videos=args.num_videos, frames=args.frames)
+    print(f"{figure.panels} panels of videos {', '.join(figure.videos)}: {', '.join(str(path) for path in figure.paths)}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "models":
         from .registry import available_models, get_model_class
@@ -388,6 +401,17 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def configure_visualize(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="NAME=DIR|DIR",
+                        help="saved predictions (`run --save-predictions`), one column each; NAME= sets the column title")
+    parser.add_argument("--split", required=True, help="the split the predictions were made on")
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    parser.add_argument("--videos", help="comma-separated video names; if not given: where the runs disagree most")
+    parser.add_argument("--num-videos", type=_positive, default=3, metavar="N", help="videos picked automatically")
+    parser.add_argument("--frames", type=_positive, default=3, metavar="N", help="frames per video, evenly spaced")
+    parser.add_argument("--out", required=True, help="figure file (.png or .pdf); both are written")
+
+
 def configure_ls(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["models", "splits"], help="what to list")
     parser.add_argument("-v", "--verbose", action="store_true", help="models: their arguments, types and defaults, and built-in weights")
@@ -433,6 +457,8 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None], C
     "train": ("train a trainable model on a split's training videos", "ovbench train --model gkc --split vspw_train_seen --data-root /data/VSPW_480p --out ckpt/", configure_train, cmd_train),
     "predict": ("segment your own video, frame folder or image with any class names",
                 'ovbench predict street.mp4 --model clip-dense --classes "car,person,road,sky" --out street/', configure_predict, cmd_predict),
+    "visualize": ("figures of saved predictions: frame | ground truth | one column per run",
+                  "ovbench visualize gkc=runs/gkc.predictions clip=runs/clip.predictions --split vspw_all --out fig.pdf", configure_visualize, cmd_visualize),
     "ls": ("list models or splits", "ovbench ls models -v", configure_ls, cmd_ls),
     "data": ("make or check VSPW-format data", "ovbench data verify --data-root /data/VSPW_480p", configure_data, cmd_data),
     "cache": ("inspect or clear cached text embeddings", "ovbench cache ls", configure_cache, cmd_cache),

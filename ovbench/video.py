@@ -7,6 +7,7 @@ to be installed on the system.
 
 from __future__ import annotations
 
+import abc
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from .data.vspw import read_rgb
 from .errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
@@ -29,15 +31,16 @@ class FrameBatch:
     pixels: np.ndarray  # uint8 (B, H, W, 3) RGB, one frame size
 
 
-class FrameSource:
+class FrameSource(abc.ABC):
     """Frames of one input, in order; `count` and `fps` are known before decoding."""
 
     path: Path
     count: int
     fps: float
 
+    @abc.abstractmethod
     def batches(self, batch_size: int) -> Iterator[FrameBatch]:
-        raise NotImplementedError
+        """Consecutive frames, at most `batch_size` and one frame size per batch."""
 
 
 def open_input(path: Path) -> FrameSource:
@@ -96,21 +99,13 @@ class ImageFiles(FrameSource):
         stems: list[str] = []
         pixels: list[np.ndarray] = []
         for file in self.files:
-            image = _read_rgb(file)
+            image = read_rgb(file)
             if pixels and (len(pixels) == batch_size or image.shape != pixels[0].shape):
                 yield FrameBatch(stems, np.stack(pixels))
                 stems, pixels = [], []
             stems.append(file.stem)
             pixels.append(image)
         yield FrameBatch(stems, np.stack(pixels))
-
-
-def _read_rgb(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (OSError, ValueError) as err:
-        raise DataError(f"{path}: cannot read this image ({_first_line(err)})") from None
 
 
 def _first_line(err: Exception) -> str:
