@@ -82,6 +82,11 @@ def _process_device(device: str, launched: tuple[int, int, int] | None) -> str:
     return f"cuda:{launched[2]}" if torch.cuda.is_available() else "cpu"
 
 
+def _warn_limited(limit: int | None) -> None:
+    if limit is not None:
+        _stderr(f"*** --limit-videos {limit}: only the split's first {limit} video(s); a smoke test, not comparable with a full run ***")
+
+
 def _report(record: dict, path: Path) -> None:
     from .results import format_summary
 
@@ -102,6 +107,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard = launched[:2]
     quiet = shard[0] != 0
     data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent)
+    if not quiet:
+        _warn_limited(args.limit_videos)
     options = RunOptions(
         model=args.model,
         split=split,
@@ -145,6 +152,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     split = load_split(args.split)
     data_root, dataset_name, _ = resolve_data(args.data_root, _stderr)
+    _warn_limited(args.limit_videos)
     record = score(
         ScoreOptions(
             split=split,
@@ -176,7 +184,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
     data_root, _, _ = resolve_data(args.data_root, _stderr)
     device = _process_device(args.device, _distributed())
-    model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False)
+    model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False, log=_stderr)
     job = TrainJob(
         data_root=data_root,
         split=split,
@@ -223,30 +231,69 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "models":
-        from .registry import available_models, get_model_class
+        _list_models(args.verbose)
+    else:
+        _list_splits(args.data_root or os.environ.get("OVBENCH_DATA_ROOT"))
+    return 0
 
-        for name in available_models():
-            try:
-                cls = get_model_class(name)
-                doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
-                print(f"{name:16s} {cls.__module__}:{cls.__qualname__}  {doc}")
-            except Exception as err:  # a broken plugin must not hide the others
-                print(f"{name:16s} (cannot be loaded: {type(err).__name__}: {err})")
-        return 0
+
+def _list_models(verbose: bool) -> None:
+    from .catalog import model_arguments
+    from .registry import available_models, get_model_class
+
+    for name in available_models():
+        try:
+            cls = get_model_class(name)
+        except Exception as err:  # a broken plugin must not hide the others
+            print(f"{name:16s} (cannot be loaded: {type(err).__name__}: {err})")
+            continue
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
+        print(f"{name:16s} {cls.__module__}:{cls.__qualname__}  {doc}")
+        if verbose:
+            for arg in model_arguments(cls.Args):
+                comment = f"  # {arg.comment}" if arg.comment else ""
+                print(f"    {arg.name}: {arg.type} = {arg.default}{comment}")
+    if verbose:
+        print("built-in weights, no download needed:")
+        print(f"  checkpoint=builtin:NAME (gkc): {', '.join(_builtin_files('ovbench.models.gkc', 'weights', '.safetensors'))}")
+        print(f"  clip=NAME,pretrained=none (clip-dense, clip-twostage; tiny and random, for tests):"
+              f" {', '.join(_builtin_files('ovbench.models', 'clip_configs', '.json'))}")
+
+
+def _builtin_files(package: str, folder: str, suffix: str) -> list[str]:
+    from importlib import resources
+
+    return sorted(entry.name.removesuffix(suffix) for entry in (resources.files(package) / folder).iterdir() if entry.name.endswith(suffix))
+
+
+def _list_splits(data_root: str | None) -> None:
+    """With a data root, the number of videos each split has there."""
     from .splits import list_splits
 
-    print(f"{'split':20s} {'protocol':9s} {'ver':>3s} {'videos':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  hash")
-    for split in list_splits():
+    splits = list_splits()
+    counts = _videos_per_subset(Path(data_root).expanduser(), {split.subset for split in splits}) if data_root else {}
+    print(f"{'split':20s} {'protocol':9s} {'ver':>3s} {'subset':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  "
+          + ("videos@root  " if counts else "") + "hash")
+    for split in splits:
+        count = f"{counts[split.subset]:>11d}  " if counts else ""
         print(
             f"{split.name:20s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
-            f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {split.hash[:19]}"
+            f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {count}{split.hash[:19]}"
         )
     seen_protocols: set[str] = set()
-    for split in list_splits():
+    for split in splits:
         if split.protocol not in seen_protocols:
             seen_protocols.add(split.protocol)
             print(f"  {split.protocol}: {split.provenance}")
-    return 0
+    if counts:
+        print(f"videos@root: videos listed in {data_root}/<subset>.txt")
+
+
+def _videos_per_subset(root: Path, subsets: set[str]) -> dict[str, int]:
+    from .data.vspw import VSPW
+
+    data = VSPW(root)
+    return {subset: len(data.videos(subset)) for subset in subsets}
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -307,11 +354,11 @@ def _silent(message: str) -> None:
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Each option's default after its help (unless there is none to show); examples in the
-    epilog kept as written."""
+    """Each option's default after its help (unless there is none to show, or the help states
+    it already); examples in the epilog kept as written."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, "", [], argparse.SUPPRESS):
+        if action.default in (None, False, "", [], argparse.SUPPRESS) or "(default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -465,7 +512,6 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None], C
     "check-model": ("run an adapter on a tiny synthetic set and check the contract", "ovbench check-model my-model --plugin my_model.py", configure_check_model, cmd_check_model),
     "leaderboard": ("render run records as paper tables, HTML or plots", "ovbench leaderboard --results runs --out table.tex", configure_leaderboard, cmd_leaderboard),
 }
-OWN_DEFAULTS_HELP = {"leaderboard"}  # its help texts state their defaults themselves
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -476,8 +522,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (summary, example, configure, func) in COMMANDS.items():
-        formatter = argparse.RawDescriptionHelpFormatter if name in OWN_DEFAULTS_HELP else _HelpFormatter
-        command_parser = sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}", formatter_class=formatter)
+        command_parser = sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}", formatter_class=_HelpFormatter)
         if command in (None, name):
             configure(command_parser)
         command_parser.set_defaults(func=func)

@@ -80,8 +80,7 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     source = open_input(options.input)
     _prepare_output(options.out, options.overwrite)
     device = resolve_device(options.device)
-    log(f"loading {options.model} on {device}")
-    model = build_model(options.model, options.model_args, device, on_sample=False)
+    model = build_model(options.model, options.model_args, device, on_sample=False, log=log)
     weights = model.weights()
     if weights.random_init:
         log(f"*** {options.model} has RANDOM weights ({weights.source}): its predictions mean nothing ***")
