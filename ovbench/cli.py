@@ -40,6 +40,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
 def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tuple[Path, str, bool]:
     """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once)."""
     from .data.synthetic import SAMPLE, dataset_name, ensure_sample
@@ -443,7 +453,7 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for labels/, overlays/, overlay.mp4, summary.json, shares.csv")
     _add_device(parser)
     parser.add_argument("--batch-size", type=_positive, default=4, help="frames per predict call")
-    parser.add_argument("--fps", type=float, help="frame rate of overlay.mp4; if not given: the video's, else 10")
+    parser.add_argument("--fps", type=_positive_float, help="frame rate of overlay.mp4; if not given: the video's, else 10")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier prediction in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -93,6 +93,10 @@ class ImageFiles(FrameSource):
     def __init__(self, path: Path, files: Sequence[Path]):
         if not files:
             raise DataError(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        stems = [file.stem for file in files]
+        clashing = sorted({file.name for file in files if stems.count(file.stem) > 1})
+        if clashing:  # their label PNGs would overwrite each other
+            raise DataError(f"{path}: frames {', '.join(clashing[:4])} share a name; rename them")
         self.path, self.files, self.count, self.fps = path, list(files), len(files), DEFAULT_FPS
 
     def batches(self, batch_size: int) -> Iterator[FrameBatch]:

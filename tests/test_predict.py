@@ -147,6 +147,11 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys):
     garbage = tmp_path / "broken.mp4"
     garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     one_line_error(capsys, predict(str(garbage), *TOY, "--classes", "a", "--out", out), str(garbage))
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    Image.fromarray(random_frames(1)[0]).save(clash / "f1.png")
+    Image.fromarray(random_frames(1)[0]).save(clash / "f1.jpg")
+    one_line_error(capsys, predict(str(clash), *TOY, "--classes", "a", "--out", out), "f1.jpg, f1.png share a name")
     empty = tmp_path / "empty"
     empty.mkdir()
     one_line_error(capsys, predict(str(empty), *TOY, "--classes", "a", "--out", out), "no images")
