@@ -78,7 +78,7 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     if options.precision not in PRECISIONS:
         raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
     source = open_input(options.input)
-    _prepare_output(options.out, options.overwrite)
+    earlier = _earlier_outputs(options.out, options.overwrite)
     device = resolve_device(options.device)
     model = build_model(options.model, options.model_args, device, on_sample=False, log=log)
     weights = model.weights()
@@ -88,6 +88,7 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     text = text.to(device)
     dtype = PRECISIONS[options.precision]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    _replace_outputs(options.out, earlier)  # only now: a model that fails to load leaves --out as it was
     model.begin_video(options.input.stem)
     outputs = Outputs(options.out, options.names, options.fps or source.fps)
     progress = _progress_bar(source.count, options.progress)
@@ -105,13 +106,18 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     return summary
 
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
-    """Make the folder; never mix this input's frames with an earlier prediction's."""
+def _earlier_outputs(out: Path, overwrite: bool) -> list[Path]:
+    """What an earlier prediction left in `out`; refused unless `overwrite`, since this input's
+    frames must never mix with another's."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a folder")
     earlier = [out / name for name in OUTPUTS if (out / name).exists()]
     if earlier and not overwrite:
         raise ConfigError(f"--out {out} already holds a prediction ({earlier[0].name}); pass --overwrite to replace it")
+    return earlier
+
+
+def _replace_outputs(out: Path, earlier: list[Path]) -> None:
     for path in earlier:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     for folder in ("labels", "overlays"):

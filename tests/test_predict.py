@@ -167,11 +167,12 @@ def test_zero_frame_video_is_refused(tmp_path, capsys):
     one_line_error(capsys, predict(str(video), *TOY, "--classes", "a", "--out", str(tmp_path / "out")), str(video))
 
 
-def test_an_earlier_prediction_is_kept_unless_overwrite(tmp_path, capsys):
+def test_an_earlier_prediction_is_kept_unless_overwrite_and_a_failed_load_leaves_none(tmp_path, capsys):
     image = tmp_path / "photo.png"
     Image.fromarray(random_frames(1)[0]).save(image)
     out = tmp_path / "out"
-    assert predict(str(image), *TOY, "--classes", "a,b", "--out", str(out)) == 0
+    one_line_error(capsys, predict(str(image), *TOY, "--model-args", "dimm=3", "--classes", "a,b", "--out", str(out)), "dimm")
+    assert predict(str(image), *TOY, "--classes", "a,b", "--out", str(out)) == 0  # the failed load left nothing behind
     capsys.readouterr()
     one_line_error(capsys, predict(str(image), *TOY, "--classes", "a,b", "--out", str(out)), "--overwrite")
     assert predict(str(image), *TOY, "--classes", "a,b,c", "--out", str(out), "--overwrite") == 0
