@@ -23,10 +23,10 @@ TOY = ["--model", "toy-colour", "--plugin", "toy_adapters"]
 NAMES = ["dog", "person", "grass"]
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: int = 8) -> Path:
-    """An H.264 mp4 of (N, H, W, 3) uint8 frames, as a phone would write it."""
+def write_mp4(path: Path, frames: np.ndarray, fps: int = 8, codec: str = "libx264") -> Path:
+    """A video of (N, H, W, 3) uint8 frames; by default H.264, as a phone would write it."""
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         for frame in frames:
@@ -85,6 +85,21 @@ def test_video_gives_one_palette_png_and_overlay_per_frame_and_a_video_of_the_sa
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 7 and summary["vocabulary"] == NAMES and summary["fps"] == 8
     assert summary["model"]["weights"] == "builtin:gkc-tiny-sample"
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mkv", "libx264"), (".avi", "mpeg4"), (".webm", "libvpx-vp9")])
+def test_other_containers_decode_in_bounded_batches(tmp_path, suffix, codec, monkeypatch):
+    """Every frame comes through, and decord is never asked for more than one batch at a time."""
+    import decord
+
+    asked: list[int] = []
+    get_batch = decord.VideoReader.get_batch
+    monkeypatch.setattr(decord.VideoReader, "get_batch", lambda self, indices: asked.append(len(indices)) or get_batch(self, indices))
+    video = write_mp4(tmp_path / f"clip{suffix}", random_frames(5, seed=4), codec=codec)
+    out = tmp_path / "out"
+    assert predict(str(video), *TOY, "--classes", ",".join(NAMES), "--out", str(out), "--batch-size", "2") == 0
+    assert asked == [2, 2, 1]
+    assert len(list((out / "labels").glob("*.png"))) == 5 == decoded_frame_count(out / "overlay.mp4")
 
 
 def test_labels_and_shares_match_the_model_computed_by_hand(tmp_path):
