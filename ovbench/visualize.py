@@ -34,6 +34,14 @@ class RunPredictions:
         folder = self.reader.directory
         return (folder / video).is_dir() or (folder / f"{video}.json").is_file()
 
+    def read(self, video: str, stem: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The prediction for a frame whose ground truth has `shape`."""
+        labels = self.reader.read(video, stem)
+        if labels.shape != shape:
+            raise DataError(f"run {self.name}: prediction for video {video} frame {stem} is {labels.shape[1]}x{labels.shape[0]},"
+                            f" the ground truth {shape[1]}x{shape[0]}")
+        return labels
+
 
 def parse_run(spec: str) -> RunPredictions:
     """"NAME=DIR" or "DIR"; DIR is a predictions folder or the run record next to it."""
@@ -104,7 +112,7 @@ def _most_disagreeing(data: VSPW, runs: list[RunPredictions], available: list[Vi
         differing = labelled = 0
         for stem in _spaced(video.frames, SCORED_FRAMES):
             truth = to_shown[data.read_mask(video.name, stem)]
-            predictions = [run.reader.read(video.name, stem) for run in runs]
+            predictions = [run.read(video.name, stem, truth.shape) for run in runs]
             reference = predictions[0] if len(runs) > 1 else truth
             valid = truth != IGNORE
             differing += int((np.any([p != reference for p in predictions], axis=0) & valid).sum())
@@ -125,7 +133,8 @@ def _draw(data: VSPW, runs: list[RunPredictions], rows: list[tuple[str, str]], t
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     present: set[int] = set()
     for row, (video, stem) in enumerate(rows):
-        labels = [to_shown[data.read_mask(video, stem)], *(run.reader.read(video, stem) for run in runs)]
+        truth = to_shown[data.read_mask(video, stem)]
+        labels = [truth, *(run.read(video, stem, truth.shape) for run in runs)]
         present.update(np.unique(np.concatenate([label.ravel() for label in labels])).tolist())
         axes[row, 0].imshow(data.read_frame(video, stem))
         axes[row, 0].set_ylabel(f"{video}\n{stem}", fontsize=6)

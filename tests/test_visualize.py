@@ -66,5 +66,12 @@ def test_missing_predictions_and_bad_figure_names_are_one_line(saved, tmp_path, 
     assert main(["visualize", str(tmp_path / "nowhere"), *common, "--out", str(tmp_path / "f.png")]) == 2
     assert main(["visualize", str(record_a), *common, "--out", str(tmp_path / "f.docx")]) == 2
     assert main(["visualize", str(record_a), *common, "--videos", "no_such_video", "--out", str(tmp_path / "f.png")]) == 2
+    wrong_size = tmp_path / "wrong.predictions"
+    shutil.copytree(record_a.with_suffix(".predictions"), wrong_size)
+    frame = next(wrong_size.glob("*/*.png"))
+    palette_image(np.zeros((5, 7), dtype=np.uint8)).save(frame)
+    argv = ["visualize", str(wrong_size), *common, "--videos", frame.parent.name, "--frames", "1000", "--out", str(tmp_path / "f.png")]
+    assert main(argv) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 3 and all(line.startswith("ovbench: error:") for line in lines)
+    assert len(lines) == 4 and all(line.startswith("ovbench: error:") for line in lines)
+    assert f"frame {frame.stem} is 7x5" in lines[-1]
