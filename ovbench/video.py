@@ -8,7 +8,10 @@ to be installed on the system.
 from __future__ import annotations
 
 import abc
+import contextlib
+import os
 import re
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -67,13 +70,14 @@ class DecordVideo(FrameSource):
 
         self.path = path
         try:
-            self.reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+            with _native_stderr_muted():
+                self.reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
             self.count = len(self.reader)
             self.fps = float(self.reader.get_avg_fps() or DEFAULT_FPS)
         except Exception as err:  # decord raises its own error types for every kind of bad file
-            raise DataError(f"{path}: cannot read this video ({_first_line(err)})") from None
+            raise DataError(f"{path}: cannot read this video: {_why_unreadable(path, err)}") from None
         if self.count == 0:
-            raise DataError(f"{path}: the video has no frames")
+            raise DataError(f"{path}: cannot read this video: it has no frames")
         self.digits = max(6, len(str(self.count - 1)))
 
     def batches(self, batch_size: int) -> Iterator[FrameBatch]:
@@ -110,6 +114,37 @@ class ImageFiles(FrameSource):
             stems.append(file.stem)
             pixels.append(image)
         yield FrameBatch(stems, np.stack(pixels))
+
+
+@contextlib.contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """decord's C++ side logs a failure straight to file descriptor 2, around the exception that
+    becomes our one line; silence it while a file is opened."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _why_unreadable(path: Path, err: Exception) -> str:
+    """A reason a person can act on, from a second look with PyAV (decord's own messages name
+    its source files)."""
+    import av
+
+    try:
+        with _native_stderr_muted(), av.open(str(path)) as container:
+            if not container.streams.video:
+                return "no video stream (an empty or audio-only file?)"
+            if next(container.decode(video=0), None) is None:
+                return "it has no frames"
+    except Exception:
+        return "not a video, or damaged"
+    return f"decord cannot decode it ({_first_line(err)})"
 
 
 def _first_line(err: Exception) -> str:

@@ -161,7 +161,7 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys):
     one_line_error(capsys, predict(str(image), *TOY, "--classes", "a", "--out", str(image)), "is a file")
     garbage = tmp_path / "broken.mp4"
     garbage.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
-    one_line_error(capsys, predict(str(garbage), *TOY, "--classes", "a", "--out", out), str(garbage))
+    one_line_error(capsys, predict(str(garbage), *TOY, "--classes", "a", "--out", out), f"{garbage}: cannot read this video: not a video")
     clash = tmp_path / "clash"
     clash.mkdir()
     Image.fromarray(random_frames(1)[0]).save(clash / "f1.png")
@@ -174,12 +174,18 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys):
     assert not (tmp_path / "out" / "summary.json").exists()
 
 
-def test_zero_frame_video_is_refused(tmp_path, capsys):
-    video = tmp_path / "empty.mp4"
+@pytest.mark.parametrize("suffix, codec, reason", [(".avi", "mpeg4", "it has no frames"), (".mp4", "libx264", "no video stream"),
+                                                    (".mkv", "libx264", "not a video, or damaged")])
+def test_a_video_without_frames_is_one_line_with_a_reason(tmp_path, capfd, suffix, codec, reason):
+    video = tmp_path / f"empty{suffix}"
     with av.open(str(video), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.height, stream.width = 48, 64
-    one_line_error(capsys, predict(str(video), *TOY, "--classes", "a", "--out", str(tmp_path / "out")), str(video))
+        stream = container.add_stream(codec, rate=8)
+        stream.height, stream.width, stream.pix_fmt = 48, 64, "yuv420p"
+        container.start_encoding()  # the header, and not one frame
+    assert video.stat().st_size > 0
+    code = predict(str(video), *TOY, "--classes", "a", "--out", str(tmp_path / "out"))
+    err = capfd.readouterr().err.strip()  # capfd: also what native libraries write to the descriptor
+    assert code == 2 and "\n" not in err and err.startswith(f"ovbench: error: {video}: cannot read this video: {reason}")
 
 
 def test_an_earlier_prediction_is_kept_unless_overwrite_and_a_failed_load_leaves_none(tmp_path, capsys):
