@@ -129,7 +129,7 @@ def _draw(data: VSPW, runs: list[RunPredictions], rows: list[tuple[str, str]], t
     from matplotlib.patches import Patch
 
     columns = ["frame", "ground truth", *(run.name for run in runs)]
-    figure = MplFigure(figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * 0.75 * len(rows) + 0.6))
+    figure = MplFigure(figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * 0.75 * len(rows) + 0.3))
     axes = figure.subplots(len(rows), len(columns), squeeze=False)
     present: set[int] = set()
     for row, (video, stem) in enumerate(rows):
@@ -148,7 +148,9 @@ def _draw(data: VSPW, runs: list[RunPredictions], rows: list[tuple[str, str]], t
     names = load_class_names()
     handles = [Patch(facecolor=PALETTE[i] / 255, edgecolor="black", linewidth=0.3, label=names[i])
                for i in sorted(present - {IGNORE}) if i < len(names)]
-    figure.legend(handles=handles, loc="lower center", ncol=min(6, max(1, len(handles))), fontsize=6, frameon=False,
-                  bbox_to_anchor=(0.5, 0))
-    figure.subplots_adjust(wspace=0.03, hspace=0.05, bottom=0.04 + 0.02 * (len(handles) // 6 + 1))
+    # below the panels, outside the figure: saving with bbox_inches="tight" grows the page to hold
+    # it, however many classes it lists
+    figure.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=min(6, max(1, len(handles))),
+                  fontsize=6, frameon=False)
+    figure.subplots_adjust(left=0.02, right=0.98, top=0.95, bottom=0.01, wspace=0.03, hspace=0.05)
     return figure
