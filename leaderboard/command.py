@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, OvbenchError
 from .layouts import builtin_layouts, load_layout
-from .records import find_runs
-from .render import to_csv, to_latex, to_markdown
-from .table import Bootstrap, Leaderboard, build_leaderboard
+
+if TYPE_CHECKING:  # the tables need torch and pandas: imported when run, so --help stays fast
+    from .table import Leaderboard
 
 FORMATS = ("md", "latex", "csv", "html")
 PLOTS = ("acc-fps", "per-class")
@@ -48,10 +49,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def _format(args: argparse.Namespace) -> str:
     if args.format:
         return args.format
-    return _SUFFIX_FORMAT.get(Path(args.out).suffix.lower(), "md") if args.out else "md"
+    if not args.out:
+        return "md"
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in _SUFFIX_FORMAT:
+        known = ", ".join(_SUFFIX_FORMAT)
+        raise ConfigError(f"--out {args.out}: cannot tell the table format from {suffix or 'no suffix'!r} ({known}); pass --format")
+    return _SUFFIX_FORMAT[suffix]
 
 
 def render_table(board: Leaderboard, fmt: str) -> str:
+    from .render import to_csv, to_latex, to_markdown
+
     if fmt == "html":
         from .html import to_html  # matplotlib only when a page is asked for
 
@@ -71,10 +80,14 @@ def _plot(board: Leaderboard, kind: str, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .records import find_runs
+    from .table import Bootstrap, build_leaderboard
+
     if args.plot and not args.out:
         raise ConfigError("--plot needs --out FILE.png")
     if args.plot and args.format:
         raise ConfigError("--plot writes an image; leave out --format")
+    fmt = None if args.plot else _format(args)  # a bad --out suffix is refused before any work
     if args.ci_resamples < 1:
         raise ConfigError(f"--ci-resamples {args.ci_resamples}: needs at least 1")
     layout = load_layout(args.table)
@@ -91,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(board, args.plot, Path(args.out))
     else:
-        text = render_table(board, _format(args))
+        text = render_table(board, fmt)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(text, encoding="utf-8")

@@ -40,6 +40,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
 def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tuple[Path, str, bool]:
     """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once)."""
     from .data.synthetic import SAMPLE, dataset_name, ensure_sample
@@ -82,6 +92,11 @@ def _process_device(device: str, launched: tuple[int, int, int] | None) -> str:
     return f"cuda:{launched[2]}" if torch.cuda.is_available() else "cpu"
 
 
+def _warn_limited(limit: int | None) -> None:
+    if limit is not None:
+        _stderr(f"*** --limit-videos {limit}: only the split's first {limit} video(s); a smoke test, not comparable with a full run ***")
+
+
 def _report(record: dict, path: Path) -> None:
     from .results import format_summary
 
@@ -102,6 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard = launched[:2]
     quiet = shard[0] != 0
     data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent)
+    if not quiet:
+        _warn_limited(args.limit_videos)
     options = RunOptions(
         model=args.model,
         split=split,
@@ -145,6 +162,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     split = load_split(args.split)
     data_root, dataset_name, _ = resolve_data(args.data_root, _stderr)
+    _warn_limited(args.limit_videos)
     record = score(
         ScoreOptions(
             split=split,
@@ -176,7 +194,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
     data_root, _, _ = resolve_data(args.data_root, _stderr)
     device = _process_device(args.device, _distributed())
-    model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False)
+    model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False, log=_stderr)
     job = TrainJob(
         data_root=data_root,
         split=split,
@@ -192,34 +210,102 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .predict import PredictOptions, parse_classes, predict, vocabulary_names
+
+    names = parse_classes(args.classes) if args.classes is not None else vocabulary_names(args.vocabulary)
+    options = PredictOptions(
+        input=Path(args.input), model=args.model, names=names, out=Path(args.out), model_args=args.model_args,
+        device=args.device, precision=args.precision, batch_size=args.batch_size, fps=args.fps,
+        overwrite=args.overwrite, progress=not args.no_progress,
+    )
+    summary = predict(options, log=_stderr)
+    top = ", ".join(f"{c['name']} {100 * c['mean_share']:.1f}%" for c in summary["classes_found"][:8])
+    print(f"{summary['frames']} frame(s) -> {args.out}: labels/ (palette PNGs), overlays/, overlay.mp4, summary.json, shares.csv")
+    print(f"classes found (mean share of the picture): {top or 'none'}")
+    return 0
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from .splits import load_split
+    from .visualize import parse_run, visualize
+
+    split = load_split(args.split)
+    data_root, _, _ = resolve_data(args.data_root, _stderr)
+    videos = [name.strip() for name in args.videos.split(",") if name.strip()] if args.videos else None
+    figure = visualize([parse_run(spec) for spec in args.runs], split, data_root, Path(args.out),
+                       videos=videos, num_videos=args.num_videos, frames=args.frames)
+    print(f"{figure.panels} panels of videos {', '.join(figure.videos)}: {', '.join(str(path) for path in figure.paths)}")
+    return 0
+
+
 def cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "models":
-        from .registry import available_models, get_model_class, registry_notes
+        _list_models(args.verbose)
+    else:
+        _list_splits(args.data_root or os.environ.get("OVBENCH_DATA_ROOT"))
+    return 0
 
-        for name in available_models():
-            try:
-                cls = get_model_class(name)
-                doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
-                print(f"{name:16s} {cls.__module__}:{cls.__qualname__}  {doc}")
-            except Exception as err:  # a broken plugin must not hide the others
-                print(f"{name:16s} (cannot be loaded: {type(err).__name__}: {err})")
-        for note in registry_notes():
-            print(f"note: {note}")
-        return 0
+
+def _list_models(verbose: bool) -> None:
+    from .catalog import model_arguments
+    from .registry import available_models, get_model_class, registry_notes
+
+    for name in available_models():
+        try:
+            cls = get_model_class(name)
+        except Exception as err:  # a broken plugin must not hide the others
+            print(f"{name:16s} (cannot be loaded: {type(err).__name__}: {err})")
+            continue
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())  # the first paragraph
+        print(f"{name:16s} {cls.__module__}:{cls.__qualname__}  {doc}")
+        if verbose:
+            for arg in model_arguments(cls.Args):
+                comment = f"  # {arg.comment}" if arg.comment else ""
+                print(f"    {arg.name}: {arg.type} = {arg.default}{comment}")
+    for note in registry_notes():
+        print(f"note: {note}")
+    if verbose:
+        print("built-in weights, no download needed:")
+        print(f"  checkpoint=builtin:NAME (gkc): {', '.join(_builtin_files('ovbench.models.gkc', 'weights', '.safetensors'))}")
+        print(f"  clip=NAME,pretrained=none (clip-dense, clip-twostage; tiny and random, for tests):"
+              f" {', '.join(_builtin_files('ovbench.models', 'clip_configs', '.json'))}")
+
+
+def _builtin_files(package: str, folder: str, suffix: str) -> list[str]:
+    from importlib import resources
+
+    return sorted(entry.name.removesuffix(suffix) for entry in (resources.files(package) / folder).iterdir() if entry.name.endswith(suffix))
+
+
+def _list_splits(data_root: str | None) -> None:
+    """With a data root, the number of videos each split has there."""
     from .splits import list_splits
 
-    print(f"{'split':20s} {'protocol':9s} {'ver':>3s} {'videos':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  hash")
-    for split in list_splits():
+    splits = list_splits()
+    counts = _videos_per_subset(Path(data_root).expanduser(), {split.subset for split in splits}) if data_root else {}
+    print(f"{'split':20s} {'protocol':9s} {'ver':>3s} {'subset':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  "
+          + ("videos@root  " if counts else "") + "hash")
+    for split in splits:
+        count = f"{counts[split.subset]:>11d}  " if counts else ""
         print(
             f"{split.name:20s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
-            f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {split.hash[:19]}"
+            f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {count}{split.hash[:19]}"
         )
     seen_protocols: set[str] = set()
-    for split in list_splits():
+    for split in splits:
         if split.protocol not in seen_protocols:
             seen_protocols.add(split.protocol)
             print(f"  {split.protocol}: {split.provenance}")
-    return 0
+    if counts:
+        print(f"videos@root: videos listed in {data_root}/<subset>.txt")
+
+
+def _videos_per_subset(root: Path, subsets: set[str]) -> dict[str, int]:
+    from .data.vspw import VSPW
+
+    data = VSPW(root)
+    return {subset: len(data.videos(subset)) for subset in subsets}
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -282,108 +368,190 @@ def _silent(message: str) -> None:
     pass
 
 
-def _add_run_words(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="model id (see `ovbench ls models`)")
-    parser.add_argument("--model-args", default="", help="k=v,... typed model arguments")
-    parser.add_argument("--plugin", action="append", default=[], help="import this module first (it registers models)")
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Each option's default after its help (unless there is none to show, or the help states
+    it already); examples in the epilog kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, "", [], argparse.SUPPRESS) or "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .leaderboard.command import configure_parser as configure_leaderboard
+DATA_ROOT_HELP = "VSPW_480p root; if not given: $OVBENCH_DATA_ROOT, else the built-in synthetic sample"
+PRECISION_CHOICES = ["fp32", "bf16", "fp16"]
 
-    parser = argparse.ArgumentParser(prog="ovbench", description="Open-vocabulary video segmentation benchmark on VSPW.")
+
+def _add_model_words(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="model id (see `ovbench ls models -v`)")
+    parser.add_argument("--model-args", default="", metavar="K=V,...", help="typed model arguments (see `ovbench ls models -v`)")
+    _add_plugin(parser)
+
+
+def _add_plugin(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE|FILE.py",
+                        help="import this module first (it registers models); repeatable")
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+    parser.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES, help="autocast precision of the model")
+
+
+def _add_scoring_words(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit-videos", type=_positive, metavar="N", help="only the split's first N videos (a smoke test: the record says so)")
+    parser.add_argument("--min-video-frames", type=int, default=0, metavar="N", help="skip videos with <= N frames for mIoU (16 = the common VSPW variant)")
+    parser.add_argument("--miou-convention", default="vspw", choices=["vspw", "mmseg"], help="how mIoU averages over classes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def configure_run(parser: argparse.ArgumentParser) -> None:
+    _add_model_words(parser)
+    parser.add_argument("--split", required=True, help="split name (see `ovbench ls splits`) or path/to/split.json[#name]")
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run records")
+    _add_device(parser)
+    parser.add_argument("--batch-size", type=_positive, default=4, help="frames per predict call (never across videos)")
+    parser.add_argument("--workers", type=_non_negative, default=2, help="frame-decoding worker processes")
+    parser.add_argument("--save-predictions", choices=["png", "rle"], help="also save predictions: palette PNGs or one RLE JSON per video")
+    parser.add_argument("--strict", action="store_true", help="abort on the first broken video instead of skipping it")
+    parser.add_argument("--overwrite", action="store_true", help="discard a partial run instead of resuming it")
+    parser.add_argument("--shard", type=_shard, default="0/1", metavar="I/N",
+                        help="run shard I of N, I = 0..N-1 (SLURM arrays: $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)); combine with `ovbench merge`")
+    _add_scoring_words(parser)
+
+
+def configure_merge(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("states", nargs="+", help="<out>/<run>.state folders written by `ovbench run --shard`")
+    parser.add_argument("--partial", action="store_true", help="write a record although some videos are in no state (listed as skipped)")
+    parser.add_argument("--out", help="folder for the record; if not given: the one holding the state folder")
+
+
+def configure_score(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", required=True, help="split name (see `ovbench ls splits`) or path/to/split.json[#name]")
+    parser.add_argument("--pred", required=True, help="PRED/<video>/<frame>.png (or ovbench RLE files PRED/<video>.json)")
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    parser.add_argument("--pred-ids", default="global", choices=["global", "vocab"], help="PNG values are converted VSPW ids (global) or vocabulary indices")
+    parser.add_argument("--name", help="model name for the record; if not given: the prediction folder's name")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder for the record")
+    _add_scoring_words(parser)
+
+
+def configure_train(parser: argparse.ArgumentParser) -> None:
+    _add_model_words(parser)
+    parser.add_argument("--split", required=True, help="a *_train_seen split, e.g. vspw_train_seen")
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    parser.add_argument("--out", required=True, help="folder for checkpoints")
+    parser.add_argument("--train-args", default="", metavar="K=V,...", help="the model's training options")
+    parser.add_argument("--init", help="start from this checkpoint")
+    parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming from --out")
+    _add_device(parser)
+    parser.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def configure_predict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="a video (mp4, mkv, avi, webm, ...), a folder of frames, or one image")
+    _add_model_words(parser)
+    vocabulary = parser.add_mutually_exclusive_group(required=True)
+    vocabulary.add_argument("--classes", help='comma-separated class names, e.g. "dog,person,grass" (at most 256)')
+    vocabulary.add_argument("--vocabulary", choices=["vspw", "vipseg", "coco"], help="a data set's class names")
+    parser.add_argument("--out", required=True, help="folder for labels/, overlays/, overlay.mp4, summary.json, shares.csv")
+    _add_device(parser)
+    parser.add_argument("--batch-size", type=_positive, default=4, help="frames per predict call")
+    parser.add_argument("--fps", type=_positive_float, help="frame rate of overlay.mp4; if not given: the video's, else 10")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier prediction in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def configure_visualize(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", metavar="NAME=DIR|DIR",
+                        help="saved predictions (`run --save-predictions`), one column each; NAME= sets the column title")
+    parser.add_argument("--split", required=True, help="the split the predictions were made on")
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    parser.add_argument("--videos", help="comma-separated video names; if not given: where the runs disagree most")
+    parser.add_argument("--num-videos", type=_positive, default=3, metavar="N", help="videos picked automatically")
+    parser.add_argument("--frames", type=_positive, default=3, metavar="N", help="frames per video, evenly spaced")
+    parser.add_argument("--out", required=True, help="figure file (.png or .pdf); both are written")
+
+
+def configure_ls(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=["models", "splits"], help="what to list")
+    parser.add_argument("-v", "--verbose", action="store_true", help="models: their arguments, types and defaults, and built-in weights")
+    parser.add_argument("--data-root", help="splits: count the videos each split has there; if not given: $OVBENCH_DATA_ROOT")
+    _add_plugin(parser)
+
+
+def configure_data(parser: argparse.ArgumentParser) -> None:
+    data_sub = parser.add_subparsers(dest="data_command", required=True, metavar="{synth,verify}")
+    synth = data_sub.add_parser("synth", help="write a small synthetic data set in the VSPW_480p layout", formatter_class=_HelpFormatter)
+    synth.add_argument("--out", required=True, help="folder to write")
+    synth.add_argument("--videos", type=_positive, default=8, help="number of videos")
+    synth.add_argument("--frames", type=_positive, help="frames per video; if not given: varied lengths")
+    synth.add_argument("--height", type=_positive, default=60, help="frame height")
+    synth.add_argument("--width", type=_positive, default=106, help="frame width")
+    synth.add_argument("--seed", type=int, default=0, help="random seed")
+    verify = data_sub.add_parser("verify", help="check a VSPW root and report what is wrong", formatter_class=_HelpFormatter)
+    verify.add_argument("--data-root", required=True, help="the VSPW_480p root to check")
+
+
+def configure_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cache_command", choices=["ls", "clear"], help="list or delete the cached embeddings")
+
+
+def configure_check_model(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model id (see `ovbench ls models`)")
+    parser.add_argument("--model-args", default="", metavar="K=V,...", help="typed model arguments")
+    _add_plugin(parser)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
+
+
+def configure_leaderboard(parser: argparse.ArgumentParser) -> None:
+    from .leaderboard.command import configure_parser
+
+    configure_parser(parser)
+
+
+# name: (one-line help, example, options, command)
+COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "run": ("evaluate a model on a split", "ovbench run --model gkc --split vspw_all --data-root /data/VSPW_480p", configure_run, cmd_run),
+    "merge": ("merge the state folders of sharded runs into one record", "ovbench merge runs/*.state", configure_merge, cmd_merge),
+    "score": ("score another codebase's PNG predictions", "ovbench score --split vspw_all --pred preds/ --data-root /data/VSPW_480p", configure_score, cmd_score),
+    "train": ("train a trainable model on a split's training videos", "ovbench train --model gkc --split vspw_train_seen --data-root /data/VSPW_480p --out ckpt/", configure_train, cmd_train),
+    "predict": ("segment your own video, frame folder or image with any class names",
+                'ovbench predict street.mp4 --model clip-dense --classes "car,person,road,sky" --out street/', configure_predict, cmd_predict),
+    "visualize": ("figures of saved predictions: frame | ground truth | one column per run",
+                  "ovbench visualize gkc=runs/gkc.predictions clip=runs/clip.predictions --split vspw_all --out fig.pdf", configure_visualize, cmd_visualize),
+    "ls": ("list models or splits", "ovbench ls models -v", configure_ls, cmd_ls),
+    "data": ("make or check VSPW-format data", "ovbench data verify --data-root /data/VSPW_480p", configure_data, cmd_data),
+    "cache": ("inspect or clear cached text embeddings", "ovbench cache ls", configure_cache, cmd_cache),
+    "check-model": ("run an adapter on a tiny synthetic set and check the contract", "ovbench check-model my-model --plugin my_model.py", configure_check_model, cmd_check_model),
+    "leaderboard": ("render run records as paper tables, HTML or plots", "ovbench leaderboard --results runs --out table.tex", configure_leaderboard, cmd_leaderboard),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole CLI; given `command`, only that command's options are added (the others keep
+    their one-line help), so `ovbench --help` imports nothing heavy."""
+    parser = argparse.ArgumentParser(prog="ovbench", description="Open-vocabulary video segmentation benchmark on VSPW.",
+                                     epilog="`ovbench COMMAND --help` shows a command's options and an example.")
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    data_root_help = "VSPW_480p root (default: $OVBENCH_DATA_ROOT, else the built-in synthetic sample)"
-    run_p = sub.add_parser("run", help="evaluate a model on a split")
-    _add_run_words(run_p)
-    run_p.add_argument("--split", required=True, help="split name (see `ovbench ls splits`) or path/to/split.json[#name]")
-    run_p.add_argument("--data-root", help=data_root_help)
-    run_p.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run records (default: runs/)")
-    run_p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:K")
-    run_p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    run_p.add_argument("--batch-size", type=_positive, default=4)
-    run_p.add_argument("--workers", type=_non_negative, default=2, help="frame-decoding worker processes")
-    run_p.add_argument("--limit-videos", type=_positive)
-    run_p.add_argument("--save-predictions", choices=["png", "rle"])
-    run_p.add_argument("--strict", action="store_true", help="abort on the first broken video instead of skipping it")
-    run_p.add_argument("--overwrite", action="store_true", help="discard a partial run instead of resuming it")
-    run_p.add_argument("--min-video-frames", type=int, default=0, help="skip videos with <= N frames for mIoU (16 = the common VSPW variant)")
-    run_p.add_argument("--miou-convention", default="vspw", choices=["vspw", "mmseg"])
-    run_p.add_argument("--shard", type=_shard, default=(0, 1), help="I/N: run shard I of N, I = 0..N-1 (SLURM arrays: $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)); combine with `ovbench merge`")
-    run_p.add_argument("--no-progress", action="store_true")
-    run_p.set_defaults(func=cmd_run)
-
-    merge_p = sub.add_parser("merge", help="merge the state folders of sharded runs into one record")
-    merge_p.add_argument("states", nargs="+", help="<out>/<run>.state folders written by `ovbench run --shard`")
-    merge_p.add_argument("--partial", action="store_true", help="write a record although some videos are in no state (listed as skipped)")
-    merge_p.add_argument("--out", help="folder for the record (default: the one holding the state folder)")
-    merge_p.set_defaults(func=cmd_merge)
-
-    score_p = sub.add_parser("score", help="score another codebase's PNG predictions")
-    score_p.add_argument("--split", required=True)
-    score_p.add_argument("--pred", required=True, help="PRED/<video>/<frame>.png (or ovbench RLE files PRED/<video>.json)")
-    score_p.add_argument("--data-root", help=data_root_help)
-    score_p.add_argument("--pred-ids", default="global", choices=["global", "vocab"], help="PNG values are converted VSPW ids (global) or vocabulary indices")
-    score_p.add_argument("--name", help="model name for the record (default: the prediction folder's name)")
-    score_p.add_argument("--out", default=str(DEFAULT_OUT))
-    score_p.add_argument("--limit-videos", type=_positive)
-    score_p.add_argument("--min-video-frames", type=int, default=0)
-    score_p.add_argument("--miou-convention", default="vspw", choices=["vspw", "mmseg"])
-    score_p.add_argument("--no-progress", action="store_true")
-    score_p.set_defaults(func=cmd_score)
-
-    train_p = sub.add_parser("train", help="train a trainable model on a split's training videos")
-    _add_run_words(train_p)
-    train_p.add_argument("--split", required=True, help="e.g. vspw_train_seen")
-    train_p.add_argument("--data-root", help=data_root_help)
-    train_p.add_argument("--out", required=True, help="folder for checkpoints")
-    train_p.add_argument("--train-args", default="", help="k=v,... the model's training options")
-    train_p.add_argument("--init", help="start from this checkpoint")
-    train_p.add_argument("--overwrite", action="store_true", help="start over instead of resuming from --out")
-    train_p.add_argument("--device", default="auto")
-    train_p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    train_p.add_argument("--seed", type=int, default=0)
-    train_p.set_defaults(func=cmd_train)
-
-    ls_p = sub.add_parser("ls", help="list models or splits")
-    ls_p.add_argument("what", choices=["models", "splits"])
-    ls_p.add_argument("--plugin", action="append", default=[])
-    ls_p.set_defaults(func=cmd_ls)
-
-    data_p = sub.add_parser("data", help="make or check VSPW-format data")
-    data_sub = data_p.add_subparsers(dest="data_command", required=True)
-    synth = data_sub.add_parser("synth", help="write a small synthetic data set in the VSPW_480p layout")
-    synth.add_argument("--out", required=True)
-    synth.add_argument("--videos", type=_positive, default=8)
-    synth.add_argument("--frames", type=_positive, help="frames per video (default: varied lengths)")
-    synth.add_argument("--height", type=_positive, default=60)
-    synth.add_argument("--width", type=_positive, default=106)
-    synth.add_argument("--seed", type=int, default=0)
-    verify = data_sub.add_parser("verify", help="check a VSPW root and report what is wrong")
-    verify.add_argument("--data-root", required=True)
-    data_p.set_defaults(func=cmd_data)
-
-    cache_p = sub.add_parser("cache", help="inspect or clear cached text embeddings")
-    cache_p.add_argument("cache_command", choices=["ls", "clear"])
-    cache_p.set_defaults(func=cmd_cache)
-
-    check_p = sub.add_parser("check-model", help="run an adapter on a tiny synthetic set and check the contract")
-    check_p.add_argument("model")
-    check_p.add_argument("--model-args", default="")
-    check_p.add_argument("--plugin", action="append", default=[])
-    check_p.add_argument("--device", default="auto")
-    check_p.set_defaults(func=cmd_check_model)
-
-    board_p = sub.add_parser("leaderboard", help="render run records as paper tables, HTML or plots")
-    configure_leaderboard(board_p)
-    board_p.set_defaults(func=cmd_leaderboard)
+    for name, (summary, example, configure, func) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=summary, description=summary, epilog=f"example:\n  {example}", formatter_class=_HelpFormatter)
+        if command in (None, name):
+            configure(command_parser)
+        command_parser.set_defaults(func=func)
     return parser
 
 
+def _command_word(argv: list[str]) -> str:
+    """The subcommand being run ("" for `ovbench --help`): the first word that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_word(argv)).parse_args(argv)
     finished = False
     try:
         from .registry import load_plugin

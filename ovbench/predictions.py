@@ -1,5 +1,5 @@
 """Predictions on disk, in the two forms other tools read: VSPW-style PNGs
-(`DIR/<video>/<frame>.png`, converted VSPW ids 0..123) or one pycocotools-RLE JSON per video
+(`DIR/<video>/<frame>.png`, converted VSPW ids 0..123, as palette PNGs so they are viewable) or one pycocotools-RLE JSON per video
 (`DIR/<video>.json`, about 20x smaller). `ovbench score` reads both back, so a saved run can be
 rescored without the model."""
 
@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from pycocotools import mask as mask_utils
 
 from .data.vspw import read_raw_mask
 from .errors import ConfigError, DataError
+from .palette import palette_image
 from .results import write_json_atomic
 from .splits import Split
 
@@ -63,7 +63,7 @@ class PngWriter(_GlobalIds):
         folder = self.directory / video
         folder.mkdir(exist_ok=True)
         for stem, frame in zip(stems, self.global_ids(labels)):
-            Image.fromarray(frame).save(folder / f"{stem}.png", optimize=False, compress_level=1)
+            palette_image(frame).save(folder / f"{stem}.png", optimize=False, compress_level=1)
 
     def abort_video(self) -> None:
         shutil.rmtree(self.directory / str(self.video), ignore_errors=True)

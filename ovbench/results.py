@@ -17,9 +17,10 @@ import platform
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 from . import __version__
 from .errors import DataError
@@ -74,6 +75,8 @@ def _cpu_name() -> str:
 
 
 def environment(device: torch.device | str, precision: str) -> dict[str, Any]:
+    import torch  # here, not at the top: the leaderboard reads records without torch
+
     device = torch.device(device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     return {

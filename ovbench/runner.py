@@ -39,6 +39,7 @@ from .textcache import TextCache
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAVE_PACE = 20  # state saving takes at most 1/SAVE_PACE of a run's time
+SLOW_SECONDS = 2.0  # model loading that takes longer than this is announced
 
 
 @dataclasses.dataclass
@@ -78,14 +79,32 @@ def resolve_device(spec: str) -> torch.device:
     return device
 
 
-def build_model(model_id: str, model_args: str, device: torch.device, on_sample: bool) -> SegmentationModel:
+def build_model(model_id: str, model_args: str, device: torch.device, on_sample: bool,
+                log: Callable[[str], None] | None = None) -> SegmentationModel:
     """Instantiate an adapter from CLI words; on the built-in sample its `sample_args` fill in
-    whatever the user left out."""
+    whatever the user left out. A load that takes a while (a large CLIP) is announced to `log`."""
     cls = get_model_class(model_id)
     given = parse_pairs(model_args)
     if on_sample:
         given = {**cls.sample_args, **given}
-    return cls(parse_model_args(cls.Args, given), device)
+    args = parse_model_args(cls.Args, given)
+    with say_if_slow(f"loading {model_id} on {device} ...", log):
+        return cls(args, device)
+
+
+@contextlib.contextmanager
+def say_if_slow(message: str, log: Callable[[str], None] | None, after: float = SLOW_SECONDS) -> Iterator[None]:
+    """Say `message` only if the block is still running after `after` seconds: a long silence
+    gets an explanation, while a quick failure stays the one line of its error."""
+    timer = threading.Timer(after, log, (message,)) if log is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrames]]:
@@ -198,8 +217,12 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     split = options.split
     videos = list_videos(data, split, options.limit_videos)
 
-    model = build_model(options.model, options.model_args, device, on_sample)
+    index, count = options.shard
+    announce = log if index == 0 else None
+    model = build_model(options.model, options.model_args, device, on_sample, log=announce)
     weights = model.weights()
+    if weights.random_init and announce:
+        announce(f"*** {options.model} has RANDOM weights ({weights.source}): its numbers say nothing about the model ***")
     model_info = {
         "id": options.model,
         "args": args_to_dict(model.args),
@@ -208,7 +231,6 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         "random_init": weights.random_init,
         "backbone": weights.backbone,
     }
-    index, count = options.shard
     group = _process_group(count)
     fingerprint = _fingerprint(options, model_info, videos, device, count if group is None else 1)
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
@@ -234,7 +256,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     # a model failing on the run's first video stops the run
     fatal_video = next((v.name for v in ordered if v.frames), None)
 
-    text, text_seconds = TextCache().embed(model, split.class_names)
+    text, text_seconds = TextCache().embed(model, split.class_names, report=announce)
     text = text.to(device)
     metrics = new_metrics(split, device, options.min_video_frames)
     part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))

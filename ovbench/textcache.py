@@ -61,11 +61,16 @@ class TextCache:
         payload = json.dumps({"model": model_key, "names": list(names)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
-    def embed(self, model: SegmentationModel, names: Sequence[str]) -> tuple[torch.Tensor, float]:
-        """The vocabulary's embedding (on CPU) and the seconds spent getting it."""
+    def embed(
+        self, model: SegmentationModel, names: Sequence[str], report: Callable[[str], None] | None = None
+    ) -> tuple[torch.Tensor, float]:
+        """The vocabulary's embedding (on CPU) and the seconds spent getting it. `report` hears
+        about an encoding before it starts: a large template ensemble can take a minute."""
         start = time.perf_counter()
+        report = report or (lambda message: None)
         model_key = model.text_cache_key()
         if model_key is None:
+            report(f"encoding {len(names)} class names (this model is not cached)")
             return self._encode(model, names), time.perf_counter() - start
         path = self.root / f"{self.key(model_key, names)}.safetensors"
         if path.is_file():
@@ -73,6 +78,7 @@ class TextCache:
             if text is not None:
                 return text, time.perf_counter() - start
             self.note(f"text cache entry {path} is damaged ({problem}); encoding the vocabulary again")
+        report(f"encoding {len(names)} class names: cache miss")
         text = self._encode(model, names)
         self._store(path, text, model_key, len(names))
         return text, time.perf_counter() - start

@@ -1,0 +1,187 @@
+"""`ovbench predict`: a model on the user's own footage, with any vocabulary, and outputs a
+person can look at: palette label PNGs, colour overlays with a legend, an overlay video, and
+the share of the picture each class covers in each frame.
+
+Model building, device, precision, the text cache and the scores-to-labels step are the
+runner's, so a model predicts here exactly as it does in `ovbench run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .api import args_to_dict
+from .errors import ConfigError, ModelError
+from .palette import blend, hex_colour, legend_panel, legend_width, palette_image
+from .runner import PRECISIONS, build_model, labels_from_output, resolve_device
+from .textcache import TextCache
+from .video import FrameBatch, VideoWriter, open_input
+
+MAX_CLASSES = 256  # a palette PNG holds values 0..255
+VOCABULARY_FILES = {"vspw": "vspw_classes.json", "vipseg": "vspw_classes.json", "coco": "coco_categories.json"}
+OUTPUTS = ("labels", "overlays", "overlay.mp4", "summary.json", "shares.csv")
+
+
+@dataclass
+class PredictOptions:
+    input: Path
+    model: str
+    names: list[str]
+    out: Path
+    model_args: str = ""
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4
+    fps: float | None = None  # the overlay video's frame rate; default: the input video's
+    overwrite: bool = False
+    progress: bool = True
+
+
+def parse_classes(text: str) -> list[str]:
+    """"dog, person,grass" -> ["dog", "person", "grass"], refusing what a palette PNG cannot hold."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("--classes is empty: give comma-separated class names, e.g. --classes 'dog,person,grass'")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"--classes names {', '.join(repeated)} more than once")
+    if len(names) > MAX_CLASSES:
+        raise ConfigError(f"--classes has {len(names)} names; a palette PNG holds at most {MAX_CLASSES} classes")
+    return names
+
+
+def vocabulary_names(vocabulary: str) -> list[str]:
+    """The class names of a data set's vocabulary, from the files shipped in ovbench.data
+    (VIPSeg uses VSPW's 124 names)."""
+    if vocabulary not in VOCABULARY_FILES:
+        raise ConfigError(f"--vocabulary {vocabulary!r}: choose {', '.join(VOCABULARY_FILES)}")
+    resource = resources.files("ovbench.data") / VOCABULARY_FILES[vocabulary]
+    if not resource.is_file():
+        raise ConfigError(f"--vocabulary {vocabulary}: this ovbench has no {VOCABULARY_FILES[vocabulary]}; pass --classes instead")
+    entries = json.loads(resource.read_text())
+    return [entry["name"] if isinstance(entry, dict) else entry for entry in entries]
+
+
+def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict:
+    """Segment every frame of the input; returns the summary also written to summary.json."""
+    if options.precision not in PRECISIONS:
+        raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
+    source = open_input(options.input)
+    earlier = _earlier_outputs(options.out, options.overwrite)
+    device = resolve_device(options.device)
+    model = build_model(options.model, options.model_args, device, on_sample=False, log=log)
+    weights = model.weights()
+    if weights.random_init:
+        log(f"*** {options.model} has RANDOM weights ({weights.source}): its predictions mean nothing ***")
+    text, _ = TextCache().embed(model, options.names, report=log)
+    text = text.to(device)
+    dtype = PRECISIONS[options.precision]
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    _replace_outputs(options.out, earlier)  # only now: a model that fails to load leaves --out as it was
+    model.begin_video(options.input.stem)
+    outputs = Outputs(options.out, options.names, options.fps or source.fps)
+    progress = _progress_bar(source.count, options.progress)
+    try:
+        for batch in source.batches(options.batch_size):
+            outputs.write(batch, _labels(model, batch, text, device, autocast, options.model))
+            progress.update(len(batch.stems))
+    finally:
+        progress.close()
+        outputs.close()
+    summary = outputs.summary()
+    summary.update(input=str(options.input), model={"id": options.model, "args": args_to_dict(model.args),
+                                                   "weights": weights.source, "random_init": weights.random_init})
+    (options.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+def _earlier_outputs(out: Path, overwrite: bool) -> list[Path]:
+    """What an earlier prediction left in `out`; refused unless `overwrite`, since this input's
+    frames must never mix with another's."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    earlier = [out / name for name in OUTPUTS if (out / name).exists()]
+    if earlier and not overwrite:
+        raise ConfigError(f"--out {out} already holds a prediction ({earlier[0].name}); pass --overwrite to replace it")
+    return earlier
+
+
+def _replace_outputs(out: Path, earlier: list[Path]) -> None:
+    for path in earlier:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    for folder in ("labels", "overlays"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+
+
+def _labels(model, batch: FrameBatch, text: torch.Tensor, device: torch.device, autocast, model_id: str) -> np.ndarray:
+    """(B, H, W) uint8 class indices for one batch, through the runner's checks and upsampling."""
+    frames = torch.from_numpy(batch.pixels).permute(0, 3, 1, 2).contiguous().to(device)
+    where = f"frames {batch.stems[0]}..{batch.stems[-1]}"
+    try:
+        with torch.inference_mode(), autocast:
+            output = model.predict(frames, text)
+    except Exception as err:
+        raise ModelError(f"{model_id} failed on {where}: {type(err).__name__}: {err}") from err
+    labels = labels_from_output(output, len(batch.stems), tuple(batch.pixels.shape[1:3]), text.shape[0], where)
+    return labels.to(torch.uint8).cpu().numpy()
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False, disable=not enabled)
+
+
+class Outputs:
+    """Writes each frame's label PNG, overlay (with a legend of the classes in that frame) and
+    video frame, and its class shares to shares.csv, as the frames come; keeps only per-class
+    totals, so memory does not grow with the video."""
+
+    def __init__(self, out: Path, names: list[str], fps: float):
+        self.out, self.names = out, names
+        self.legend_width = legend_width(names)
+        self.video = VideoWriter(out / "overlay.mp4", fps)
+        self.csv_file = open(out / "shares.csv", "w", newline="")
+        self.csv = csv.writer(self.csv_file)
+        self.csv.writerow(["frame", "class_index", "class", "share"])
+        self.share_sums = np.zeros(len(names))
+        self.frames_with = np.zeros(len(names), dtype=np.int64)
+        self.frames = 0
+
+    def write(self, batch: FrameBatch, labels: np.ndarray) -> None:
+        for stem, frame, label in zip(batch.stems, batch.pixels, labels):
+            palette_image(label).save(self.out / "labels" / f"{stem}.png", compress_level=1)
+            shares = np.bincount(label.ravel(), minlength=len(self.names)) / label.size
+            present = [int(i) for i in np.argsort(-shares, kind="stable") if shares[i] > 0]
+            self.csv.writerows([stem, i, self.names[i], f"{shares[i]:.6f}"] for i in present)
+            legend = legend_panel([(i, self.names[i]) for i in present], label.shape[0], self.legend_width)
+            overlay = np.concatenate([blend(frame, label), legend], axis=1)
+            Image.fromarray(overlay).save(self.out / "overlays" / f"{stem}.jpg", quality=90)
+            self.video.write(overlay)
+            self.share_sums += shares
+            self.frames_with += shares > 0
+            self.frames += 1
+
+    def close(self) -> None:
+        self.video.close()
+        self.csv_file.close()
+
+    def summary(self) -> dict:
+        """The classes found, largest average share first."""
+        found = [
+            {"index": i, "name": self.names[i], "colour": hex_colour(i), "frames": int(self.frames_with[i]),
+             "mean_share": round(float(self.share_sums[i] / self.frames), 6)}
+            for i in np.argsort(-self.share_sums, kind="stable").tolist() if self.frames_with[i]
+        ]
+        return {"frames": self.frames, "fps": self.video.fps, "vocabulary": self.names, "classes_found": found}

@@ -1,0 +1,77 @@
+"""`ovbench visualize`: figures of saved predictions from one or more runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ovbench.cli import main
+from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.palette import palette_image
+from ovbench.splits import load_split
+from ovbench.visualize import parse_run, visualize
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """A data root and two runs' records: PNG predictions and RLE predictions of another model size."""
+    root = tmp_path_factory.mktemp("vis")
+    data_root = write_synthetic_vspw(root / "VSPW_480p", videos=4, height=32, width=48, seed=7)
+    records = []
+    for name, kind, dim in (("a", "png", "8"), ("b", "rle", "4")):
+        assert main(["run", "--model", "toy-colour", "--plugin", "toy_adapters", "--model-args", f"dim={dim}",
+                     "--split", "vspw_all", "--data-root", str(data_root), "--device", "cpu", "--workers", "0",
+                     "--no-progress", "--out", str(root / name), "--save-predictions", kind]) == 0
+        records.append(next((root / name).glob("*.json")))
+    return data_root, records[0], records[1]
+
+
+def test_named_videos_give_a_panel_per_frame_and_column_in_png_and_pdf(saved, tmp_path, capsys):
+    data_root, record_a, record_b = saved
+    videos = (data_root / "val.txt").read_text().split()[:2]
+    out = tmp_path / "figure.pdf"
+    assert main(["visualize", f"mine={record_a}", str(record_b.with_suffix(".predictions")), "--split", "vspw_all",
+                 "--data-root", str(data_root), "--videos", ",".join(videos), "--frames", "3", "--out", str(out)]) == 0
+    assert "24 panels" in capsys.readouterr().out  # 2 videos x 3 frames x (frame, truth, 2 runs)
+    assert out.stat().st_size > 0
+    with Image.open(out.with_suffix(".png")) as image:
+        assert image.width > 200 and image.height > 200
+
+
+def test_the_video_where_the_runs_disagree_is_picked(saved, tmp_path):
+    """Run B = run A except on one video, where B says something else everywhere."""
+    data_root, record_a, _ = saved
+    predictions_a = record_a.with_suffix(".predictions")
+    predictions_b = tmp_path / "b.predictions"
+    shutil.copytree(predictions_a, predictions_b)
+    target = sorted(p.name for p in predictions_b.iterdir())[-1]
+    for path in (predictions_b / target).glob("*.png"):
+        with Image.open(path) as image:
+            values = np.asarray(image)
+        palette_image(((values.astype(np.int64) + 1) % 124).astype(np.uint8)).save(path)
+    runs = [parse_run(str(predictions_a)), parse_run(f"B={predictions_b}")]
+    figure = visualize(runs, load_split("vspw_all"), data_root, tmp_path / "auto.png", num_videos=1, frames=2)
+    assert figure.panels == 2 * 4
+    assert runs[1].name == "B" and runs[0].name == record_a.stem
+    assert figure.videos == [target]
+
+
+def test_missing_predictions_and_bad_figure_names_are_one_line(saved, tmp_path, capsys):
+    data_root, record_a, _ = saved
+    common = ["--split", "vspw_all", "--data-root", str(data_root)]
+    assert main(["visualize", str(tmp_path / "nowhere"), *common, "--out", str(tmp_path / "f.png")]) == 2
+    assert main(["visualize", str(record_a), *common, "--out", str(tmp_path / "f.docx")]) == 2
+    assert main(["visualize", str(record_a), *common, "--videos", "no_such_video", "--out", str(tmp_path / "f.png")]) == 2
+    wrong_size = tmp_path / "wrong.predictions"
+    shutil.copytree(record_a.with_suffix(".predictions"), wrong_size)
+    frame = next(wrong_size.glob("*/*.png"))
+    palette_image(np.zeros((5, 7), dtype=np.uint8)).save(frame)
+    argv = ["visualize", str(wrong_size), *common, "--videos", frame.parent.name, "--frames", "1000", "--out", str(tmp_path / "f.png")]
+    assert main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 4 and all(line.startswith("ovbench: error:") for line in lines)
+    assert f"frame {frame.stem} is 7x5" in lines[-1]
