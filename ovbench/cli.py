@@ -40,8 +40,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tuple[Path, str, bool]:
-    """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once)."""
+def resolve_data(data_root: str | None, announce: Callable[[str], None], kind: str = "vspw") -> tuple[Path, str, bool]:
+    """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once; VSPW only)."""
     from .data.synthetic import SAMPLE, dataset_name, ensure_sample
     from .textcache import cache_root
 
@@ -49,6 +49,9 @@ def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tupl
     if root:
         path = Path(root).expanduser()
         return path, dataset_name(path), False
+    if kind != "vspw":
+        raise ConfigError(f"this split reads {kind} data: pass its root with --data-root (the built-in sample is VSPW;"
+                          f" `ovbench data synth --dataset {kind}` writes a small synthetic one)")
     path = ensure_sample(cache_root() / "sample")
     announce(
         f"*** no --data-root (or OVBENCH_DATA_ROOT): using the built-in SYNTHETIC sample at {path}"
@@ -101,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError("--shard cannot be combined with torchrun (torchrun already shards)")
         shard = launched[:2]
     quiet = shard[0] != 0
-    data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent)
+    data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent, split.dataset)
     options = RunOptions(
         model=args.model,
         split=split,
@@ -144,7 +147,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .splits import load_split
 
     split = load_split(args.split)
-    data_root, dataset_name, _ = resolve_data(args.data_root, _stderr)
+    data_root, dataset_name, _ = resolve_data(args.data_root, _stderr, split.dataset)
     record = score(
         ScoreOptions(
             split=split,
@@ -174,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split {split.name} is an evaluation split; train on a *_train_seen split (train videos, seen classes only)")
     if not issubclass(get_model_class(args.model), TrainableModel):
         raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
-    data_root, _, _ = resolve_data(args.data_root, _stderr)
+    data_root, _, _ = resolve_data(args.data_root, _stderr, split.dataset)
     device = _process_device(args.device, _distributed())
     model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False)
     job = TrainJob(
@@ -221,17 +224,23 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from .data.datasets import TITLES
+
     if args.data_command == "synth":
         from .data.synthetic import write_synthetic_vspw
+        from .data.synthetic_panoptic import write_synthetic_coco, write_synthetic_vipseg
 
-        root = write_synthetic_vspw(
-            Path(args.out), videos=args.videos, frames=args.frames, height=args.height, width=args.width, seed=args.seed
-        )
-        print(f"wrote a synthetic VSPW_480p-format data set to {root}")
+        size = dict(height=args.height, width=args.width, seed=args.seed)
+        if args.dataset == "coco":
+            root = write_synthetic_coco(Path(args.out), images=args.videos, **size)
+        else:
+            write = write_synthetic_vipseg if args.dataset == "vipseg" else write_synthetic_vspw
+            root = write(Path(args.out), videos=args.videos, frames=args.frames, **size)
+        print(f"wrote a synthetic {TITLES[args.dataset]}-format data set to {root}")
         return 0
-    from .data.verify import format_report, verify_vspw
+    from .data.verify import format_report, verify_dataset
 
-    report = verify_vspw(Path(args.data_root))
+    report = verify_dataset(Path(args.data_root), args.dataset, workers=args.workers)
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -349,15 +358,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_p = sub.add_parser("data", help="make or check VSPW-format data")
     data_sub = data_p.add_subparsers(dest="data_command", required=True)
-    synth = data_sub.add_parser("synth", help="write a small synthetic data set in the VSPW_480p layout")
+    synth = data_sub.add_parser("synth", help="write a small synthetic data set in the VSPW_480p, VIPSeg_720P or COCO layout")
+    synth.add_argument("--dataset", choices=["vspw", "vipseg", "coco"], default="vspw", help="layout (default vspw)")
     synth.add_argument("--out", required=True)
-    synth.add_argument("--videos", type=_positive, default=8)
+    synth.add_argument("--videos", type=_positive, default=8, help="videos (images for coco)")
     synth.add_argument("--frames", type=_positive, help="frames per video (default: varied lengths)")
     synth.add_argument("--height", type=_positive, default=60)
     synth.add_argument("--width", type=_positive, default=106)
     synth.add_argument("--seed", type=int, default=0)
-    verify = data_sub.add_parser("verify", help="check a VSPW root and report what is wrong")
+    verify = data_sub.add_parser("verify", help="check a VSPW, VIPSeg or COCO root and report what is wrong")
     verify.add_argument("--data-root", required=True)
+    verify.add_argument("--dataset", choices=["vspw", "vipseg", "coco"], help="the layout (default: recognised from the root)")
+    verify.add_argument("--workers", type=_positive, default=min(8, os.cpu_count() or 1), help="decoding processes")
     data_p.set_defaults(func=cmd_data)
 
     cache_p = sub.add_parser("cache", help="inspect or clear cached text embeddings")

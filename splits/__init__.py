@@ -17,12 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.vspw import IGNORE, load_class_names
+from ..data.datasets import KINDS, class_names
+from ..data.vspw import IGNORE
 from ..errors import ConfigError
 from ..suggest import did_you_mean
 
 VOCABULARIES = ("seen", "unseen", "all")
 SUBSETS = ("train", "val", "test")
+# "videos" of a training split: every video (novel pixels ignored: GKC's base_ignore), or only
+# the videos without a pixel of an unseen class (base_delete).
+VIDEO_SELECTIONS = ("all", "without_unseen")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Split:
     unseen: tuple[int, ...]
     class_names: tuple[str, ...]
     source: str = ""  # what load_split was given (a name, or path.json#name), to load it again
+    dataset: str = "vspw"  # the data set kind (ovbench.data.datasets.KINDS) the split reads
+    videos: str = "all"  # VIDEO_SELECTIONS
 
     def gt_lut(self) -> np.ndarray:
         """Converted VSPW id -> vocabulary index; classes outside the vocabulary are ignored."""
@@ -71,10 +77,11 @@ def _canonical_hash(payload: dict) -> str:
 
 
 def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
-    names = load_class_names()
+    dataset = protocol.get("dataset", "vspw")
+    names = class_names(dataset)
     unseen = sorted(set(protocol["unseen"]))
     if any(not (0 <= c < len(names)) for c in unseen):
-        raise ConfigError(f"{source}: unseen ids must be converted VSPW ids 0..{len(names) - 1}")
+        raise ConfigError(f"{source}: unseen ids must be converted {dataset} ids 0..{len(names) - 1}")
     seen = [c for c in range(len(names)) if c not in set(unseen)]
     vocabulary_kind = spec.get("vocabulary")
     subset = spec.get("subset")
@@ -82,6 +89,9 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         raise ConfigError(f"{source}: split {name!r} needs vocabulary one of {', '.join(VOCABULARIES)}")
     if subset not in SUBSETS:
         raise ConfigError(f"{source}: split {name!r} needs subset one of {', '.join(SUBSETS)}")
+    videos = spec.get("videos", "all")
+    if videos not in VIDEO_SELECTIONS:
+        raise ConfigError(f"{source}: split {name!r}: videos must be one of {', '.join(VIDEO_SELECTIONS)}")
     vocabulary = {"seen": seen, "unseen": unseen, "all": list(range(len(names)))}[vocabulary_kind]
     defining = {
         "name": name,
@@ -91,6 +101,9 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         "vocabulary": vocabulary,
         "unseen": unseen,
     }
+    # only what differs from the defaults, so that the hashes of VSPW splits stay as they were
+    defining.update({k: v for k, v in (("dataset", dataset), ("videos", videos))
+                     if v != Split.__dataclass_fields__[k].default})
     return Split(
         name=name,
         protocol=protocol["protocol"],
@@ -102,6 +115,8 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         seen=tuple(seen),
         unseen=tuple(unseen),
         class_names=tuple(names[c] for c in vocabulary),
+        dataset=dataset,
+        videos=videos,
     )
 
 
@@ -115,6 +130,8 @@ def _read_protocol(text: str, source: str) -> dict:
             raise ConfigError(f"{source}: split file lacks {key!r}")
     if not isinstance(protocol["version"], int) or not isinstance(protocol["protocol"], str):
         raise ConfigError(f"{source}: 'protocol' must be a string and 'version' an integer")
+    if protocol.get("dataset", "vspw") not in KINDS:
+        raise ConfigError(f"{source}: 'dataset' must be one of {', '.join(KINDS)}")
     if not isinstance(protocol["unseen"], list) or not all(type(c) is int for c in protocol["unseen"]):
         raise ConfigError(f"{source}: 'unseen' must be a list of converted VSPW ids (integers)")
     if not isinstance(protocol["splits"], dict) or not all(isinstance(v, dict) for v in protocol["splits"].values()):
