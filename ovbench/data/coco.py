@@ -99,7 +99,7 @@ def _load_subset(root: Path, subset: str) -> dict[str, Segments]:
         raise DataError(f"{path}: cannot read annotations: {e}") from None
     try:
         jpg = {im["id"]: Path(im["file_name"]).stem for im in data["images"]}
-        return {jpg.get(a["image_id"], Path(a["file_name"]).stem): _parse_or_error(a, f"{path} image {a['image_id']}")
+        return {jpg.get(a["image_id"], Path(a["file_name"]).stem): _parse_or_error(a, f"{path} image {a['image_id']} ({a['file_name']})")
                 for a in data["annotations"]}
     except (KeyError, TypeError) as e:
         raise DataError(f"{path}: not a COCO panoptic annotation file (missing {e})") from None
