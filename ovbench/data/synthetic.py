@@ -12,10 +12,13 @@ along object boundaries, as in real VSPW masks.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -349,13 +352,33 @@ def _is_current_sample(root: Path) -> bool:
 
 def ensure_sample(cache_dir: str | Path) -> Path:
     """Return the root of the built-in sample under `cache_dir`, generating it if it is absent
-    or was made by another generator version. Generation happens in a temporary folder that is
-    renamed into place, so a reader never sees half a sample."""
+    or was made by another generator version. Generation happens once, under a file lock (the
+    ranks of a torchrun job all arrive here: the others wait, then find it made), in a temporary
+    folder that is renamed into place, so a reader never sees half a sample."""
     cache_dir = Path(cache_dir)
     root = cache_dir / SAMPLE_DIRNAME
     if _is_current_sample(root):
         return root
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(cache_dir):
+        if not _is_current_sample(root):  # else another process made it while this one waited
+            _generate_sample(cache_dir, root)
+    return root
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` itself (no lock file is left behind); the kernel
+    releases it when the process dies."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _generate_sample(cache_dir: Path, root: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{SAMPLE_DIRNAME}-", dir=cache_dir))
     try:
         write_synthetic_vspw(tmp, **SAMPLE)
@@ -364,9 +387,5 @@ def ensure_sample(cache_dir: str | Path) -> Path:
             root.rename(stale / "old")
             shutil.rmtree(stale)
         tmp.rename(root)
-    except OSError:
-        if not _is_current_sample(root):  # not another process that finished first
-            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root
