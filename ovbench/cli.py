@@ -209,10 +209,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
         return 0
     from .splits import list_splits
 
-    print(f"{'split':20s} {'protocol':9s} {'ver':>3s} {'videos':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  hash")
+    print(f"{'split':24s} {'protocol':9s} {'ver':>3s} {'videos':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  hash")
     for split in list_splits():
         print(
-            f"{split.name:20s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
+            f"{split.name:24s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
             f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {split.hash[:19]}"
         )
     seen_protocols: set[str] = set()

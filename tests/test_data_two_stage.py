@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from ovbench.cli import main
 from ovbench.data.datasets import open_dataset
+from ovbench.errors import DataError
 from ovbench.models.gkc.train_data import Augment, TrainFrames
 from ovbench.splits import load_split
 from ovbench.data.synthetic_panoptic import write_synthetic_coco, write_synthetic_vipseg
@@ -55,3 +57,10 @@ def test_base_delete_trains_on_the_videos_without_novel_pixels(tmp_path):
     aug = Augment(crop=32, short_min=30, short_max=40, pad_rgb=(0, 0, 0))
     assert TrainFrames(vipseg, load_split("vipseg_train_seen_delete"), aug).videos.tolist() == clean
     assert TrainFrames(vipseg, load_split("vipseg_train_seen"), aug).videos.tolist() == train
+
+
+def test_base_delete_that_keeps_no_video_says_why(tmp_path):
+    vipseg = write_synthetic_vipseg(tmp_path / "vipseg", videos=8, frames=2, height=30, width=40, seed=1)
+    aug = Augment(crop=32, short_min=30, short_max=40, pad_rgb=(0, 0, 0))
+    with pytest.raises(DataError, match="has a pixel of an unseen class; vipseg_train_seen_delete .* keeps none"):
+        TrainFrames(vipseg, load_split("vipseg_train_seen_delete"), aug)

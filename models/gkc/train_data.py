@@ -74,6 +74,9 @@ class TrainFrames(Dataset):
         videos = listing.videos(split.subset)
         if split.videos == "without_unseen":  # GKC's base_delete
             videos = videos_without(listing, videos, split.unseen, cache_root())
+            if not videos:
+                raise DataError(f"{root}: every video of {split.subset}.txt has a pixel of an unseen class; "
+                                f"{split.name} (videos without unseen classes) keeps none")
         stems = [listing.frames(video) for video in videos]
         self.data = open_dataset(split.dataset, root)
         self.aug = aug
