@@ -299,7 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    data_root_help = "VSPW_480p root (default: $OVBENCH_DATA_ROOT, else the built-in synthetic sample)"
+    data_root_help = ("data root of the split's data set: VSPW_480p, VIPSeg_720P or COCO (default: $OVBENCH_DATA_ROOT,"
+                      " else the built-in synthetic VSPW sample)")
     run_p = sub.add_parser("run", help="evaluate a model on a split")
     _add_run_words(run_p)
     run_p.add_argument("--split", required=True, help="split name (see `ovbench ls splits`) or path/to/split.json[#name]")

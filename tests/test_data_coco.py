@@ -132,6 +132,8 @@ def test_verify_catches_planted_defects(coco, tmp_path, defect):
     report = verify_dataset(root, progress=False)
     assert len(report.problems) == 1 and expected in report.problems[0], report.problems
     assert "000000001001" in report.problems[0] and report.frames_ok == 5
+    if defect == "unknown_category":  # workers are handed each image's annotation: same report
+        assert verify_dataset(root, workers=2, progress=False) == report
 
 
 def test_run_then_score_flat_predictions(coco, tmp_path):

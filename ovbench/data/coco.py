@@ -83,6 +83,14 @@ def parse_annotation(ann: dict, where: str) -> Segments:
     )
 
 
+def read_segment_png(path: Path) -> np.ndarray:
+    """int64 (H, W) segment ids of an RGB-encoded panoptic png."""
+    with open_image(path, "panoptic png") as img:
+        if img.mode != "RGB":
+            raise DataError(f"{path}: panoptic png must be RGB, got mode {img.mode}")
+        return rgb2id(np.array(img))
+
+
 def annotation_path(root: Path, subset: str) -> Path:
     return root / "annotations" / f"panoptic_{subset}2017.json"
 
@@ -179,11 +187,7 @@ class COCOPanoptic:
 
     def read_segment_ids(self, video: str, stem: str) -> np.ndarray:
         """int64 (H, W) segment ids of the panoptic png."""
-        path = self.mask_path(video, stem)
-        with open_image(path, "panoptic png") as img:
-            if img.mode != "RGB":
-                raise DataError(f"{path}: panoptic png must be RGB, got mode {img.mode}")
-            return rgb2id(np.array(img))
+        return read_segment_png(self.mask_path(video, stem))
 
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) category indices 0..132, 255 = unlabeled."""

@@ -18,7 +18,7 @@ from ovbench.errors import ConfigError, DataError
 
 KINDS = ("vspw", "vipseg", "coco")
 TITLES = {"vspw": "VSPW_480p", "vipseg": "VIPSeg_720P", "coco": "COCO Panoptic"}
-# What marks each layout's root; checked in this order.
+# What each layout's root holds (named in the error for a root of no known layout).
 _MARKERS = {
     "vspw": "data/<video>/origin, data/<video>/mask",
     "vipseg": "images/<video>, panomasks/<video>",

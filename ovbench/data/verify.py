@@ -82,7 +82,9 @@ def verify_vspw(root: str | Path, subsets: tuple[str, ...] = ("train", "val", "t
 
 
 def _run_tasks(report: VerifyReport, tasks: list[tuple], workers: int, progress: bool | None) -> None:
-    """One task per video: (kind, root, video, subset, needs_masks)."""
+    """One task per video: (kind, root, video, detail); the detail is what the kind's check
+    needs besides the files (VSPW, VIPSeg: whether masks are required; COCO: the image's
+    annotation, so that workers never parse the whole annotation file)."""
     from tqdm import tqdm
 
     disable = None if progress is None else not progress  # None: a bar only on a terminal
@@ -100,9 +102,9 @@ def _run_tasks(report: VerifyReport, tasks: list[tuple], workers: int, progress:
 
 def check_video(task: tuple) -> VerifyReport:
     """A report of one video alone; a module-level function, so that a pool can run it."""
-    kind, root, video, subset, needs_masks = task
+    kind, root, video, detail = task
     part = VerifyReport(Path(root), kind=kind)
-    _checker(kind)[1](root, video, subset, needs_masks, part)
+    _checker(kind)[1](root, video, detail, part)
     return part
 
 
@@ -114,11 +116,11 @@ def _list_vspw(root: Path, report: VerifyReport, subsets: tuple[str, ...] = ("tr
         return []
     _check_label_file(data.root / "label_num_dic_final.json", report)
     seen_in: dict[str, str] = {}
-    return [("vspw", str(root), video, subset, subset != _NO_MASKS_SUBSET)
+    return [("vspw", str(root), video, subset != _NO_MASKS_SUBSET)
             for subset in subsets for video in _listed_videos(data, subset, seen_in, report)]
 
 
-def _check_vspw_video(root: str, video: str, subset: str, needs_masks: bool, report: VerifyReport) -> None:
+def _check_vspw_video(root: str, video: str, needs_masks: bool, report: VerifyReport) -> None:
     _check_video(VSPW(root), video, needs_masks, report)
 
 

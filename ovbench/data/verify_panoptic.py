@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ovbench.data.coco import SUBSETS as COCO_SUBSETS
-from ovbench.data.coco import COCOPanoptic, annotation_path, load_categories, semantic_from_segments
+from ovbench.data.coco import (annotation_path, load_categories, parse_annotation, read_segment_png,
+                               semantic_from_segments)
 from ovbench.data.verify import VerifyReport, _listed_videos, read_frame_and_mask
 from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, read_panomask
 from ovbench.data.vspw import NUM_CLASSES, load_class_names, read_rgb
@@ -30,7 +31,7 @@ def list_vipseg(root: Path, report: VerifyReport) -> list[tuple]:
         return []
     _check_vipseg_categories(root / "panoVIPSeg_categories.json", report)
     seen_in: dict[str, str] = {}
-    return [("vipseg", str(root), video, subset, True)
+    return [("vipseg", str(root), video, True)
             for subset in _VIPSEG_MASKED for video in _listed_videos(data, subset, seen_in, report)]
 
 
@@ -49,7 +50,7 @@ def _check_vipseg_categories(path: Path, report: VerifyReport) -> None:
         report.problems.append(f"{path}: differs from VIPSeg's 124 categories: {'; '.join(diffs[:5])}")
 
 
-def check_vipseg_video(root: str, video: str, subset: str, needs_masks: bool, report: VerifyReport) -> None:
+def check_vipseg_video(root: str, video: str, needs_masks: bool, report: VerifyReport) -> None:
     data = VIPSeg(root)
     try:
         stems = data.frames(video)
@@ -95,7 +96,7 @@ def list_coco(root: Path, report: VerifyReport) -> list[tuple]:
         path = annotation_path(root, subset)
         try:
             data = json.loads(path.read_text())
-            stems = [Path(a["file_name"]).stem for a in data["annotations"]]
+            annotations = {Path(a["file_name"]).stem: a for a in data["annotations"]}
             categories = data.get("categories", [])
         except FileNotFoundError:
             report.problems.append(f"{path}: annotation file missing")
@@ -104,7 +105,7 @@ def list_coco(root: Path, report: VerifyReport) -> list[tuple]:
             report.problems.append(f"{path}: cannot read annotations: {e}")
             continue
         _check_coco_categories(path, categories, report)
-        tasks += [("coco", str(root), stem, subset, True) for stem in stems]
+        tasks += [("coco", str(root), stem, (subset, ann)) for stem, ann in annotations.items()]
     return tasks
 
 
@@ -116,27 +117,28 @@ def _check_coco_categories(path: Path, categories: list, report: VerifyReport) -
                                    f"COCO Panoptic categories")
 
 
-def check_coco_image(root: str, stem: str, subset: str, needs_masks: bool, report: VerifyReport) -> None:
+def check_coco_image(root: str, stem: str, detail: tuple[str, dict], report: VerifyReport) -> None:
+    subset, ann = detail
     report.frames_total += 1
     before = len(report.problems)
-    data = COCOPanoptic(root)
+    png = Path(root) / "annotations" / f"panoptic_{subset}2017" / ann["file_name"]
     frame = None
     try:
-        frame = data.read_frame(stem, stem)
+        frame = read_rgb(Path(root) / f"{subset}2017" / f"{stem}.jpg")
     except DataError as e:
         report.problems.append(str(e))
     try:
-        segments = data.segments(stem)
-        ids = data.read_segment_ids(stem, stem)
-        semantic_from_segments(ids, segments, str(data.mask_path(stem, stem)))
+        segments = parse_annotation(ann, f"{annotation_path(Path(root), subset)} image {ann['image_id']} ({ann['file_name']})")
+        ids = read_segment_png(png)
+        semantic_from_segments(ids, segments, str(png))
     except DataError as e:
         report.problems.append(str(e))
     else:
         if frame is not None and frame.shape[:2] != ids.shape:
-            report.problems.append(f"{data.mask_path(stem, stem)}: png is {ids.shape[1]}x{ids.shape[0]} but the "
+            report.problems.append(f"{png}: png is {ids.shape[1]}x{ids.shape[0]} but the "
                                    f"image is {frame.shape[1]}x{frame.shape[0]} (width x height)")
         absent = np.setdiff1d(segments.ids, ids)
         if absent.size:
-            report.problems.append(f"{data.mask_path(stem, stem)}: segment id(s) {', '.join(map(str, absent[:5].tolist()))} "
+            report.problems.append(f"{png}: segment id(s) {', '.join(map(str, absent[:5].tolist()))} "
                                    f"of the JSON are not in the png")
     report.frames_ok += len(report.problems) == before
