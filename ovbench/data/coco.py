@@ -123,17 +123,15 @@ def _parse_or_error(ann: dict, where: str) -> Segments:
 
 
 def semantic_from_segments(segment_ids: np.ndarray, seg: Segments, where: str) -> np.ndarray:
-    """Segment id map -> uint8 category indices, 255 where unlabeled (id 0)."""
-    pos = np.searchsorted(seg.ids, segment_ids)
-    pos_clipped = np.minimum(pos, max(len(seg.ids) - 1, 0))
-    known = (pos < len(seg.ids)) & (seg.ids[pos_clipped] == segment_ids) if len(seg.ids) else np.zeros(segment_ids.shape, bool)
-    unknown = ~known & (segment_ids != 0)
-    if unknown.any():
-        raise DataError(f"{where}: segment id {int(segment_ids[unknown][0])} is in the png but not in the JSON")
-    out = np.full(segment_ids.shape, IGNORE, dtype=np.uint8)
-    if len(seg.ids):
-        out[known] = seg.category[pos_clipped[known]]
-    return out
+    """Segment id map -> uint8 category indices, 255 where unlabeled (id 0, as panopticapi's
+    VOID); a segment id of the png that the JSON does not list is a DataError."""
+    present, inverse = np.unique(segment_ids, return_inverse=True)
+    category_of = dict(zip(seg.ids.tolist(), seg.category.tolist()))
+    missing = [i for i in present.tolist() if i != 0 and i not in category_of]
+    if missing:
+        raise DataError(f"{where}: segment id {missing[0]} is in the png but not in the JSON")
+    table = np.array([IGNORE if i == 0 else category_of[i] for i in present.tolist()], dtype=np.uint8)
+    return table[inverse].reshape(segment_ids.shape)
 
 
 class COCOPanoptic:
