@@ -232,6 +232,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         size = dict(height=args.height, width=args.width, seed=args.seed)
         if args.dataset == "coco":
+            if args.frames is not None:
+                raise ConfigError("--frames: a COCO image is a video of one frame (--videos sets the image count)")
             root = write_synthetic_coco(Path(args.out), images=args.videos, **size)
         else:
             write = write_synthetic_vipseg if args.dataset == "vipseg" else write_synthetic_vspw

@@ -147,3 +147,14 @@ def test_run_and_score_end_to_end(vipseg, tmp_path):
     scored_metrics = json.loads(scored.read_text())["metrics"]
     for key in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "VC8", "VC16"):
         assert scored_metrics[key] == pytest.approx(record["metrics"][key])
+
+
+@pytest.mark.parametrize("kind", ["vipseg", "coco"])
+def test_synth_then_verify_from_the_command_line(tmp_path, capsys, kind):
+    root = tmp_path / kind
+    assert main(["data", "synth", "--dataset", kind, "--out", str(root), "--videos", "2", "--height", "24", "--width", "32"]) == 0
+    assert detect_kind(root) == kind
+    assert main(["data", "verify", "--data-root", str(root), "--workers", "1"]) == 0
+    assert "OK" in capsys.readouterr().out
+    if kind == "coco":
+        assert main(["data", "synth", "--dataset", kind, "--out", str(tmp_path / "x"), "--frames", "3"]) == 2
