@@ -3,7 +3,6 @@ defaults), `--init` into the video stage on VIPSeg, then a VIPSeg run that write
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

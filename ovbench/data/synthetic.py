@@ -227,7 +227,7 @@ def _lengths(videos: int, n_val: int, frames: int | None, rng: np.random.Generat
     return val + rng.integers(lo, hi + 1, videos - n_val).tolist()
 
 
-def _check_args(out: Path, videos: int, frames: int | None, height: int, width: int) -> None:
+def check_args(out: Path, videos: int, frames: int | None, height: int, width: int) -> None:
     if videos < 1:
         raise ConfigError(f"videos={videos}: need at least 1")
     if frames is not None and frames < 1:
@@ -295,7 +295,7 @@ def write_synthetic_vspw(out: str | Path, *, videos: int = 8, frames: int | None
                      videos=videos, frames=frames, height=height, width=width, seed=seed)
     label_ids = {"others": "0", **{n: str(k + 1) for k, n in enumerate(load_class_names())}}
     (out / "label_num_dic_final.json").write_text(json.dumps(label_ids, indent=1) + "\n")
-    stamp = _stamp(videos=videos, frames=frames, height=height, width=width, seed=seed)
+    stamp = generator_stamp(videos=videos, frames=frames, height=height, width=width, seed=seed)
     (out / STAMP_FILE).write_text(json.dumps(stamp) + "\n")
     return out
 
@@ -304,7 +304,7 @@ def write_video_tree(out: Path, folders: tuple[str, ...], save: Callable[[SynthF
                      videos: int, frames: int | None, height: int, width: int, seed: int) -> None:
     """Make each video's `folders` ("{video}" is its name), `save(frame, stem)` every frame, then
     write `val.txt`, `train.txt` and an empty `test.txt` (VSPW's and VIPSeg's layout)."""
-    _check_args(out, videos, frames, height, width)
+    check_args(out, videos, frames, height, width)
     names: dict[str, list[str]] = {"val": [], "train": []}
     for frame in generate_frames(videos=videos, frames=frames, height=height, width=width, seed=seed):
         if frame.t == 0:
@@ -317,7 +317,7 @@ def write_video_tree(out: Path, folders: tuple[str, ...], save: Callable[[SynthF
     (out / "test.txt").write_text("")
 
 
-def _stamp(**params: int | None) -> dict:
+def generator_stamp(**params: int | None) -> dict:
     return {"generator_version": GENERATOR_VERSION, **params}
 
 
@@ -345,7 +345,7 @@ def dataset_name(root: str | Path) -> str:
 
 def _is_current_sample(root: Path) -> bool:
     try:
-        return json.loads((root / STAMP_FILE).read_text()) == _stamp(**{"frames": None, **SAMPLE})
+        return json.loads((root / STAMP_FILE).read_text()) == generator_stamp(**{"frames": None, **SAMPLE})
     except (OSError, ValueError):
         return False
 

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ovbench.data.coco import load_categories, write_panoptic_png
-from ovbench.data.synthetic import (JPEG_QUALITY, STAMP_FILE, SynthFrame, _check_args, _stamp,
+from ovbench.data.synthetic import (JPEG_QUALITY, STAMP_FILE, SynthFrame, check_args, generator_stamp,
                                     generate_frames, write_video_tree)
 from ovbench.data.vipseg import STRAY_VALUE, THING_IDS
 from ovbench.data.vspw import load_class_names
@@ -55,7 +55,7 @@ def write_synthetic_vipseg(out: str | Path, *, videos: int = 8, frames: int | No
                      videos=videos, frames=frames, height=height, width=width, seed=seed)
     categories = [{"id": k, "name": n, "isthing": int(k in THING_IDS)} for k, n in enumerate(load_class_names())]
     (out / "panoVIPSeg_categories.json").write_text(json.dumps(categories, indent=1) + "\n")
-    stamp = _stamp(videos=videos, frames=frames, height=height, width=width, seed=seed)
+    stamp = generator_stamp(videos=videos, frames=frames, height=height, width=width, seed=seed)
     (out / STAMP_FILE).write_text(json.dumps({"dataset": "vipseg", **stamp}) + "\n")
     return out
 
@@ -87,7 +87,7 @@ def write_synthetic_coco(out: str | Path, *, images: int = 8, height: int = 60, 
     """A COCO Panoptic-layout tree under `out`: half the images (at least one) in val2017, the
     rest in train2017; every third image has a crowd segment."""
     out = Path(out)
-    _check_args(out, images, 1, height, width)
+    check_args(out, images, 1, height, width)
     rng = np.random.default_rng([seed, 2017])
     entries: dict[str, dict[str, list]] = {s: {"images": [], "annotations": []} for s in ("val", "train")}
     for i, frame in enumerate(generate_frames(videos=images, frames=1, height=height, width=width, seed=seed)):
@@ -104,6 +104,6 @@ def write_synthetic_coco(out: str | Path, *, images: int = 8, height: int = 60, 
     for subset, entry in entries.items():
         text = json.dumps({**entry, "categories": categories})
         (out / "annotations" / f"panoptic_{subset}2017.json").write_text(text + "\n")
-    stamp = _stamp(videos=images, frames=1, height=height, width=width, seed=seed)
+    stamp = generator_stamp(videos=images, frames=1, height=height, width=width, seed=seed)
     (out / STAMP_FILE).write_text(json.dumps({"dataset": "coco", **stamp}) + "\n")
     return out

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from ovbench.data.datasets import TITLES, check_kind, detect_kind
+from ovbench.data.datasets import TITLES, VideoDataset, check_kind, detect_kind
 from ovbench.data.vspw import NUM_CLASSES, VSPW, load_class_names, read_raw_mask, read_rgb
 from ovbench.errors import DataError
 
@@ -117,14 +117,14 @@ def _list_vspw(root: Path, report: VerifyReport, subsets: tuple[str, ...] = ("tr
     _check_label_file(data.root / "label_num_dic_final.json", report)
     seen_in: dict[str, str] = {}
     return [("vspw", str(root), video, subset != _NO_MASKS_SUBSET)
-            for subset in subsets for video in _listed_videos(data, subset, seen_in, report)]
+            for subset in subsets for video in listed_videos(data, subset, seen_in, report)]
 
 
 def _check_vspw_video(root: str, video: str, needs_masks: bool, report: VerifyReport) -> None:
     _check_video(VSPW(root), video, needs_masks, report)
 
 
-def _listed_videos(data: VSPW, subset: str, seen_in: dict[str, str], report: VerifyReport) -> list[str]:
+def listed_videos(data: VideoDataset, subset: str, seen_in: dict[str, str], report: VerifyReport) -> list[str]:
     """Videos of one list not yet checked under another list; list defects go to the report."""
     path = data.root / f"{subset}.txt"
     try:

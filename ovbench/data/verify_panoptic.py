@@ -15,7 +15,7 @@ import numpy as np
 from ovbench.data.coco import SUBSETS as COCO_SUBSETS
 from ovbench.data.coco import (annotation_path, load_categories, parse_annotation, read_segment_png,
                                semantic_from_segments)
-from ovbench.data.verify import VerifyReport, _listed_videos, read_frame_and_mask
+from ovbench.data.verify import VerifyReport, listed_videos, read_frame_and_mask
 from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, read_panomask
 from ovbench.data.vspw import NUM_CLASSES, load_class_names, read_rgb
 from ovbench.errors import DataError
@@ -32,7 +32,7 @@ def list_vipseg(root: Path, report: VerifyReport) -> list[tuple]:
     _check_vipseg_categories(root / "panoVIPSeg_categories.json", report)
     seen_in: dict[str, str] = {}
     return [("vipseg", str(root), video, True)
-            for subset in _VIPSEG_MASKED for video in _listed_videos(data, subset, seen_in, report)]
+            for subset in _VIPSEG_MASKED for video in listed_videos(data, subset, seen_in, report)]
 
 
 def _check_vipseg_categories(path: Path, report: VerifyReport) -> None:
