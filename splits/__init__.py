@@ -1,9 +1,9 @@
 """Seen/unseen split definitions, loaded from data files and identified by a content hash.
 
 A protocol file (ovbench/splits/<protocol>.json, or a user's file) lists the unseen classes
-and the splits built from them; the seen classes are the other VSPW classes. Every record
-carries the split's version and hash, so two numbers are only compared when they were measured
-on the same definition.
+and the splits built from them; the seen classes are the other classes of the file's data set
+(`"dataset"`: vspw by default, vipseg or coco). Every record carries the split's version and
+hash, so two numbers are only compared when they were measured on the same definition.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def test_reader_reads_16_bit_masks_with_instances(vipseg):
     assert (raw == 200).sum() == 9  # the planted stray value
 
 
-def test_kinds_are_recognised_and_a_wrong_root_is_one_line(vipseg, tmp_path):
+def test_kinds_are_recognised_and_a_wrong_root_is_one_line(vipseg, tmp_path, capsys):
     vspw = write_synthetic_vspw(tmp_path / "vspw", videos=2, frames=2, height=20, width=20)
     assert detect_kind(vipseg) == "vipseg" and detect_kind(vspw) == "vspw" and detect_kind(tmp_path) is None
     with pytest.raises(DataError, match="is a VSPW_480p root, but this split needs VIPSeg_720P"):
@@ -70,6 +70,10 @@ def test_kinds_are_recognised_and_a_wrong_root_is_one_line(vipseg, tmp_path):
     out = tmp_path / "runs"
     code = main(["run", "--model", "toy-colour", "--split", "vipseg_all", "--data-root", str(vspw), "--out", str(out), "--no-progress"])
     assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a VSPW_480p root, but this split needs VIPSeg_720P data" in err
+    assert main(["run", "--model", "toy-colour", "--split", "vipseg_all", "--out", str(out), "--no-progress"]) == 2
+    assert "data synth --dataset vipseg" in capsys.readouterr().err  # no built-in VIPSeg sample
 
 
 def test_splits_follow_gkc_and_keep_vspw_hashes():
