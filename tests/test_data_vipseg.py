@@ -162,3 +162,20 @@ def test_synth_then_verify_from_the_command_line(tmp_path, capsys, kind):
     assert "OK" in capsys.readouterr().out
     if kind == "coco":
         assert main(["data", "synth", "--dataset", kind, "--out", str(tmp_path / "x"), "--frames", "3"]) == 2
+
+
+@pytest.mark.parametrize("change, word", [({"dataset": "kitti"}, "'dataset' must be one of vspw, vipseg, coco"),
+                                          ({"videos": "some"}, "videos must be one of all, without_unseen"),
+                                          ({"dataset": "coco", "unseen": [133]}, "converted coco ids 0..132")])
+def test_a_users_split_file_with_a_bad_kind_is_one_config_error(tmp_path, change, word):
+    from ovbench.errors import ConfigError
+
+    protocol = {"protocol": "mine", "version": 1, "unseen": [0], "splits": {"mine": {"subset": "val", "vocabulary": "all"}}}
+    if "videos" in change:
+        protocol["splits"]["mine"]["videos"] = change["videos"]
+    else:
+        protocol.update(change)
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(protocol))
+    with pytest.raises(ConfigError, match=word):
+        load_split(str(path))
