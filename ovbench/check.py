@@ -14,7 +14,7 @@ import torch
 
 from .api import SegmentationModel, WeightsInfo
 from .data.synthetic import write_synthetic_vspw
-from .data.vspw import VSPW
+from .data.datasets import open_dataset
 from .errors import OvbenchError
 from .runner import RunOptions, build_model, resolve_device, run
 from .splits import load_split
@@ -80,7 +80,7 @@ def check_model(model_id: str, model_args: str = "", device: str = "auto", log: 
     split = load_split(CHECK_SPLIT)
     with tempfile.TemporaryDirectory(prefix="ovbench-check-") as tmp:
         root = write_synthetic_vspw(Path(tmp) / "data", videos=2, frames=3, height=40, width=71, seed=1)
-        data = VSPW(root)
+        data = open_dataset("vspw", root)
         text = _check_text(model, list(split.class_names), problems)
         log(f"encode_text: {len(split.class_names)} names -> {None if text is None else tuple(text.shape)}")
         if text is not None:

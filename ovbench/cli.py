@@ -50,8 +50,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tuple[Path, str, bool]:
-    """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once)."""
+def resolve_data(data_root: str | None, announce: Callable[[str], None], kind: str = "vspw") -> tuple[Path, str, bool]:
+    """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once; VSPW only)."""
     from .data.synthetic import SAMPLE, dataset_name, ensure_sample
     from .textcache import cache_root
 
@@ -59,6 +59,9 @@ def resolve_data(data_root: str | None, announce: Callable[[str], None]) -> tupl
     if root:
         path = Path(root).expanduser()
         return path, dataset_name(path), False
+    if kind != "vspw":
+        raise ConfigError(f"this split reads {kind} data: pass its root with --data-root (the built-in sample is VSPW;"
+                          f" `ovbench data synth --dataset {kind}` writes a small synthetic one)")
     path = ensure_sample(cache_root() / "sample")
     announce(
         f"*** no --data-root (or OVBENCH_DATA_ROOT): using the built-in SYNTHETIC sample at {path}"
@@ -116,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError("--shard cannot be combined with torchrun (torchrun already shards)")
         shard = launched[:2]
     quiet = shard[0] != 0
-    data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent)
+    data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent, split.dataset)
     if not quiet:
         _warn_limited(args.limit_videos)
     options = RunOptions(
@@ -161,7 +164,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .splits import load_split
 
     split = load_split(args.split)
-    data_root, dataset_name, _ = resolve_data(args.data_root, _stderr)
+    data_root, dataset_name, _ = resolve_data(args.data_root, _stderr, split.dataset)
     _warn_limited(args.limit_videos)
     record = score(
         ScoreOptions(
@@ -192,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ConfigError(f"--split {split.name} is an evaluation split; train on a *_train_seen split (train videos, seen classes only)")
     if not issubclass(get_model_class(args.model), TrainableModel):
         raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
-    data_root, _, _ = resolve_data(args.data_root, _stderr)
+    data_root, _, _ = resolve_data(args.data_root, _stderr, split.dataset)
     device = _process_device(args.device, _distributed())
     model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False, log=_stderr)
     job = TrainJob(
@@ -231,7 +234,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from .visualize import parse_run, visualize
 
     split = load_split(args.split)
-    data_root, _, _ = resolve_data(args.data_root, _stderr)
+    data_root, _, _ = resolve_data(args.data_root, _stderr, split.dataset)
     videos = [name.strip() for name in args.videos.split(",") if name.strip()] if args.videos else None
     figure = visualize([parse_run(spec) for spec in args.runs], split, data_root, Path(args.out),
                        videos=videos, num_videos=args.num_videos, frames=args.frames)
@@ -284,12 +287,12 @@ def _list_splits(data_root: str | None) -> None:
 
     splits = list_splits()
     counts = _videos_per_subset(Path(data_root).expanduser(), {split.subset for split in splits}) if data_root else {}
-    print(f"{'split':20s} {'protocol':9s} {'ver':>3s} {'subset':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  "
+    print(f"{'split':24s} {'protocol':9s} {'ver':>3s} {'subset':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  "
           + ("videos@root  " if counts else "") + "hash")
     for split in splits:
         count = f"{counts[split.subset]:>11d}  " if counts else ""
         print(
-            f"{split.name:20s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
+            f"{split.name:24s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
             f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {count}{split.hash[:19]}"
         )
     seen_protocols: set[str] = set()
@@ -309,17 +312,25 @@ def _videos_per_subset(root: Path, subsets: set[str]) -> dict[str, int]:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
+    from .data.datasets import TITLES
+
     if args.data_command == "synth":
         from .data.synthetic import write_synthetic_vspw
+        from .data.synthetic_panoptic import write_synthetic_coco, write_synthetic_vipseg
 
-        root = write_synthetic_vspw(
-            Path(args.out), videos=args.videos, frames=args.frames, height=args.height, width=args.width, seed=args.seed
-        )
-        print(f"wrote a synthetic VSPW_480p-format data set to {root}")
+        size = dict(height=args.height, width=args.width, seed=args.seed)
+        if args.dataset == "coco":
+            if args.frames is not None:
+                raise ConfigError("--frames: a COCO image is a video of one frame (--videos sets the image count)")
+            root = write_synthetic_coco(Path(args.out), images=args.videos, **size)
+        else:
+            write = write_synthetic_vipseg if args.dataset == "vipseg" else write_synthetic_vspw
+            root = write(Path(args.out), videos=args.videos, frames=args.frames, **size)
+        print(f"wrote a synthetic {TITLES[args.dataset]}-format data set to {root}")
         return 0
-    from .data.verify import format_report, verify_vspw
+    from .data.verify import format_report, verify_dataset
 
-    report = verify_vspw(Path(args.data_root))
+    report = verify_dataset(Path(args.data_root), args.dataset, workers=args.workers)
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -378,7 +389,8 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         return super()._get_help_string(action)
 
 
-DATA_ROOT_HELP = "VSPW_480p root; if not given: $OVBENCH_DATA_ROOT, else the built-in synthetic sample"
+DATA_ROOT_HELP = ("the split's data set root: VSPW_480p, VIPSeg_720P or COCO; if not given: $OVBENCH_DATA_ROOT,"
+                  " else the built-in synthetic VSPW sample")
 PRECISION_CHOICES = ["fp32", "bf16", "fp16"]
 
 
@@ -483,15 +495,18 @@ def configure_ls(parser: argparse.ArgumentParser) -> None:
 
 def configure_data(parser: argparse.ArgumentParser) -> None:
     data_sub = parser.add_subparsers(dest="data_command", required=True, metavar="{synth,verify}")
-    synth = data_sub.add_parser("synth", help="write a small synthetic data set in the VSPW_480p layout", formatter_class=_HelpFormatter)
+    synth = data_sub.add_parser("synth", help="write a small synthetic data set in the VSPW_480p, VIPSeg_720P or COCO layout", formatter_class=_HelpFormatter)
+    synth.add_argument("--dataset", choices=["vspw", "vipseg", "coco"], default="vspw", help="layout")
     synth.add_argument("--out", required=True, help="folder to write")
-    synth.add_argument("--videos", type=_positive, default=8, help="number of videos")
+    synth.add_argument("--videos", type=_positive, default=8, help="number of videos (images for coco)")
     synth.add_argument("--frames", type=_positive, help="frames per video; if not given: varied lengths")
     synth.add_argument("--height", type=_positive, default=60, help="frame height")
     synth.add_argument("--width", type=_positive, default=106, help="frame width")
     synth.add_argument("--seed", type=int, default=0, help="random seed")
-    verify = data_sub.add_parser("verify", help="check a VSPW root and report what is wrong", formatter_class=_HelpFormatter)
-    verify.add_argument("--data-root", required=True, help="the VSPW_480p root to check")
+    verify = data_sub.add_parser("verify", help="check a VSPW, VIPSeg or COCO root and report what is wrong", formatter_class=_HelpFormatter)
+    verify.add_argument("--data-root", required=True, help="the root to check")
+    verify.add_argument("--dataset", choices=["vspw", "vipseg", "coco"], help="the layout; if not given: recognised from the root")
+    verify.add_argument("--workers", type=_positive, default=min(8, os.cpu_count() or 1), help="decoding processes")
 
 
 def configure_cache(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .data.loader import VideoFrames
-from .data.vspw import VSPW
+from .data.datasets import VideoDataset
 from .errors import DataError
 from .metrics.accumulator import VideoSegMetrics
 from .splits import Split
@@ -17,12 +17,12 @@ from .splits import Split
 VC_WINDOWS = (8, 16)
 
 
-def list_videos(data: VSPW, split: Split, limit: int | None = None) -> list[VideoFrames]:
+def list_videos(data: VideoDataset, split: Split, limit: int | None = None) -> list[VideoFrames]:
     names = data.videos(split.subset)
     if limit is not None:
         names = names[:limit]
     if not names:
-        raise DataError(f"{data.root / (split.subset + '.txt')} lists no videos")
+        raise DataError(f"{data.root}: the {split.subset} subset lists no videos")
     return [VideoFrames(name, tuple(data.frames(name))) for name in names]
 
 

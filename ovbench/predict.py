@@ -13,7 +13,6 @@ import csv
 import json
 import shutil
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +28,6 @@ from .textcache import TextCache
 from .video import FrameBatch, VideoWriter, open_input
 
 MAX_CLASSES = 256  # a palette PNG holds values 0..255
-VOCABULARY_FILES = {"vspw": "vspw_classes.json", "vipseg": "vspw_classes.json", "coco": "coco_categories.json"}
 OUTPUTS = ("labels", "overlays", "overlay.mp4", "summary.json", "shares.csv")
 
 
@@ -62,15 +60,13 @@ def parse_classes(text: str) -> list[str]:
 
 
 def vocabulary_names(vocabulary: str) -> list[str]:
-    """The class names of a data set's vocabulary, from the files shipped in ovbench.data
-    (VIPSeg uses VSPW's 124 names)."""
-    if vocabulary not in VOCABULARY_FILES:
-        raise ConfigError(f"--vocabulary {vocabulary!r}: choose {', '.join(VOCABULARY_FILES)}")
-    resource = resources.files("ovbench.data") / VOCABULARY_FILES[vocabulary]
-    if not resource.is_file():
-        raise ConfigError(f"--vocabulary {vocabulary}: this ovbench has no {VOCABULARY_FILES[vocabulary]}; pass --classes instead")
-    entries = json.loads(resource.read_text())
-    return [entry["name"] if isinstance(entry, dict) else entry for entry in entries]
+    """The class names of a data set's vocabulary in the order of its ids (VIPSeg uses VSPW's
+    124 names; COCO Panoptic's 133 in id order)."""
+    from .data.datasets import KINDS, class_names
+
+    if vocabulary not in KINDS:
+        raise ConfigError(f"--vocabulary {vocabulary!r}: choose {', '.join(KINDS)}")
+    return class_names(vocabulary)
 
 
 def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict:

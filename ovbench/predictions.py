@@ -91,16 +91,22 @@ class RleWriter(_GlobalIds):
 
 
 class PredictionReader:
-    """Reads one video's predictions from a PNG folder or an RLE file, whichever exists."""
+    """Reads one video's predictions from a PNG folder or an RLE file, whichever exists.
 
-    def __init__(self, directory: Path):
+    `flat`: image data sets (COCO) name predictions `DIR/<image stem>.png`, as other codebases
+    write them; `DIR/<video>/<stem>.png` (what `ovbench run` writes) is read too."""
+
+    def __init__(self, directory: Path, flat: bool = False):
         if not directory.is_dir():
             raise DataError(f"prediction folder {directory} does not exist")
         self.directory = directory
+        self.flat = flat
         self._rle: tuple[str, dict] | None = None
 
     def read(self, video: str, stem: str) -> np.ndarray:
         png = self.directory / video / f"{stem}.png"
+        if self.flat and not png.is_file():
+            png = self.directory / f"{stem}.png"
         if png.is_file():
             return read_raw_mask(png, "prediction")
         frames = self._rle_frames(video)

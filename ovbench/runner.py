@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from . import results
 from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
 from .data.loader import VideoFrames, frame_loader
-from .data.vspw import VSPW
+from .data.datasets import VideoDataset, open_dataset
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import list_videos, new_metrics
 from .merge import record_from_parts
@@ -121,7 +121,7 @@ def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrame
     return [sorted(share, key=lambda v: position[v.name]) for share in shares]
 
 
-def group_by_frame_size(data: VSPW, videos: list[VideoFrames]) -> list[VideoFrames]:
+def group_by_frame_size(data: VideoDataset, videos: list[VideoFrames]) -> list[VideoFrames]:
     """Videos of one frame size one after another, then by name. An adapter that compiles or
     captures per input shape (gkc's CUDA graphs, a few shapes kept) then does so once per size;
     in name order VSPW's sizes alternate. The order changes no number: records are sorted."""
@@ -213,7 +213,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
     if device.type == "cpu":
         _leave_cores_to_workers(options.workers)
-    data = VSPW(options.data_root)
+    data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
     videos = list_videos(data, split, options.limit_videos)
 

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import results
-from .data.vspw import VSPW
+from .data.datasets import open_dataset
 from .errors import ConfigError, DataError
 from .evaluation import compute_for_split, list_videos, new_metrics, options_summary
 from .predictions import PredictionReader
@@ -67,9 +67,9 @@ def _check_prediction(pred: np.ndarray, mapped: np.ndarray, gt: np.ndarray, gt_l
 
 
 def score(options: ScoreOptions) -> dict[str, Any]:
-    data = VSPW(options.data_root)
+    data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
-    reader = PredictionReader(options.pred_dir)
+    reader = PredictionReader(options.pred_dir, flat=split.dataset == "coco")
     lut = prediction_lut(split, options.pred_ids)
     gt_lut = split.gt_lut()
     videos = list_videos(data, split, options.limit_videos)

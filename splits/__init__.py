@@ -1,9 +1,9 @@
 """Seen/unseen split definitions, loaded from data files and identified by a content hash.
 
 A protocol file (ovbench/splits/<protocol>.json, or a user's file) lists the unseen classes
-and the splits built from them; the seen classes are the other VSPW classes. Every record
-carries the split's version and hash, so two numbers are only compared when they were measured
-on the same definition.
+and the splits built from them; the seen classes are the other classes of the file's data set
+(`"dataset"`: vspw by default, vipseg or coco). Every record carries the split's version and
+hash, so two numbers are only compared when they were measured on the same definition.
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ from importlib import resources
 
 import numpy as np
 
-from ..data.vspw import IGNORE, load_class_names
+from ..data.datasets import KINDS, class_names
+from ..data.vspw import IGNORE
 from ..errors import ConfigError
 from ..resolve import names_a_file, split_fragment, user_file
 from ..suggest import did_you_mean
 
 VOCABULARIES = ("seen", "unseen", "all")
 SUBSETS = ("train", "val", "test")
+# "videos" of a training split: every video (novel pixels ignored: GKC's base_ignore), or only
+# the videos without a pixel of an unseen class (base_delete).
+VIDEO_SELECTIONS = ("all", "without_unseen")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Split:
     unseen: tuple[int, ...]
     class_names: tuple[str, ...]
     source: str = ""  # what load_split was given (a name, or path.json#name), to load it again
+    dataset: str = "vspw"  # the data set kind (ovbench.data.datasets.KINDS) the split reads
+    videos: str = "all"  # VIDEO_SELECTIONS
 
     def gt_lut(self) -> np.ndarray:
         """Converted VSPW id -> vocabulary index; classes outside the vocabulary are ignored."""
@@ -72,7 +78,8 @@ def _canonical_hash(payload: dict) -> str:
 
 
 def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
-    names = load_class_names()
+    dataset = protocol.get("dataset", "vspw")
+    names = class_names(dataset)
     where = f"{source}: split {name!r}"
     unseen = sorted(protocol["unseen"])
     explicit_seen = "seen" in protocol
@@ -81,6 +88,7 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
     vocabulary = {"seen": seen, "unseen": unseen, "all": everything}[spec["vocabulary"]]
     if not vocabulary:
         raise ConfigError(f"{where}: its {spec['vocabulary']!r} vocabulary is empty")
+    videos = spec.get("videos", "all")
     defining = {
         "name": name,
         "protocol": protocol["protocol"],
@@ -91,6 +99,9 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
     }
     if explicit_seen:  # only then, so that the shipped splits keep the hashes their records carry
         defining["seen"] = seen
+    # likewise only what differs from the defaults, so that the hashes of VSPW splits stay as they were
+    defining.update({k: v for k, v in (("dataset", dataset), ("videos", videos))
+                     if v != Split.__dataclass_fields__[k].default})
     return Split(
         name=name,
         protocol=protocol["protocol"],
@@ -102,6 +113,8 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         seen=tuple(seen),
         unseen=tuple(unseen),
         class_names=tuple(names[c] for c in vocabulary),
+        dataset=dataset,
+        videos=videos,
     )
 
 
@@ -115,7 +128,7 @@ PROTOCOL_KEYS = {
     "version": (True, lambda v: type(v) is int, "an integer"),
     "title": (False, lambda v: isinstance(v, str), "a string"),
     "provenance": (False, lambda v: isinstance(v, str), "a string"),
-    "dataset": (False, lambda v: isinstance(v, str) and v != "", "a string naming the data set kind"),
+    "dataset": (False, lambda v: v in KINDS, f"one of {', '.join(KINDS)} (the data set kind; vspw if absent)"),
     "unseen": (True, _is_id_list, "a list of class ids (integers)"),
     "seen": (False, _is_id_list, "a list of class ids (integers); without it, every class not unseen"),
     "splits": (True, lambda v: isinstance(v, dict) and bool(v), 'an object mapping each split name to {"subset": ..., "vocabulary": ...}'),
@@ -123,6 +136,7 @@ PROTOCOL_KEYS = {
 SPLIT_KEYS = {
     "subset": (True, lambda v: v in SUBSETS, f"one of {', '.join(SUBSETS)}"),
     "vocabulary": (True, lambda v: v in VOCABULARIES, f"one of {', '.join(VOCABULARIES)}"),
+    "videos": (False, lambda v: v in VIDEO_SELECTIONS, f"one of {', '.join(VIDEO_SELECTIONS)} (all if absent)"),
 }
 
 
@@ -143,7 +157,7 @@ def _check_keys(given, table: dict, where: str) -> None:
 
 
 def _check_ids(protocol: dict, source: str) -> None:
-    count = len(load_class_names())
+    count = len(class_names(protocol.get("dataset", "vspw")))
     for key in ("unseen", "seen"):
         ids = protocol.get(key, [])
         repeated = sorted(c for c, n in Counter(ids).items() if n > 1)

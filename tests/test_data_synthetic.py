@@ -197,3 +197,41 @@ def test_each_generated_set_has_its_own_dataset_name(tmp_path):
     assert len({dataset_name(sample), dataset_name(small), dataset_name(other)}) == 3
     assert dataset_name(again) == dataset_name(small)  # same arguments, same data
     assert dataset_name(tmp_path / "real") == "vspw"
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+from ovbench.data import synthetic
+
+synthetic.SAMPLE = dict(videos=2, height=20, width=24, seed=0)
+log = Path(sys.argv[2])
+real = synthetic.write_synthetic_vspw
+
+def slow_write(out, **kw):
+    with open(log, "a") as f:
+        f.write("generate\\n")
+    time.sleep(1.0)  # the other process arrives while this one generates
+    return real(out, **kw)
+
+synthetic.write_synthetic_vspw = slow_write
+root = synthetic.ensure_sample(sys.argv[1])
+print(root, sorted(p.name for p in (root / "data").iterdir()))
+"""
+
+
+def test_two_processes_generate_the_sample_once(tmp_path):
+    """torchrun's ranks all call ensure_sample on a fresh cache: one generates, the others wait
+    for it instead of generating too and renaming the sample away while it is read."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, str(tmp_path / "cache"), str(log)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [r.communicate(timeout=300) for r in racers]
+    assert [r.returncode for r in racers] == [0, 0], [err for _, err in outputs]
+    assert outputs[0][0] == outputs[1][0] and "1001_synth_000_0" in outputs[0][0]
+    assert log.read_text() == "generate\n"

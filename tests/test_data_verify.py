@@ -210,3 +210,34 @@ def test_format_report_truncates():
     text = format_report(report, max_problems=20)
     assert "30 problem(s)" in text and "videos ok: 1/3" in text and "frames ok: 5/9" in text
     assert "- p19" in text and "- p20" not in text and "... and 10 more" in text
+
+
+def test_parallel_workers_give_the_same_report(copy):
+    from ovbench.data.verify import verify_dataset
+
+    jpg, png = first_val(copy)
+    jpg.write_bytes(b"not a jpeg")
+    second = copy / "data" / listed(copy, "train")[0] / "mask" / "00000002.png"
+    edit_mask(second, lambda raw: np.where(raw == 255, 200, raw).astype(np.uint8))
+    one, two = verify_dataset(copy, workers=1, progress=False), verify_dataset(copy, workers=2, progress=False)
+    assert one == two and len(one.problems) == 2
+    assert one.problems == verify_vspw(copy).problems
+
+
+def test_verify_cli_missing_root_is_one_line_exit_2(tmp_path, capsys):
+    from ovbench.cli import main
+
+    assert main(["data", "verify", "--data-root", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere: data root not found" in err
+    assert main(["data", "verify", "--data-root", str(tmp_path)]) == 2
+    assert "use --dataset" in capsys.readouterr().err
+
+
+def test_verify_cli_recognises_the_layout(clean, capsys):
+    from ovbench.cli import main
+
+    assert main(["data", "verify", "--data-root", str(clean), "--workers", "1"]) == 0
+    assert "VSPW_480p check" in capsys.readouterr().out
+    assert main(["data", "verify", "--data-root", str(clean), "--dataset", "vipseg", "--workers", "1"]) == 1
+    assert "not a VIPSeg_720P root" in capsys.readouterr().out

@@ -200,12 +200,6 @@ def test_an_earlier_prediction_is_kept_unless_overwrite_and_a_failed_load_leaves
     assert json.loads((out / "summary.json").read_text())["vocabulary"] == ["a", "b", "c"]
 
 
-def test_coco_vocabulary_is_a_clear_error_until_its_names_ship(tmp_path, capsys):
-    from importlib import resources
-
-    if (resources.files("ovbench.data") / "coco_categories.json").is_file():
-        assert len(vocabulary_names("coco")) == 133
-        return
-    image = tmp_path / "photo.png"
-    Image.fromarray(random_frames(1)[0]).save(image)
-    one_line_error(capsys, predict(str(image), *TOY, "--vocabulary", "coco", "--out", str(tmp_path / "out")), "--classes")
+def test_vocabularies_are_the_data_sets_names_in_id_order():
+    assert len(vocabulary_names("coco")) == 133 and vocabulary_names("coco")[0] == "person"
+    assert vocabulary_names("vipseg") == vocabulary_names("vspw") and vocabulary_names("vspw")[0] == "wall"

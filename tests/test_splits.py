@@ -54,6 +54,13 @@ PINNED_HASHES = {
     "vspw_unseen": "sha256:cf34f11db04620bdc457012acc61fc72ad889e6dbfe309c327d59a3ec0448480",
     "vspw_all": "sha256:4ce432beb1b232c05102d87917aa8ca202cda624124aaf4401f24ee47f93c0e3",
     "vspw_train_seen": "sha256:0b91ad7564bbe8d194b86e4a94ebdf8fe5ba4a728fe8663c87a6b0bc7296bd1a",
+    "vipseg_seen": "sha256:14ca8d7d5665cede4c750401221a6152f0fd2f4b42899a12737a5e460e0bef5b",
+    "vipseg_unseen": "sha256:d830524cfe4352be22c64d9761cc99242e87006277bf3ea79c2b4f3321829405",
+    "vipseg_all": "sha256:4b6b82a4ce8ab4af72ba7514cde09c4df41e2e14e39d0ef7839212c75436f791",
+    "vipseg_train_seen": "sha256:90571c1b8a235035c32e53370c47bbbd8be756a2104856a75bba5482d5c8c342",
+    "vipseg_train_seen_delete": "sha256:541966710f6a82f8644c16fe57339bcf2330beeaf09fb7979ecaaf797968df32",
+    "coco_train": "sha256:8a42335ee543d8d21958b4cd2f7d6f0b19ea63c201ff68f811284ee921aef020",
+    "coco_val": "sha256:6588458f2beaed937524d6ad4777bbf9c39809b6628b8797feaae53209b9591d",
 }
 
 
@@ -104,7 +111,7 @@ def _protocol(**changes):
         (_protocol(version=True), "'version' must be an integer"),
         (_protocol(version="1"), "'version' must be an integer"),
         (_protocol(protocol=""), "'protocol' must be a non-empty string"),
-        (_protocol(dataset=3), "'dataset' must be a string"),
+        (_protocol(dataset=3), "'dataset' must be one of vspw, vipseg, coco"),
         (b'{"protocol": "mine", "version": 1, "unseen": [0], "splits": {"s": {"subset": "val", "vocabulary": "all"}, "s": {"subset": "train", "vocabulary": "seen"}}}', "'s' is defined twice"),
         (b'{"protocol": "mine", "protocol": "other", "version": 1, "unseen": [0], "splits": {"s": {"subset": "val", "vocabulary": "all"}}}', "'protocol' is defined twice"),
         (b"[1, 2]", "must be a JSON object, not list"),
@@ -115,7 +122,7 @@ def _protocol(**changes):
         (b"", "not valid JSON"),
         (b'{"protocol": ', "not valid JSON"),
     ],
-    ids=['seen-unseen-overlap', 'duplicate-id', 'id-too-large', 'negative-id', 'bool-id', 'empty-unseen', 'empty-seen', 'everything-unseen', 'unknown-key', 'unknown-split-key', 'bad-subset', 'missing-subset', 'split-not-object', 'no-splits', 'hash-in-name', 'bool-version', 'string-version', 'empty-protocol', 'dataset-not-string', 'split-defined-twice', 'key-defined-twice', 'top-level-list', 'top-level-string', 'empty-object', 'latin1-bytes', 'utf16-bom', 'empty-file', 'truncated'],
+    ids=['seen-unseen-overlap', 'duplicate-id', 'id-too-large', 'negative-id', 'bool-id', 'empty-unseen', 'empty-seen', 'everything-unseen', 'unknown-key', 'unknown-split-key', 'bad-subset', 'missing-subset', 'split-not-object', 'no-splits', 'hash-in-name', 'bool-version', 'string-version', 'empty-protocol', 'dataset-not-a-kind', 'split-defined-twice', 'key-defined-twice', 'top-level-list', 'top-level-string', 'empty-object', 'latin1-bytes', 'utf16-bom', 'empty-file', 'truncated'],
 )
 def test_bad_split_files_get_one_line_naming_the_file(tmp_path, content, message):
     path = tmp_path / "bad.json"

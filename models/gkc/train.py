@@ -86,9 +86,17 @@ class TrainArgs(LossConfig, ModelArgs):
         return 0.1 ** sum(step >= float(f) * self.iterations for f in self.lr_steps.split(":"))
 
 
-def parse_train_args(model_cls: type, options: str) -> TrainArgs:
-    """The model class's `default_train_options` (gkc-base switches syn and kd off), overridden by the user's words."""
-    defaults = ",".join(f"{k}={v}" for k, v in getattr(model_cls, "default_train_options", {}).items())
+# GKC's image stage on COCO Panoptic (gkc.md): 50k iterations on 512x512 crops; the scale jitter
+# is Mask2Former's 512-crop semantic config (short side 0.5x..2x of 512), which the authors keep.
+IMAGE_STAGE_DEFAULTS = {"iterations": 50000, "crop": 512, "short_min": 256, "short_max": 1024}
+DATASET_DEFAULTS = {"coco": IMAGE_STAGE_DEFAULTS}
+
+
+def parse_train_args(model_cls: type, options: str, dataset: str = "vspw") -> TrainArgs:
+    """The data set's schedule (COCO: the image stage), then the model class's
+    `default_train_options` (gkc-base switches syn and kd off), overridden by the user's words."""
+    chosen = {**DATASET_DEFAULTS.get(dataset, {}), **getattr(model_cls, "default_train_options", {})}
+    defaults = ",".join(f"{k}={v}" for k, v in chosen.items())
     args = parse_model_args(TrainArgs, ",".join(p for p in (defaults, options) if p))
     for name in ("iterations", "batch_size", "crop", "num_points", "log_every", "checkpoint_every"):
         if getattr(args, name) <= 0:
@@ -248,7 +256,7 @@ def train_gkc(model, job: TrainJob) -> Path:
     """Train `model` (a GKC adapter: its config, device and CLIP weights) as `job` says; writes
     step checkpoints, train_state.pt and train_log.jsonl to job.out_dir and returns the path
     of final.safetensors."""
-    args = parse_train_args(type(model), job.options)
+    args = parse_train_args(type(model), job.options, job.split.dataset)
     device = torch.device(model.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())

@@ -19,8 +19,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ...data.vspw import IGNORE, VSPW
+from ...data.datasets import open_dataset
+from ...data.videoclasses import videos_without
+from ...data.vspw import IGNORE
 from ...errors import DataError
+from ...textcache import cache_root
 
 
 
@@ -67,10 +70,15 @@ class TrainFrames(Dataset):
     """Every frame of the split's videos; item (frame index, seed, position) -> one augmented sample."""
 
     def __init__(self, root: str | Path, split, aug: Augment):
-        listing = VSPW(root)  # its cached per-video lists are dropped with it: only numpy stays
+        listing = open_dataset(split.dataset, root)  # its cached per-video lists are dropped with it: only numpy stays
         videos = listing.videos(split.subset)
+        if split.videos == "without_unseen":  # GKC's base_delete
+            videos = videos_without(listing, videos, split.unseen, cache_root())
+            if not videos:
+                raise DataError(f"{root}: every video of {split.subset}.txt has a pixel of an unseen class; "
+                                f"{split.name} (videos without unseen classes) keeps none")
         stems = [listing.frames(video) for video in videos]
-        self.data = VSPW(root)
+        self.data = open_dataset(split.dataset, root)
         self.aug = aug
         self.lut = split.gt_lut()
         self.videos = np.array(videos)

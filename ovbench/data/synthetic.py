@@ -12,12 +12,16 @@ along object boundaries, as in real VSPW masks.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import json
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -179,12 +183,14 @@ def _scene(n_bands: int, n_things: int, length: int, height: int, width: int,
 
 
 def _render(scene: _Scene, t: int, length: int, x: np.ndarray, y: np.ndarray,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Frame t -> (RGB uint8 image, raw uint8 mask)."""
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame t -> (RGB uint8 image, raw uint8 mask, int16 instance map: the index of the thing
+    in `scene.things` at each pixel, -1 elsewhere; panoptic layouts are written from it)."""
     height, width = x.shape
     phase = (t - (length - 1) / 2) / max(length - 1, 1)  # -0.5 .. 0.5
     image = np.empty((height, width, 3), dtype=np.float32)
     raw = np.empty((height, width), dtype=np.uint8)
+    instance = np.full((height, width), -1, dtype=np.int16)
 
     def paint(region: np.ndarray, cls: int, u: np.ndarray, v: np.ndarray) -> None:
         texture = _texture(cls, u[region], v[region], height)
@@ -202,14 +208,15 @@ def _render(scene: _Scene, t: int, length: int, x: np.ndarray, y: np.ndarray,
     if first <= t < end:
         paint((x - cx) ** 2 + (y - cy) ** 2 <= radius**2, OTHERS, x, y)
 
-    for thing in scene.things:
+    for k, thing in enumerate(scene.things):
         region, u, v = thing.region(x, y, phase)
         paint(region, thing.cls, u, v)
+        instance[region] = k
         if thing.void_edge:
             raw[_boundary_ring(region)] = 255
 
     image += rng.normal(0.0, 4.0, image.shape).astype(np.float32)
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8), raw
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), raw, instance
 
 
 def _lengths(videos: int, n_val: int, frames: int | None, rng: np.random.Generator) -> list[int]:
@@ -220,7 +227,7 @@ def _lengths(videos: int, n_val: int, frames: int | None, rng: np.random.Generat
     return val + rng.integers(lo, hi + 1, videos - n_val).tolist()
 
 
-def _check_args(out: Path, videos: int, frames: int | None, height: int, width: int) -> None:
+def check_args(out: Path, videos: int, frames: int | None, height: int, width: int) -> None:
     if videos < 1:
         raise ConfigError(f"videos={videos}: need at least 1")
     if frames is not None and frames < 1:
@@ -230,6 +237,43 @@ def _check_args(out: Path, videos: int, frames: int | None, height: int, width: 
             raise ConfigError(f"{name}={value}: need at least {MIN_SIZE} pixels")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ConfigError(f"{out}: output exists and is not an empty folder")
+
+
+@dataclass
+class SynthFrame:
+    """One generated frame: `raw` holds VSPW raw ids, `instance` each thing's index (-1: none),
+    `scene` the video's layout (which class each thing index is)."""
+
+    subset: str
+    video: str
+    t: int
+    image: np.ndarray
+    raw: np.ndarray
+    instance: np.ndarray
+    scene: _Scene
+
+
+def generate_frames(*, videos: int, frames: int | None, height: int, width: int,
+                    seed: int) -> Iterator[SynthFrame]:
+    """The frames of every video in order, one at a time (memory stays flat); the first half of
+    the videos (at least one) are val, the rest train. Every layout is written from this."""
+    rng = np.random.default_rng(seed)
+    n_val = max(1, videos // 2)
+    lengths = _lengths(videos, n_val, frames, rng)
+    names = [f"{1001 + i}_synth_{i:03d}_0" for i in range(videos)]
+    decks = {split: (_Deck(STUFF, rng), _Deck(tuple(THINGS), rng)) for split in ("val", "train")}
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    for i, (name, length) in enumerate(zip(names, lengths)):
+        split, j = ("val", i) if i < n_val else ("train", i - n_val)
+        video_rng = np.random.default_rng([seed, i])
+        if split == "val":  # alternating 3+2 bands and 4+3 things: 4 val videos hold the whole pool
+            n_bands, n_things = 3 - j % 2, 4 - j % 2
+        else:
+            n_bands, n_things = int(video_rng.integers(2, 4)), int(video_rng.integers(2, 5))
+        scene = _scene(n_bands, n_things, length, height, width, *decks[split], video_rng)
+        for t in range(length):
+            image, raw, instance = _render(scene, t, length, x, y, video_rng)
+            yield SynthFrame(split, name, t, image, raw, instance, scene)
 
 
 def write_synthetic_vspw(out: str | Path, *, videos: int = 8, frames: int | None = None,
@@ -242,42 +286,38 @@ def write_synthetic_vspw(out: str | Path, *, videos: int = 8, frames: int | None
     Besides the VSPW files, a hidden `STAMP_FILE` records the generator version and arguments.
     """
     out = Path(out)
-    _check_args(out, videos, frames, height, width)
-    rng = np.random.default_rng(seed)
-    n_val = max(1, videos // 2)
-    lengths = _lengths(videos, n_val, frames, rng)
-    names = [f"{1001 + i}_synth_{i:03d}_0" for i in range(videos)]
-    decks = {split: (_Deck(STUFF, rng), _Deck(tuple(THINGS), rng)) for split in ("val", "train")}
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
 
-    for i, (name, length) in enumerate(zip(names, lengths)):
-        split, j = ("val", i) if i < n_val else ("train", i - n_val)
-        video_rng = np.random.default_rng([seed, i])
-        if split == "val":  # alternating 3+2 bands and 4+3 things: 4 val videos hold the whole pool
-            n_bands, n_things = 3 - j % 2, 4 - j % 2
-        else:
-            n_bands, n_things = int(video_rng.integers(2, 4)), int(video_rng.integers(2, 5))
-        scene = _scene(n_bands, n_things, length, height, width, *decks[split], video_rng)
-        origin, mask = out / "data" / name / "origin", out / "data" / name / "mask"
-        origin.mkdir(parents=True)
-        mask.mkdir()
-        for t in range(length):
-            image, raw = _render(scene, t, length, x, y, video_rng)
-            stem = f"{t + 1:08d}"
-            Image.fromarray(image).save(origin / f"{stem}.jpg", quality=JPEG_QUALITY)
-            Image.fromarray(raw).save(mask / f"{stem}.png")
+    def save(frame: SynthFrame, stem: str) -> None:
+        Image.fromarray(frame.image).save(out / "data" / frame.video / "origin" / f"{stem}.jpg", quality=JPEG_QUALITY)
+        Image.fromarray(frame.raw).save(out / "data" / frame.video / "mask" / f"{stem}.png")
 
-    (out / "val.txt").write_text("".join(f"{n}\n" for n in names[:n_val]))
-    (out / "train.txt").write_text("".join(f"{n}\n" for n in names[n_val:]))
-    (out / "test.txt").write_text("")
+    write_video_tree(out, ("data/{video}/origin", "data/{video}/mask"), save,
+                     videos=videos, frames=frames, height=height, width=width, seed=seed)
     label_ids = {"others": "0", **{n: str(k + 1) for k, n in enumerate(load_class_names())}}
     (out / "label_num_dic_final.json").write_text(json.dumps(label_ids, indent=1) + "\n")
-    stamp = _stamp(videos=videos, frames=frames, height=height, width=width, seed=seed)
+    stamp = generator_stamp(videos=videos, frames=frames, height=height, width=width, seed=seed)
     (out / STAMP_FILE).write_text(json.dumps(stamp) + "\n")
     return out
 
 
-def _stamp(**params: int | None) -> dict:
+def write_video_tree(out: Path, folders: tuple[str, ...], save: Callable[[SynthFrame, str], None], *,
+                     videos: int, frames: int | None, height: int, width: int, seed: int) -> None:
+    """Make each video's `folders` ("{video}" is its name), `save(frame, stem)` every frame, then
+    write `val.txt`, `train.txt` and an empty `test.txt` (VSPW's and VIPSeg's layout)."""
+    check_args(out, videos, frames, height, width)
+    names: dict[str, list[str]] = {"val": [], "train": []}
+    for frame in generate_frames(videos=videos, frames=frames, height=height, width=width, seed=seed):
+        if frame.t == 0:
+            names[frame.subset].append(frame.video)
+            for folder in folders:
+                (out / folder.format(video=frame.video)).mkdir(parents=True)
+        save(frame, f"{frame.t + 1:08d}")
+    for subset in ("val", "train"):
+        (out / f"{subset}.txt").write_text("".join(f"{n}\n" for n in names[subset]))
+    (out / "test.txt").write_text("")
+
+
+def generator_stamp(**params: int | None) -> dict:
     return {"generator_version": GENERATOR_VERSION, **params}
 
 
@@ -287,33 +327,58 @@ def is_synthetic(root: str | Path) -> bool:
 
 
 def dataset_name(root: str | Path) -> str:
-    """The data set a record names: "vspw" for real data, "vspw-synthetic" for the built-in
-    sample, and "vspw-synthetic-<id>" for any other generated set (<id> hashes its generator
+    """The data set a record names: its kind ("vspw", "vipseg", "coco") for real data,
+    "vspw-synthetic" for the built-in sample, and "<kind>-synthetic-<id>" for any other generated set (<id> hashes its generator
     version and arguments), so that the leaderboard never puts two different sets in one table."""
     root = Path(root)
     if not is_synthetic(root):
-        return "vspw"
+        from ovbench.data.datasets import detect_kind
+        return detect_kind(root) or "vspw"
     if _is_current_sample(root):
         return SYNTHETIC_NAME
-    return f"{SYNTHETIC_NAME}-{hashlib.sha256((root / STAMP_FILE).read_bytes()).hexdigest()[:8]}"
+    try:
+        kind = json.loads((root / STAMP_FILE).read_text()).get("dataset", "vspw")
+    except (OSError, ValueError, AttributeError):
+        kind = "vspw"
+    return f"{kind}-synthetic-{hashlib.sha256((root / STAMP_FILE).read_bytes()).hexdigest()[:8]}"
 
 
 def _is_current_sample(root: Path) -> bool:
     try:
-        return json.loads((root / STAMP_FILE).read_text()) == _stamp(**{"frames": None, **SAMPLE})
+        return json.loads((root / STAMP_FILE).read_text()) == generator_stamp(**{"frames": None, **SAMPLE})
     except (OSError, ValueError):
         return False
 
 
 def ensure_sample(cache_dir: str | Path) -> Path:
     """Return the root of the built-in sample under `cache_dir`, generating it if it is absent
-    or was made by another generator version. Generation happens in a temporary folder that is
-    renamed into place, so a reader never sees half a sample."""
+    or was made by another generator version. Generation happens once, under a file lock (the
+    ranks of a torchrun job all arrive here: the others wait, then find it made), in a temporary
+    folder that is renamed into place, so a reader never sees half a sample."""
     cache_dir = Path(cache_dir)
     root = cache_dir / SAMPLE_DIRNAME
     if _is_current_sample(root):
         return root
     cache_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(cache_dir):
+        if not _is_current_sample(root):  # else another process made it while this one waited
+            _generate_sample(cache_dir, root)
+    return root
+
+
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder` itself (no lock file is left behind); the kernel
+    releases it when the process dies."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _generate_sample(cache_dir: Path, root: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{SAMPLE_DIRNAME}-", dir=cache_dir))
     try:
         write_synthetic_vspw(tmp, **SAMPLE)
@@ -322,9 +387,5 @@ def ensure_sample(cache_dir: str | Path) -> Path:
             root.rename(stale / "old")
             shutil.rmtree(stale)
         tmp.rename(root)
-    except OSError:
-        if not _is_current_sample(root):  # not another process that finished first
-            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return root

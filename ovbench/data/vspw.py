@@ -61,7 +61,7 @@ _IMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.
 
 
 @contextmanager
-def _open_image(path: Path, what: str) -> Iterator[Image.Image]:
+def open_image(path: Path, what: str) -> Iterator[Image.Image]:
     try:
         with Image.open(path) as img:
             img.load()
@@ -74,18 +74,41 @@ def _open_image(path: Path, what: str) -> Iterator[Image.Image]:
 
 def read_rgb(path: Path) -> np.ndarray:
     """Decode an image file to uint8 (H, W, 3) RGB."""
-    with _open_image(path, "frame") as img:
+    with open_image(path, "frame") as img:
         return np.array(img if img.mode == "RGB" else img.convert("RGB"))
 
 
 def read_raw_mask(path: Path, what: str = "mask") -> np.ndarray:
     """Decode a label png (a mask, or a prediction) to its raw uint8 (H, W) values (palette
     images give their indices)."""
-    with _open_image(path, what) as img:
+    with open_image(path, what) as img:
         if img.mode not in ("L", "P"):
             raise DataError(f"{path}: {what} must be single-channel 8-bit (mode L or P), "
                             f"got mode {img.mode}")
         return np.array(img)
+
+
+def read_video_list(root: Path, subset: str) -> list[str]:
+    """Video names in `<root>/<subset>.txt`, in file order, each once (VSPW and VIPSeg)."""
+    path = root / f"{subset}.txt"
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        lists = [p.stem for p in root.glob("*.txt")]
+        raise DataError(f"{path}: split list not found{did_you_mean(subset, lists)}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: cannot read split list: {e}") from None
+    return list(dict.fromkeys(s for s in map(str.strip, lines) if s))
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(H, W) from an image's header alone; None where it cannot be read (reading the image
+    later says why)."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except _IMAGE_ERRORS:
+        return None
 
 
 class VSPW:
@@ -107,16 +130,7 @@ class VSPW:
         collide in per-video results (`verify_vspw` reports the duplicate).
         """
         if subset not in self._videos:
-            path = self.root / f"{subset}.txt"
-            try:
-                lines = path.read_text().splitlines()
-            except FileNotFoundError:
-                lists = [p.stem for p in self.root.glob("*.txt")]
-                raise DataError(f"{path}: split list not found"
-                                f"{did_you_mean(subset, lists)}") from None
-            except (OSError, UnicodeDecodeError) as e:
-                raise DataError(f"{path}: cannot read split list: {e}") from None
-            self._videos[subset] = list(dict.fromkeys(s for s in map(str.strip, lines) if s))
+            self._videos[subset] = read_video_list(self.root, subset)
         return list(self._videos[subset])
 
     def frames(self, video: str) -> list[str]:
@@ -144,13 +158,8 @@ class VSPW:
         return read_rgb(self.frame_path(video, stem))
 
     def frame_size(self, video: str, stem: str) -> tuple[int, int] | None:
-        """(H, W) from the frame's header alone; None where it cannot be read (reading the
-        frame later says why)."""
-        try:
-            with Image.open(self.frame_path(video, stem)) as img:
-                return img.height, img.width
-        except _IMAGE_ERRORS:
-            return None
+        """(H, W) from the frame's header alone, or None (see `header_size`)."""
+        return header_size(self.frame_path(video, stem))
 
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) converted ids: 0..123, 255 = ignore."""

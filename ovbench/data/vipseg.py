@@ -1,0 +1,99 @@
+"""Read VIPSeg_720P (VSPW's videos with panoptic labels) and convert its masks to semantic ids.
+
+VIPSeg has VSPW's 124 classes in the same order, so a converted VIPSeg id is a converted VSPW
+id and every VSPW split definition, metric and model applies unchanged. Its masks are 16-bit:
+0 is void, a stuff pixel holds category + 1, a thing pixel (category + 1) * 100 + instance.
+The conversion is the official `create_panoptic_video_labels.py`'s, including its handling of
+the stray value 200 that a few masks hold (VIPSeg-Dataset issue #1): 200 // 100 - 1 = 1
+("ceiling"). `data verify` reports those pixels so that nobody is surprised by them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ovbench.data.vspw import (IGNORE, NUM_CLASSES, open_image, header_size, read_rgb,
+                               read_video_list)
+from ovbench.errors import DataError
+
+# 0-based ids of VIPSeg's 58 "thing" classes (panoVIPSeg_categories.json's isthing).
+THING_IDS = frozenset((
+    2, 4, 8, 10, 41, 43, 44, 46, 47, 48, 49, 50, 51, 52, 54, 55, 56, 60, 61, 62, 63, 64, 65, 72,
+    74, 76, 77, 78, 79, 82, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 95, 96, 97, 99, 100, 101, 102,
+    106, 107, 108, 109, 114, 115, 116, 117, 118, 122, 123,
+))
+STRAY_VALUE = 200  # "should be 0" say the maintainers; the official conversion makes it class 1
+_THING_FROM = 125  # values from here on are thing pixels: category = v // 100 - 1
+
+
+def convert_panomask(values: np.ndarray) -> np.ndarray:
+    """Panomask values -> uint8 converted ids (0..123, 255 = void), any shape.
+
+    Values whose category would fall outside 0..123 cannot come from the official conversion
+    without an index error there; they become void here and `data verify` reports them.
+    """
+    v = np.asarray(values).astype(np.int64)
+    category = np.where(v < _THING_FROM, v, v // 100) - 1
+    valid = (v > 0) & (category < NUM_CLASSES)
+    return np.where(valid, category, IGNORE).astype(np.uint8)
+
+
+def read_panomask(path: Path) -> np.ndarray:
+    """A 16-bit (or 8-bit) panomask png -> int32 (H, W) raw values."""
+    with open_image(path, "mask") as img:
+        if img.mode not in ("I;16", "I;16B", "I;16L", "I", "L", "P"):
+            raise DataError(f"{path}: mask must be a single-channel 16-bit png, got mode {img.mode}")
+        return np.array(img).astype(np.int32)
+
+
+class VIPSeg:
+    """One VIPSeg_720P root: `{train,val,test}.txt`, `images/<video>/<frame>.jpg` and
+    `panomasks/<video>/<frame>.png`."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not (self.root / "images").is_dir():
+            raise DataError(f"{self.root}: not a VIPSeg_720P root (no images/ folder)")
+        self._videos: dict[str, list[str]] = {}
+        self._frames: dict[str, list[str]] = {}
+
+    def videos(self, subset: str) -> list[str]:
+        """Video names listed in `<root>/<subset>.txt`, in file order, each once."""
+        if subset not in self._videos:
+            self._videos[subset] = read_video_list(self.root, subset)
+        return list(self._videos[subset])
+
+    def frames(self, video: str) -> list[str]:
+        """Sorted frame stems of `images/<video>/*.jpg` (masks share the stem)."""
+        if video not in self._frames:
+            folder = self.frame_dir(video)
+            if not folder.is_dir():
+                raise DataError(f"{folder}: video folder not found")
+            self._frames[video] = sorted(p.stem for p in folder.glob("*.jpg"))
+        return list(self._frames[video])
+
+    def frame_dir(self, video: str) -> Path:
+        return self.root / "images" / video
+
+    def frame_path(self, video: str, stem: str) -> Path:
+        return self.frame_dir(video) / f"{stem}.jpg"
+
+    def mask_path(self, video: str, stem: str) -> Path:
+        return self.root / "panomasks" / video / f"{stem}.png"
+
+    def read_frame(self, video: str, stem: str) -> np.ndarray:
+        """uint8 (H, W, 3) RGB."""
+        return read_rgb(self.frame_path(video, stem))
+
+    def frame_size(self, video: str, stem: str) -> tuple[int, int] | None:
+        return header_size(self.frame_path(video, stem))
+
+    def read_panoptic(self, video: str, stem: str) -> np.ndarray:
+        """int32 (H, W) raw panomask values (category and instance)."""
+        return read_panomask(self.mask_path(video, stem))
+
+    def read_mask(self, video: str, stem: str) -> np.ndarray:
+        """uint8 (H, W) converted ids: 0..123, 255 = void."""
+        return convert_panomask(self.read_panoptic(video, stem))
