@@ -37,6 +37,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="split protocol to tabulate (default: the layout's, else vspw when present)")
     parser.add_argument("--all-runs", action="store_true",
                         help="one row per run instead of the newest run per model and split")
+    parser.add_argument("--include-partial", action="store_true",
+                        help="also show partial runs (--limit-videos, skipped videos, merge --partial) as rows of"
+                             " their own, marked; by default they are left out with a note")
     parser.add_argument("--strict", action="store_true", help="an invalid record is an error instead of a note")
     parser.add_argument("--ci", action="store_true",
                         help="95%% bootstrap intervals over videos for mIoU and hIoU")
@@ -82,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         board = build_leaderboard(
             runs, layout, dataset=args.dataset, protocol=args.protocol, all_runs=args.all_runs,
+            include_partial=args.include_partial,
             bootstrap=Bootstrap(args.ci_resamples, args.ci_seed) if args.ci else None,
         )
     except OvbenchError:

@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..suggest import did_you_mean
 from .quantities import QUANTITIES
 
-FIELDS = ("label", "model", "weights", "backbone", "args", "device", "created")
+FIELDS = ("label", "model", "weights", "backbone", "args", "device", "processes", "batch", "created")
 FORMATS = ("percent", "number")
 _LAYOUT_KEYS = ("title", "description", "protocol", "rows", "other_models", "columns")
 _COLUMN_KEYS = ("label", "field", "metric", "split", "format", "better")

@@ -40,10 +40,10 @@ class Style:
 
 
 MARKDOWN = Style(
-    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "skipped": "‡"}, lambda lo, hi: f" [{lo}, {hi}]"
+    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "partial": "‡", "random": "§"}, lambda lo, hi: f" [{lo}, {hi}]"
 )
 LATEX = Style(
-    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "skipped": r"$^{\ddagger}$"},
+    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "partial": r"$^{\ddagger}$", "random": r"\textsuperscript{\S}"},
     lambda lo, hi: rf"\,{{\scriptsize[{lo}, {hi}]}}",
 )
 
@@ -77,7 +77,8 @@ def provenance(board: Leaderboard) -> str:
 
 
 def legend(board: Leaderboard) -> str:
-    parts = ["Numbers in %, frames/s as measured; best in bold; - = not measured."]
+    parts = ["Numbers in %; frames/s end to end per process (one GPU or CPU process); best in bold"
+             " (none when all tie); - = not measured."]
     if board.intervals:
         parts.append("Brackets: 95% bootstrap interval over videos.")
     return " ".join(parts)
@@ -110,20 +111,34 @@ def to_latex(board: Leaderboard) -> str:
     return "\n".join(line.replace("\n", " ") for line in header) + "\n" + body
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """Text a spreadsheet will not run: a cell starting like a formula gets a leading quote
+    (OWASP's advice against CSV injection; a model id or a layout label can be anything), and a
+    line break inside a cell becomes a space, as in the other formats."""
+    text = "'" + text if text.startswith(_FORMULA_START) else text
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 def to_csv(board: Leaderboard) -> str:
-    """Plain cells for spreadsheets and scripts: numbers as printed, intervals and footnotes
-    in columns of their own."""
+    """Plain cells for spreadsheets and scripts: numbers at full precision (percent, or
+    frames/s), empty when not measured; intervals and footnotes in columns of their own."""
     data: dict[str, list[str]] = {}
+
+    def numbers(column, values) -> list[str]:
+        return ["" if v is None or pd.isna(v) else board.exact(column, v) for v in values]
+
     for column in board.layout.columns:
         if column.field:
-            data[column.label] = list(board.text[column.label])
+            data[csv_text(column.label)] = ["" if text == MISSING else csv_text(text) for text in board.text[column.label]]
             continue
-        values = board.values[column.label]
-        data[column.label] = [MISSING if pd.isna(v) else board.number(column, v) for v in values]
+        data[csv_text(column.label)] = numbers(column, board.values[column.label])
         if any(label == column.label for _, label in board.intervals):
+            ends = [board.intervals.get((i, column.label)) for i in range(len(board.rows))]
             for end, name in ((0, "low"), (1, "high")):
-                ends = [board.intervals.get((i, column.label)) for i in range(len(board.rows))]
-                data[f"{column.label} {name}"] = [MISSING if e is None else board.number(column, e[end]) for e in ends]
+                data[csv_text(f"{column.label} {name}")] = numbers(column, [e and e[end] for e in ends])
     if board.footnotes():
         per_row: list[dict[str, None]] = [{} for _ in board.rows]
         for (i, _), marks in sorted(board.markers.items()):

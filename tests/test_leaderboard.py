@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import hashlib
+import io
 import itertools
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -60,24 +63,28 @@ def make_record(model: str = "gkc", split: str = "vspw_all", metrics: dict | Non
                 dataset: str = "vspw", created: str = "2026-11-24T16:00:00+00:00", fps: float | None = 25.0,
                 device: str = H100, version: int = 1, hash_salt: str = "", protocol: str = "vspw",
                 skipped: list | None = None, per_class: dict | None = None, per_video: dict | None = None,
-                convention: str = "vspw") -> dict:
+                convention: str = "vspw", random_init: bool = False, limit_videos: int | None = None,
+                processes: int | None = None, batch_size: int | None = None) -> dict:
     """A complete run record as `ovbench run` writes it (contract in results.py)."""
     per_class = per_class if per_class is not None else per_class_for(split)
     return {
         "schema_version": 1, "ovbench_version": "0.1.0", "kind": "run" if fps is not None else "score",
         "git": {"commit": "abc123", "dirty": False}, "created": created,
         "model": {"id": model, "args": args or {}, "weights": weights,
-                  "weights_sha256": hashlib.sha256(weights.encode()).hexdigest(), "random_init": False,
+                  "weights_sha256": hashlib.sha256(weights.encode()).hexdigest(), "random_init": random_init,
                   "backbone": backbone},
         "split": {"name": split, "protocol": protocol, "version": version, "hash": split_hash(split, version, hash_salt),
                   "vocabulary_size": len(per_class), "subset": "train" if "train" in split else "val"},
         "dataset": {"name": dataset, "root": "/data/VSPW_480p", "videos": 2, "frames": 60, "skipped": skipped or []},
-        "options": {"miou_convention": convention, "min_video_frames": 0, "vc_windows": [8, 16]},
+        "options": {"miou_convention": convention, "min_video_frames": 0, "vc_windows": [8, 16],
+                    **({} if limit_videos is None else {"limit_videos": limit_videos}),
+                    **({} if batch_size is None else {"batch_size": batch_size})},
         "metrics": metrics or {},
         "per_class": per_class,
         "per_video": per_video or {},
         "timing": None if fps is None else {"frames": 60, "seconds": 60 / fps, "fps_model": 1.25 * fps,
-                                            "fps_end_to_end": fps, "text_seconds": 0.1},
+                                            "fps_end_to_end": fps, "text_seconds": 0.1,
+                                            **({} if processes is None else {"processes": processes})},
         "env": {"torch": "2.15.0", "cuda": "13.0", "device": device, "precision": "bf16", "python": "3.11.7"},
     }
 
@@ -114,10 +121,18 @@ def write_scenario(d: Path) -> Path:
         "clip-twostage", "vspw_seen", {"mIoU": 0.41, "VC8": 0.5}, weights="openai", backbone="ViT-B-16", fps=3.2))
     write(d, "h100/clip-twostage__vspw_unseen.json", make_record(
         "clip-twostage", "vspw_unseen", {"mIoU": 0.25}, weights="openai", backbone="ViT-B-16", fps=3.2))
-    # VC16 0.8004 prints 80.0 like gkc's 0.80: a tie, both bold; skipped videos: a marker
+    # VC16 0.8004 prints 80.0 like gkc's 0.80: a tie, both bold
     write(d, "h100/gkc-base__vspw_all.json", make_record(
         "gkc-base", metrics=all_metrics(0.47, 0.15, VC8=0.85, VC16=0.8004), weights="/ckpt/gkc-base.safetensors",
-        fps=25.3, skipped=[{"video": "1001_x", "error": "unreadable frame 00000012.jpg"}]))
+        fps=25.3, batch_size=8))
+    # newer partial runs of shown configurations: never displace them (rows of their own with --include-partial)
+    write(d, "partial/gkc-base__vspw_all.json", make_record(
+        "gkc-base", metrics=all_metrics(0.6, 0.6, VC8=0.9, VC16=0.9), weights="/ckpt/gkc-base.safetensors",
+        fps=25.3, skipped=[{"video": "1001_x", "error": "unreadable frame 00000012.jpg"}],
+        created="2026-11-25T10:00:00+00:00"))
+    write(d, "smoke/gkc__vspw_all.json", make_record(
+        "gkc", metrics=all_metrics(0.9, 0.9, VC8=0.9, VC16=0.9), fps=90.0, limit_videos=1,
+        created="2026-11-26T10:00:00+00:00"))
     write(d, "h100/gkc-base__vspw_unseen.json", make_record(  # another definition of vspw_unseen: left out
         "gkc-base", "vspw_unseen", {"mIoU": 0.3}, weights="/ckpt/gkc-base.safetensors", hash_salt="edited",
         created="2026-11-01T10:00:00+00:00"))
@@ -179,18 +194,22 @@ def test_tables_match_golden_files(results, cli):
         check_golden(f"default.{suffix}", outputs[fmt])
 
     rows = md_rows(outputs["md"])
-    assert set(rows) == {"clip-dense", "clip-twostage", "gkc", "gkc-base‡",
+    assert set(rows) == {"clip-dense", "clip-twostage", "gkc", "gkc-base",
                          escape_md(EVIL) + " (note=50% a\\_b & \\<script\\>x\\</script\\>)",
                          escape_md(EVIL) + " (note=plain)"}
     header = [c.strip() for c in outputs["md"].splitlines()[0].strip("|").split("|")]
     col = {name: i for i, name in enumerate(header)}
-    # the newest of two gkc runs wins
+    # the newest complete gkc run wins; the newer one-video smoke test does not displace it
     assert rows["gkc"][col["Seen"]] == "45.2" and rows["gkc"][col["hIoU"]] == "**29.0**"
+    assert rows["gkc"][col["mIoU"]] == "**33.2**"  # overall mIoU column
     # no hIoU from separate seen-only / unseen-only runs
     assert rows["clip-twostage"][col["hIoU"]] == "-"
-    # a tie as printed (0.80 and 0.8004 -> 80.0): both bold; otherwise only the best
-    assert rows["gkc"][col["VC16"]] == rows["gkc-base‡"][col["VC16"]] == "**80.0**"
-    assert rows["gkc-base‡"][col["Seen"]] == "**47.0**" and rows["gkc"][col["Seen"]] == "45.2"
+    # every number ties as printed (0.80 and 0.8004 -> 80.0): no bold; otherwise only the best
+    assert rows["gkc"][col["VC16"]] == rows["gkc-base"][col["VC16"]] == "80.0"
+    assert rows["gkc-base"][col["Seen"]] == "**47.0**" and rows["gkc"][col["Seen"]] == "45.2"
+    # process count and batch size beside frames/s (an old record without them: 1 process, batch unknown)
+    assert rows["gkc-base"][col["Procs"]] == "1" and rows["gkc-base"][col["Batch"]] == "8"
+    assert rows["gkc"][col["Batch"]] == "-"
     # missing metrics are "-", never 0 or NaN
     assert rows["clip-dense"][col["VC8"]] == "-" and rows["clip-dense"][col["VC16"]] == "-"
     assert "nan" not in outputs["md"].lower() and "nan" not in outputs["csv"].lower()
@@ -204,7 +223,7 @@ def test_tables_match_golden_files(results, cli):
     assert r"my\_net \& co 100\% \textless{}script\textgreater{}alert(1)" in outputs["latex"]
     assert "<script>" not in outputs["latex"] and "<script>" not in outputs["md"]
     assert r"\toprule" in outputs["latex"] and r"\bottomrule" in outputs["latex"]
-    assert r"\textbf{80.0}" in outputs["latex"]
+    assert r"\textbf{47.0}" in outputs["latex"] and r"\textbf{80.0}" not in outputs["latex"]
     assert "my_net & co 100% <script>alert(1)</script> (note=plain)" in outputs["csv"]  # csv quoting, no escapes
 
 
@@ -226,6 +245,8 @@ def test_notes_name_every_record_left_out(results, cli):
     assert "protocol 'ov2vss'" in note_for("ov2vss/gkc__ov2vss_all.json")
     assert "different definition hash" in note_for("gkc-base__vspw_unseen.json")
     assert "superseded" in note_for("old/gkc__vspw_all.json")
+    assert "--limit-videos 1): a complete run of the same configuration is shown" in note_for("smoke/gkc__vspw_all.json")
+    assert "1 of 3 videos skipped" in note_for("partial/gkc-base__vspw_all.json")
     assert "older split version (this table uses version 1)" in note_for("v0/clip-dense__vspw_all.json")
     assert "vspw_train_seen" in note_for("gkc__vspw_train_seen.json")
     assert "not run records" not in err  # other JSON beside records is normal
@@ -234,8 +255,8 @@ def test_notes_name_every_record_left_out(results, cli):
 def test_all_runs_keeps_both_runs(results, cli):
     _, out, err = cli("--results", str(results), "--all-runs")
     rows = md_rows(out)
-    assert rows["gkc (run of 2026-11-24 16:00)"][3] == "45.2"
-    assert rows["gkc (run of 2026-11-20 10:00)"][3] == "40.0"
+    assert rows["gkc (run of 2026-11-24 16:00)"][4] == "45.2"
+    assert rows["gkc (run of 2026-11-20 10:00)"][4] == "40.0"
     assert "superseded" not in err
 
 
@@ -274,7 +295,7 @@ def test_frames_per_second_on_different_devices_is_not_bolded(tmp_path, cli):
     write(tmp_path, "b.json", make_record("clip-dense", metrics=all_metrics(0.4, 0.25), fps=10.0, device="NVIDIA A100"))
     _, out, err = cli("--results", str(tmp_path))
     rows = md_rows(out)
-    assert rows["gkc"][8] == "30.0" and rows["gkc"][3] == "**50.0**"
+    assert rows["gkc"][9] == "30.0" and rows["gkc"][4] == "**50.0**"
     assert "FPS not bolded: frames/s measured on different devices (NVIDIA A100, NVIDIA H100 80GB HBM3)" in err
 
 
@@ -294,7 +315,7 @@ def test_gkc_video_layout(results, cli):
     _, out, _ = cli("--results", str(results), "--table", "gkc-video")
     check_golden("gkc-video.md", out)
     assert [label[:12] for label in md_rows(out)] == [
-        "Dense CLIP (", "Two-stage CL", "GKC-base‡", "GKC", "my\\_net & co", "my\\_net & co"]
+        "Dense CLIP (", "Two-stage CL", "GKC-base", "GKC", "my\\_net & co", "my\\_net & co"]
     header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
     assert header == ["Method", "Backbone", "Seen", "Unseen", "hIoU", "VC8", "VC16", "FPS"]
 
@@ -462,14 +483,16 @@ def test_ci_in_tables(tmp_path, cli):
     write(tmp_path, "clip.json", broken)
     _, md, err = cli("--results", str(tmp_path), "--ci")
     rows = md_rows(md)
-    assert rows["gkc"][3] == "57.1 [50.0, 66.7]"
-    assert rows["gkc"][5] == "**34.8** [34.8, 57.1]"  # tied with clip-dense, which has no interval
-    assert rows["clip-dense"][3] == "**90.0**"  # no interval
+    assert rows["gkc"][4] == "57.1 [50.0, 66.7]"
+    assert rows["gkc"][6] == "34.8 [34.8, 57.1]"  # tied with clip-dense (no interval): every row ties, no bold
+    assert rows["clip-dense"][4] == "**90.0**"  # no interval
     assert "clip.json: its per-video confusion matrices give mIoU_seen 0.571429 but the record says 0.900000" in err
     assert "95% bootstrap interval over videos" in md
     _, csv, _ = cli("--results", str(tmp_path), "--ci", "--format", "csv")
-    assert csv.splitlines()[0].startswith("Model,Weights,Backbone,Seen,Seen low,Seen high,Unseen,Unseen low")
-    assert csv.splitlines()[2].startswith("gkc,builtin:gkc-tiny-sample,RN50,57.1,50.0,66.7,25.0,25.0,50.0")
+    assert csv.splitlines()[0].startswith("Model,Weights,Backbone,mIoU,mIoU low,mIoU high,Seen,Seen low,Seen high")
+    # full precision: 4/7 and 2/3 of the hand-computed enumeration above
+    assert csv.splitlines()[2].startswith("gkc,builtin:gkc-tiny-sample,RN50,41.0714285714286,41.0714285714286,"
+                                          "58.3333333333333,57.1428571428571,50,66.6666666666667,25,25,50,")
     _, tex, _ = cli("--results", str(tmp_path), "--ci", "--format", "latex")
     assert r"57.1\,{\scriptsize[50.0, 66.7]}" in tex
     cli("--results", str(tmp_path), "--ci", "--out", str(tmp_path / "page.html"))
@@ -505,13 +528,13 @@ def test_plot_needs_out(results, cli):
 
 def test_html_is_self_contained_and_escaped(results, tmp_path, cli):
     out = tmp_path / "board.html"
-    cli("--results", str(results), "--out", str(out))  # format from the suffix
+    cli("--results", str(results), "--out", str(out), "--include-partial")  # format from the suffix
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "http://" not in page and "https://" not in page  # nothing to fetch
-    assert page.count('src="data:image/png;base64,') == 1 + 6  # the scatter plot and one chart per row
-    assert 'class="number best" data-sort="0.8004"' in page  # bold best with its raw value to sort on
+    assert page.count('src="data:image/png;base64,') == 1 + 8  # the scatter plot and one chart per row
+    assert 'class="number best" data-sort="0.47"' in page  # bold best with its raw value to sort on
     assert "skipped video" in page and "unreadable frame 00000012.jpg" in page  # run metadata
     assert "superseded" in page and "bad.json" in page  # notes on records left out or skipped
 
@@ -682,18 +705,18 @@ def test_html_page_in_chromium(results, tmp_path, cli, chromium):
     page = tmp_path / "board.html"
     cli("--results", str(results), "--format", "html", "--out", str(page), "--ci")
     labels = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].innerText.trim()))"
-    hiou = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[5].dataset.sort))"
+    hiou = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[6].dataset.sort))"
 
     chromium.navigate(page.as_uri())
     before = json.loads(chromium.evaluate(labels))
-    assert before[:4] == ["clip-dense", "clip-twostage", "gkc", "gkc-base‡"]
+    assert before[:4] == ["clip-dense", "clip-twostage", "gkc", "gkc-base"]
     assert chromium.evaluate("document.querySelectorAll('#leaderboard tbody tr').length") == 6
     assert chromium.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 100)")
 
     chromium.click("#leaderboard th[data-key='hIoU']")  # numbers: best first
     after = json.loads(chromium.evaluate(labels))
     assert after != before
-    assert after[:3] == ["gkc", "clip-dense", "gkc-base‡"]
+    assert after[:3] == ["gkc", "clip-dense", "gkc-base"]
     values = json.loads(chromium.evaluate(hiou))
     numbers = [float(v) for v in values if v]
     assert numbers == sorted(numbers, reverse=True) and all(values[: len(numbers)])  # missing ("-") last
@@ -704,7 +727,7 @@ def test_html_page_in_chromium(results, tmp_path, cli, chromium):
 
     chromium.click("#leaderboard th[data-key='VC8']")  # missing values sort last either way
     by_vc8 = json.loads(chromium.evaluate(labels))
-    assert by_vc8[:2] == ["gkc", "gkc-base‡"] and set(by_vc8[2:]) == {"clip-dense", "clip-twostage", before[4], before[5]}
+    assert by_vc8[:2] == ["gkc", "gkc-base"] and set(by_vc8[2:]) == {"clip-dense", "clip-twostage", before[4], before[5]}
 
     chromium.evaluate("document.getElementById('model-2').open = true")
     chromium.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
@@ -719,6 +742,145 @@ def test_html_page_in_chromium(results, tmp_path, cli, chromium):
     chromium.navigate("about:blank")
     chromium.navigate(page.as_uri() + "#sort=Seen:asc")
     seen = [float(v) for v in json.loads(chromium.evaluate(
-        "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[3].dataset.sort))"))]
+        "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[4].dataset.sort))"))]
     assert seen == sorted(seen) and len(seen) == 6
     assert chromium.problems() == []
+
+
+# ----------------------------------------------------------------------------- trust (issue 11.4)
+
+
+def test_partial_run_never_displaces_a_complete_one(tmp_path, cli):
+    write(tmp_path, "full.json", make_record("gkc", metrics=all_metrics(0.4, 0.2), created="2026-11-20T10:00:00+00:00"))
+    write(tmp_path, "smoke.json", make_record(  # newer, one video, better numbers
+        "gkc", metrics=all_metrics(0.9, 0.9), limit_videos=1, created="2026-11-24T10:00:00+00:00"))
+    write(tmp_path, "other.json", make_record("clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai"))
+    write(tmp_path, "broken-videos.json", make_record(  # only a partial run of this configuration
+        "gkc-base", metrics=all_metrics(0.8, 0.8), skipped=[{"video": "v1", "error": "unreadable"}]))
+    _, out, err = cli("--results", str(tmp_path))
+    rows = md_rows(out)
+    assert list(rows) == ["clip-dense", "gkc"] and rows["gkc"][4] == "**40.0**"
+    assert "smoke.json (--limit-videos 1): a complete run of the same configuration is shown" in err
+    assert "broken-videos.json (1 of 3 videos skipped): show partial runs, marked, with --include-partial" in err
+
+    _, out, err = cli("--results", str(tmp_path), "--include-partial")
+    rows = md_rows(out)
+    assert list(rows) == ["clip-dense", "gkc", "gkc‡", "gkc-base‡"]
+    assert rows["gkc"][4] == "**40.0**" and rows["gkc‡"][4] == "90.0"  # never bold: not comparable
+    assert rows["gkc-base‡"][4] == "80.0" and "‡ partial run: not every video" in out
+    assert "run of" not in out  # the marker tells the complete and the partial row apart
+
+
+def test_only_partial_runs_need_include_partial(tmp_path, cli):
+    write(tmp_path, "smoke.json", make_record("gkc", metrics=all_metrics(0.9, 0.9), limit_videos=2))
+    with pytest.raises(DataError, match="are partial runs; show them, marked, with --include-partial"):
+        cli("--results", str(tmp_path))
+    _, out, _ = cli("--results", str(tmp_path), "--include-partial")
+    assert list(md_rows(out)) == ["gkc‡"]
+
+
+def random_init_results(folder: Path) -> Path:
+    write(folder, "trained.json", make_record("clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai"))
+    write(folder, "random.json", make_record(
+        "clip-dense", metrics=all_metrics(0.01, 0.0), weights="none", random_init=True, backbone="ViT-B-16"))
+    old = make_record("gkc", metrics=all_metrics(0.02, 0.0), weights="none")
+    del old["model"]["random_init"]  # an older record: weights "none" is how it said so
+    write(folder, "old-random.json", old)
+    return folder
+
+
+def test_random_init_weights_are_marked_in_every_format(tmp_path, cli):
+    results = random_init_results(tmp_path)
+    _, md, _ = cli("--results", str(results))
+    assert set(md_rows(md)) == {"clip-dense", "clip-dense§", "gkc§"}
+    assert "§ random (untrained) weights" in md
+    _, tex, _ = cli("--results", str(results), "--format", "latex")
+    assert r"clip-dense\textsuperscript{\S} &" in tex and r"\textsuperscript{\S} random (untrained) weights" in tex
+    _, csv_text, _ = cli("--results", str(results), "--format", "csv")
+    by_weights = {row["Weights"]: row for row in csv.DictReader(io.StringIO(csv_text))}
+    assert by_weights["none"]["Footnotes"].startswith("random (untrained) weights")
+    assert by_weights["openai"]["Footnotes"] == ""
+    page = tmp_path / "page.html"
+    cli("--results", str(results), "--out", str(page))
+    assert "random (untrained) weights" in page.read_text() and "<sup>§</sup>" in page.read_text()
+
+
+def test_frames_per_second_is_per_process(tmp_path, cli):
+    write(tmp_path, "one.json", make_record("gkc", metrics=all_metrics(0.4, 0.2), fps=58.0, batch_size=4))
+    write(tmp_path, "torchrun.json", make_record(  # 2 processes side by side: 110 frames/s in total
+        "clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai", fps=110.0, processes=2, batch_size=8))
+    _, out, _ = cli("--results", str(tmp_path))
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    col = {name: i for i, name in enumerate(header)}
+    rows = md_rows(out)
+    assert rows["clip-dense"][col["FPS"]] == "55.0" and rows["gkc"][col["FPS"]] == "**58.0**"
+    assert (rows["clip-dense"][col["Procs"]], rows["clip-dense"][col["Batch"]]) == ("2", "8")
+    assert (rows["gkc"][col["Procs"]], rows["gkc"][col["Batch"]]) == ("1", "4")
+
+
+def test_bold_only_singles_something_out(tmp_path, cli):
+    for name, unseen in (("a", 0.2), ("b", 0.2004), ("c", 0.1)):  # a and b print 20.0
+        write(tmp_path, f"{name}.json", make_record(name, metrics=all_metrics(0.5, unseen)))
+    _, out, _ = cli("--results", str(tmp_path))
+    rows = md_rows(out)
+    assert [rows[k][5] for k in "abc"] == ["**20.0**", "**20.0**", "10.0"]  # a tie at the top: both best
+    assert [rows[k][4] for k in "abc"] == ["50.0", "50.0", "50.0"]  # every row ties: nothing is best
+
+
+@pytest.mark.parametrize("text", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_neutralises_formulas(tmp_path, cli, text):
+    write(tmp_path, "a.json", make_record(text, metrics=all_metrics(0.5, 0.25), weights=text, backbone=text))
+    layout = write(tmp_path, "layouts/t.json", {"columns": [
+        {"label": "Model", "field": "label"}, {"label": "Backbone", "field": "backbone"},
+        {"label": text, "metric": "hIoU"}]})
+    _, out, _ = cli("--results", str(tmp_path), "--format", "csv", "--table", str(layout))
+    (header, row), = [list(csv.reader(io.StringIO(out)))]
+    neutral = "'" + text.replace("\r", " ")  # a line break inside a cell is a space, as in md and LaTeX
+    assert header[2] == neutral
+    assert row[:2] == [neutral, neutral] and row[2] == "33.3333333333333"
+
+
+def test_csv_keeps_full_precision(tmp_path, cli):
+    metrics = {"mIoU": 0.123456789012, "mIoU_seen": 0.2, "mIoU_unseen": 1 / 3, "hIoU": 0.25}
+    write(tmp_path, "a.json", make_record("gkc", metrics=metrics, fps=12.345678))
+    _, out, _ = cli("--results", str(tmp_path), "--format", "csv")
+    row = next(csv.DictReader(io.StringIO(out)))
+    assert float(row["mIoU"]) == pytest.approx(12.3456789012, abs=1e-12)
+    assert float(row["Unseen"]) == pytest.approx(100 / 3, abs=1e-12) and row["Seen"] == "20"
+    assert float(row["FPS"]) == pytest.approx(12.345678, abs=1e-12)
+    assert row["VC8"] == "" and row["Batch"] == ""  # not measured: an empty cell, not "-"
+
+
+GARBAGE = [
+    (lambda r: r["per_class"]["wall"].update(iou="0.5"), "per_class['wall'].iou"),
+    (lambda r: r["per_class"]["wall"].update(gt_pixels=1.5), "per_class['wall'].gt_pixels"),
+    (lambda r: r.update(timing="fast"), "timing"),
+    (lambda r: r["timing"].update(fps_end_to_end="25"), "timing.fps_end_to_end"),
+    (lambda r: r["timing"].update(processes=0), "timing.processes"),
+    (lambda r: r["timing"].update(processes=True), "timing.processes"),
+    (lambda r: r["model"].update(weights=5), "model.weights"),
+    (lambda r: r["model"].update(random_init="yes"), "model.random_init"),
+    (lambda r: r["dataset"].update(skipped="none"), "dataset.skipped"),
+    (lambda r: r["dataset"].update(skipped=["v1"]), "dataset.skipped[0]"),
+    (lambda r: r["dataset"].update(videos="2"), "dataset.videos"),
+    (lambda r: r["env"].update(device=3), "env.device"),
+    (lambda r: r["options"].update(batch_size="8"), "options.batch_size"),
+    (lambda r: r["options"].update(limit_videos=[1]), "options.limit_videos"),
+    (lambda r: r["per_video"].update(v1="x"), "per_video['v1']"),
+    (lambda r: r["per_video"].update(v1={"frames": 3, "VC8": "high"}), "per_video['v1'].VC8"),
+    (lambda r: r["per_video"].update(v1={"frames": 3, "confusion": [[0, "a", 1]]}), "per_video['v1'].confusion"),
+]
+
+
+@pytest.mark.parametrize(("spoil", "field"), GARBAGE)
+def test_garbage_in_a_record_is_a_note_naming_file_and_field(tmp_path, cli, spoil, field):
+    write(tmp_path, "good.json", make_record("clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai"))
+    bad = make_record("gkc", metrics=all_metrics(0.4, 0.2))
+    spoil(bad)
+    write(tmp_path, "bad.json", bad)
+    for fmt in ("md", "csv", "latex", "html"):
+        code, out, err = cli("--results", str(tmp_path), "--format", fmt, "--ci")
+        assert code == 0 and "clip-dense" in out
+        assert f"skipped invalid record {tmp_path / 'bad.json'}: {field} = " in err
+    with pytest.raises(DataError, match=re.escape(f"bad.json: {field} = ")):
+        cli("--results", str(tmp_path), "--strict")
