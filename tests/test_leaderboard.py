@@ -884,3 +884,23 @@ def test_garbage_in_a_record_is_a_note_naming_file_and_field(tmp_path, cli, spoi
         assert f"skipped invalid record {tmp_path / 'bad.json'}: {field} = " in err
     with pytest.raises(DataError, match=re.escape(f"bad.json: {field} = ")):
         cli("--results", str(tmp_path), "--strict")
+
+
+def test_acc_fps_plot_labels_do_not_overlap_and_scores_start_at_zero(tmp_path):
+    from ovbench.leaderboard.plots import accuracy_fps_figure, text_box
+    from ovbench.leaderboard.table import build_leaderboard
+
+    zeros = {"mIoU": 0.0, "mIoU_seen": 0.0, "mIoU_unseen": 0.0, "hIoU": 0.0}
+    for i in range(8):  # close numbers: the default offset puts every label on the others
+        write(tmp_path, f"m{i}.json", make_record(f"model-with-a-long-name-{i}", metrics=zeros,
+                                                   fps=20.0 + 0.2 * i))
+    runs, _ = find_runs(tmp_path)
+    figure, _ = accuracy_fps_figure(build_leaderboard(runs, load_layout("default")))
+    figure.draw_without_rendering()
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    boxes = [text_box(text, renderer) for text in ax.texts]
+    assert len(boxes) == 8
+    overlapping = [(a, b) for a, b in itertools.combinations(range(8), 2) if boxes[a].overlaps(boxes[b])]
+    assert overlapping == []
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 0  # every score is 0: no negative axis
