@@ -904,3 +904,43 @@ def test_acc_fps_plot_labels_do_not_overlap_and_scores_start_at_zero(tmp_path):
     overlapping = [(a, b) for a, b in itertools.combinations(range(8), 2) if boxes[a].overlaps(boxes[b])]
     assert overlapping == []
     assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] > 0  # every score is 0: no negative axis
+
+
+# ----------------------------------------------------------------------------- load_records (issue 14.3)
+
+
+def test_load_records_is_one_row_per_record(tmp_path):
+    import ovbench
+    from ovbench.records import COLUMNS
+
+    write(tmp_path, "a/full.json", make_record("gkc", metrics=all_metrics(0.4, 0.2, VC8=0.8), fps=110.0, processes=2,
+                                               batch_size=8))
+    write(tmp_path, "b/smoke.json", make_record("gkc", metrics={"mIoU": 0.5}, limit_videos=1, fps=None,
+                                                weights="none", random_init=True))
+    write(tmp_path, "c/bad.json", make_record("gkc", metrics={"mIoU": "high"}))
+    write(tmp_path, "c/layout.json", {"columns": []})  # other JSON: passed over
+    with pytest.warns(UserWarning, match=r"bad\.json: metric mIoU = 'high'"):
+        frame = ovbench.load_records(tmp_path)
+    assert list(frame.columns) == list(COLUMNS)
+    assert len(frame) == 2
+    full, smoke = (frame[frame["path"].str.endswith(name)].iloc[0] for name in ("full.json", "smoke.json"))
+    assert full["model"] == "gkc" and full["split"] == "vspw_all" and full["dataset"] == "vspw"
+    assert full["mIoU"] == pytest.approx(0.3) and full["VC8"] == pytest.approx(0.8) and np.isnan(full["VC16"])
+    assert full["processes"] == 2 and full["batch_size"] == 8
+    assert full["fps_per_process"] == pytest.approx(55.0) and full["fps_end_to_end"] == pytest.approx(110.0)
+    assert not full["partial"] and not full["random_init"]
+    assert smoke["partial"] and smoke["partial_reason"] == "--limit-videos 1" and smoke["random_init"]
+    assert np.isnan(smoke["fps_per_process"]) and np.isnan(smoke["hIoU"]) and smoke["processes"] == 1
+    assert str(frame["created"].dtype).startswith("datetime64") and frame["created"].dt.tz is not None
+    assert frame["mIoU"].dtype == np.float64
+    one = ovbench.load_records(tmp_path / "a" / "full.json")  # one file
+    assert len(one) == 1 and one["hIoU"].iloc[0] == pytest.approx(0.4 * 0.2 * 2 / 0.6)
+    with pytest.warns(UserWarning, match="not run records"):
+        empty = ovbench.load_records(tmp_path / "c" / "layout.json")
+    assert list(empty.columns) == list(COLUMNS) and len(empty) == 0
+    with pytest.raises(DataError, match="bad.json"):
+        ovbench.load_records(tmp_path, strict=True)
+    with pytest.raises(DataError, match="no such file or folder"):
+        ovbench.load_records(tmp_path / "missing")
+    with pytest.raises(AttributeError):
+        ovbench.no_such_function  # noqa: B018
