@@ -40,6 +40,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-partial", action="store_true",
                         help="also show partial runs (--limit-videos, skipped videos, merge --partial) as rows of"
                              " their own, marked; by default they are left out with a note")
+    parser.add_argument("--per-video", action="store_true",
+                        help="markdown: add each row's mIoU and VC per video, worst first (the HTML page always has them)")
     parser.add_argument("--strict", action="store_true", help="an invalid record is an error instead of a note")
     parser.add_argument("--ci", action="store_true",
                         help="95%% bootstrap intervals over videos for mIoU and hIoU")
@@ -54,12 +56,14 @@ def _format(args: argparse.Namespace) -> str:
     return _SUFFIX_FORMAT.get(Path(args.out).suffix.lower(), "md") if args.out else "md"
 
 
-def render_table(board: Leaderboard, fmt: str) -> str:
+def render_table(board: Leaderboard, fmt: str, *, per_video: bool = False) -> str:
     if fmt == "html":
         from .html import to_html  # matplotlib only when a page is asked for
 
         return to_html(board)
-    return {"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](board)
+    if fmt == "md":
+        return to_markdown(board, per_video=per_video)
+    return {"latex": to_latex, "csv": to_csv}[fmt](board)
 
 
 def _plot(board: Leaderboard, kind: str, out: Path) -> None:
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--plot writes an image; leave out --format")
     if args.ci_resamples < 1:
         raise ConfigError(f"--ci-resamples {args.ci_resamples}: needs at least 1")
+    if args.per_video and (args.plot or _format(args) in ("latex", "csv")):
+        raise ConfigError("--per-video adds tables to markdown output (the HTML page always has them)")
     layout = load_layout(args.table)
     runs, notes = find_runs(Path(args.results), strict=args.strict)
     try:
@@ -95,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(board, args.plot, Path(args.out))
     else:
-        text = render_table(board, _format(args))
+        text = render_table(board, _format(args), per_video=args.per_video)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(text, encoding="utf-8")

@@ -17,6 +17,8 @@ import pandas as pd
 from markupsafe import Markup
 
 from ..errors import DataError
+from .per_video import KEYS as PER_VIDEO_KEYS
+from .per_video import per_video_run, percent, video_scores
 from .plots import accuracy_fps_figure, figure_bytes, per_class_figure, per_class_run
 from .records import Run
 from .render import MARKDOWN, legend, provenance
@@ -108,6 +110,19 @@ def _per_class(row: Row) -> dict[str, Any] | None:
     return {"split": run.split, "classes": classes, "chart": _png(per_class_figure([row]))}
 
 
+def _per_video(row: Row) -> dict[str, Any] | None:
+    run = per_video_run(row)
+    if run is None:
+        return None
+    videos = [
+        {"name": v.video, "frames": MISSING if v.frames is None else str(v.frames),
+         "scores": [(percent(v.scores[key], MISSING), "" if v.scores[key] is None else repr(v.scores[key]))
+                    for key in PER_VIDEO_KEYS]}
+        for v in video_scores(run)
+    ]
+    return {"split": run.split, "metrics": PER_VIDEO_KEYS, "videos": videos}
+
+
 def to_html(board: Leaderboard) -> str:
     package = resources.files("ovbench.leaderboard")
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -120,6 +135,7 @@ def to_html(board: Leaderboard) -> str:
     board.notes.extend(plot_notes)
     rows = [
         {"id": f"model-{i}", "label": row.label, "cells": _cells(board, i), "per_class": _per_class(row),
+         "per_video": _per_video(row),
          "runs": [_run_metadata(run) for run in sorted(row.runs, key=lambda r: r.split)]}
         for i, row in enumerate(board.rows)
     ]

@@ -12,6 +12,8 @@ from typing import Callable
 
 import pandas as pd
 
+from .per_video import KEYS as PER_VIDEO_KEYS
+from .per_video import per_video_run, percent, video_scores
 from .table import FOOTNOTES, MISSING, Leaderboard
 
 _LATEX_SPECIAL = {
@@ -84,14 +86,38 @@ def legend(board: Leaderboard) -> str:
     return " ".join(parts)
 
 
-def to_markdown(board: Leaderboard) -> str:
+def to_markdown(board: Leaderboard, *, per_video: bool = False) -> str:
     frame = display_frame(board, MARKDOWN)
     align = ["left" if c.field else "right" for c in board.layout.columns]
     lines = [frame.to_markdown(index=False, colalign=align, disable_numparse=True), ""]
     for key in board.footnotes():
         lines += [f"{MARKDOWN.symbols[key]} {escape_markdown(FOOTNOTES[key])}", ""]
     lines.append(escape_markdown(f"{legend(board)} {provenance(board)}"))
+    if per_video:
+        lines += ["", per_video_markdown(board)]
     return "\n".join(lines) + "\n"
+
+
+def per_video_markdown(board: Leaderboard) -> str:
+    """One table per row: mIoU and VC of each video, worst first."""
+    lines = []
+    for row in board.rows:
+        run = per_video_run(row)
+        title = f"Per video: {row.label}" + (f" ({run.split}, {run.path.name})" if run else "")
+        lines += [f"### {escape_markdown(title)}", ""]
+        if run is None:
+            lines += ["No per-video results in these runs.", ""]
+            continue
+        videos = video_scores(run)
+        frame = pd.DataFrame(
+            {"Video": [escape_markdown(v.video) for v in videos],
+             "Frames": [MISSING if v.frames is None else str(v.frames) for v in videos],
+             **{key: [percent(v.scores[key], MISSING) for v in videos] for key in PER_VIDEO_KEYS}},
+            dtype="str",
+        )
+        lines += [frame.to_markdown(index=False, colalign=["left"] + ["right"] * (len(frame.columns) - 1),
+                                    disable_numparse=True), ""]
+    return "\n".join(lines)
 
 
 def to_latex(board: Leaderboard) -> str:

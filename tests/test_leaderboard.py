@@ -944,3 +944,31 @@ def test_load_records_is_one_row_per_record(tmp_path):
         ovbench.load_records(tmp_path / "missing")
     with pytest.raises(AttributeError):
         ovbench.no_such_function  # noqa: B018
+
+
+# ----------------------------------------------------------------------------- per-video tables (issue 11.4)
+
+
+def test_per_video_tables_show_where_a_model_fails(tmp_path, cli):
+    per_video = {"good": {"frames": 30, "mIoU": 0.9, "VC8": 0.95, "VC16": 0.9},
+                 "bad_one": {"frames": 12, "mIoU": 0.05, "VC8": 0.4},  # too short for VC16
+                 "empty": {"frames": 3}}  # no mIoU: listed last
+    write(tmp_path, "gkc.json", make_record("gkc", metrics=all_metrics(0.4, 0.2), per_video=per_video))
+    write(tmp_path, "clip.json", make_record("clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai"))
+    _, md, _ = cli("--results", str(tmp_path), "--per-video")
+    sections = {block.splitlines()[0]: block for block in md.split("### ")[1:]}
+    rows = md_rows(sections["Per video: gkc (vspw\\_all, gkc.json)"])
+    assert list(rows) == ["bad\\_one", "good", "empty"]  # worst first
+    assert rows["bad\\_one"] == ["bad\\_one", "12", "5.0", "40.0", "-"]
+    assert rows["good"] == ["good", "30", "90.0", "95.0", "90.0"] and rows["empty"][2:] == ["-", "-", "-"]
+    assert "### Per video: clip-dense\n\nNo per-video results in these runs." in md
+    _, plain, _ = cli("--results", str(tmp_path))
+    assert "Per video" not in plain  # only when asked for
+    page = tmp_path / "page.html"
+    cli("--results", str(tmp_path), "--out", str(page))
+    html = page.read_text()
+    assert "Per video on vspw_all, worst mIoU first" in html
+    assert html.index('data-sort="bad_one"') < html.index('data-sort="good"') < html.index('data-sort="empty"')
+    assert '<td class="number" data-sort="0.05">5.0</td>' in html
+    with pytest.raises(ConfigError, match="--per-video adds tables to markdown"):
+        cli("--results", str(tmp_path), "--per-video", "--format", "csv")
