@@ -11,7 +11,7 @@ import dataclasses
 import math
 from typing import Any
 
-from .quantities import run_for
+from .quantities import run_with
 from .records import Run
 from .select import Row
 
@@ -26,12 +26,7 @@ class VideoScores:
 
 
 def per_video_run(row: Row) -> Run | None:
-    """The row's run with per-video numbers, the all-class run first."""
-    for form in ("all", "unseen", "seen"):
-        run = run_for(row.runs, form)
-        if run is not None and run.record["per_video"]:
-            return run
-    return next((run for run in row.runs if run.record["per_video"]), None)
+    return run_with(row.runs, "per_video")
 
 
 def _score(entry: dict[str, Any], key: str) -> float | None:

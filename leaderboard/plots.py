@@ -19,7 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..errors import ConfigError, DataError
-from .quantities import FPS, Value, evaluate, run_for
+from .quantities import FPS, Value, evaluate, run_with
 from .records import Run
 from .select import Row
 from .table import Leaderboard
@@ -124,12 +124,7 @@ def text_box(label: Annotation, renderer) -> Bbox:
 
 
 def per_class_run(row: Row) -> Run | None:
-    """The row's run with per-class numbers, the all-class run first."""
-    for form in ("all", "unseen", "seen"):
-        run = run_for(row.runs, form)
-        if run is not None and run.record["per_class"]:
-            return run
-    return next((run for run in row.runs if run.record["per_class"]), None)
+    return run_with(row.runs, "per_class")
 
 
 def per_class_figure(rows: list[Row]) -> Figure:

@@ -49,6 +49,13 @@ def run_for(runs: Sequence[Run], split: str) -> Run | None:
     return next((r for r in runs if r.form == split or r.split == split), None)
 
 
+def run_with(runs: Sequence[Run], section: str) -> Run | None:
+    """The first run whose record has a non-empty `section` ("per_class", "per_video"), the
+    all-class run first: it is the one the table's main numbers come from."""
+    ordered = [run_for(runs, form) for form in ("all", "unseen", "seen")] + list(runs)
+    return next((run for run in ordered if run is not None and run.record[section]), None)
+
+
 def read(run: Run, key: str) -> float | None:
     if key == FPS:
         value = fps_per_process(run.record)
