@@ -14,7 +14,7 @@ import pandas as pd
 
 from .per_video import KEYS as PER_VIDEO_KEYS
 from .per_video import per_video_run, percent, video_scores
-from .table import FOOTNOTES, MISSING, Leaderboard
+from .table import FOOTNOTES, MISSING, UNSUPPORTED, Leaderboard
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -83,6 +83,8 @@ def legend(board: Leaderboard) -> str:
              " (none when all tie); - = not measured."]
     if board.intervals:
         parts.append("Brackets: 95% bootstrap interval over videos.")
+    if "unsupported" in board.layout.fields:
+        parts.append(f"{UNSUPPORTED} = benchmark not yet supported by ovbench.")
     return " ".join(parts)
 
 

@@ -22,6 +22,7 @@ from .records import Run
 from .select import Row, form_rows, select
 
 MISSING = "-"
+UNSUPPORTED = "n/s"
 # Footnote id -> text; renderers choose the symbol.
 FOOTNOTES = {
     "separate": "seen / unseen mIoU from separate seen-only and unseen-only vocabulary runs (no all-class run);"
@@ -102,6 +103,8 @@ def _field(row: Row, field: str, fps: Value) -> str:
     if field == "batch":
         size = batch_size(fps.run.record) if fps.run else None
         return MISSING if size is None else str(size)
+    if field == "unsupported":
+        return UNSUPPORTED
     return f"{row.newest.created:%Y-%m-%d %H:%M}"  # "created"
 
 
@@ -127,7 +130,9 @@ def build_leaderboard(
 ) -> Leaderboard:
     if not runs:
         raise DataError("no valid run records to tabulate")
-    kept, chosen_dataset, chosen_protocol, notes = select(runs, dataset=dataset, protocol=protocol or layout.protocol)
+    kept, chosen_dataset, chosen_protocol, notes = select(
+        runs, dataset=dataset or layout.dataset, protocol=protocol or layout.protocol
+    )
     rows, more = form_rows(kept, layout, all_runs=all_runs, include_partial=include_partial)
     notes += more
     if not rows and kept and all(run.partial for run in kept):

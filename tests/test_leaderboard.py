@@ -377,7 +377,7 @@ def test_layout_errors_name_the_file_and_key(tmp_path, payload, message):
 
 
 def test_unknown_builtin_layout_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"did you mean gkc-video\?\); built-in: ablation, default, gkc-video"):
+    with pytest.raises(ConfigError, match=r"did you mean gkc-video, gkc-vipseg, gkc-image\?\); built-in: ablation, default, gkc-image, gkc-video, gkc-vipseg,"):
         load_layout("gkc-vidoe")
 
 
@@ -972,3 +972,42 @@ def test_per_video_tables_show_where_a_model_fails(tmp_path, cli):
     assert '<td class="number" data-sort="0.05">5.0</td>' in html
     with pytest.raises(ConfigError, match="--per-video adds tables to markdown"):
         cli("--results", str(tmp_path), "--per-video", "--format", "csv")
+
+
+# ----------------------------------------------------------------------------- GKC's own tables (issue 13.4)
+
+
+def test_gkc_vipseg_layout_follows_gkc_protocol(tmp_path, cli):
+    def vipseg(model: str, split: str, metrics: dict, **kwargs) -> dict:
+        return make_record(model, split, metrics, dataset="vipseg", protocol="vipseg", **kwargs)
+
+    write(tmp_path, "gkc_seen.json", vipseg("gkc", "vipseg_seen", {"mIoU": 0.5}))
+    write(tmp_path, "gkc_unseen.json", vipseg("gkc", "vipseg_unseen", {"mIoU": 0.3}))
+    write(tmp_path, "gkc_all.json", vipseg("gkc", "vipseg_all", all_metrics(0.45, 0.2, VC8=0.8, VC16=0.7)))
+    write(tmp_path, "clip_unseen.json", vipseg("clip-dense", "vipseg_unseen", {"mIoU": 0.1}, weights="openai"))
+    write(tmp_path, "vspw.json", make_record("gkc", metrics=all_metrics(0.9, 0.9)))  # another data set
+    _, out, err = cli("--results", str(tmp_path), "--table", "gkc-vipseg")
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    assert header == ["Method", "Backbone", "Base", "Novel", "hIoU (all-class run)", "VC8", "VC16"]
+    rows = md_rows(out)
+    # base and novel from the restricted-vocabulary runs; hIoU from the all-class run (27.7), not
+    # the harmonic mean of the Base and Novel columns (37.5)
+    assert rows["GKC"][2:] == ["50.0", "**30.0**", "27.7", "80.0", "70.0"]
+    assert rows["Dense CLIP (MaskCLIP-style)"][2:] == ["-", "10.0", "-", "-", "-"]
+    assert "Data set vipseg" in out
+    assert "data set 'vspw'" in err and "vspw.json" in err
+
+
+def test_gkc_image_layout_shows_unsupported_benchmarks(tmp_path, cli):
+    write(tmp_path, "coco.json", make_record("gkc", "coco_val", {"mIoU": 0.498}, dataset="coco", protocol="coco"))
+    _, out, _ = cli("--results", str(tmp_path), "--table", "gkc-image")
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    assert header == ["Method", "Backbone", "COCO", "PAS-20", "Cityscapes", "A-150", "A-847", "PC-59", "PC-459"]
+    assert md_rows(out)["GKC"][2:] == ["49.8"] + ["n/s"] * 6
+    assert "n/s = benchmark not yet supported by ovbench" in out
+
+
+def test_gkc_video_layout_claims_no_gkc_columns_it_does_not_have():
+    description = load_layout("gkc-video").description
+    assert "as in the video table" not in description
+    assert "GKC's released code evaluates neither video consistency nor speed" in description
