@@ -8,7 +8,7 @@ OVBENCH_UPDATE_GOLDEN=1 and read the diff before keeping it.
 from __future__ import annotations
 
 import argparse
-import base64
+import dataclasses
 import csv
 import hashlib
 import io
@@ -16,13 +16,9 @@ import itertools
 import json
 import os
 import re
-import socket
-import struct
-import subprocess
-import time
-import urllib.request
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -539,160 +535,36 @@ def test_html_is_self_contained_and_escaped(results, tmp_path, cli):
     assert "superseded" in page and "bad.json" in page  # notes on records left out or skipped
 
 
-class WebSocket:
-    """The little of RFC 6455 that the DevTools protocol needs: masked text frames out,
-    (fragmented) text frames in. Standard library only, so the test needs no extra package."""
-
-    def __init__(self, url: str, timeout: float = 20.0):
-        host_port, path = url.removeprefix("ws://").split("/", 1)
-        host, port = host_port.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.buffer:
-            self.buffer += self._chunk()
-        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
-        assert head.split(b"\r\n")[0].split(b" ")[1] == b"101", head
-
-    def _chunk(self) -> bytes:
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise ConnectionError("DevTools closed the connection")
-        return data
-
-    def _read(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            self.buffer += self._chunk()
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
-
-    def send(self, text: str) -> None:
-        payload, mask = text.encode(), os.urandom(4)
-        n = len(payload)
-        header = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else
-                                  bytes([0x80 | 126]) + struct.pack(">H", n) if n < 1 << 16 else
-                                  bytes([0x80 | 127]) + struct.pack(">Q", n))
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(header + mask + masked)
-
-    def recv(self) -> str:
-        message = b""
-        while True:
-            first, second = self._read(2)
-            n = second & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._read(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._read(8))[0]
-            payload = self._read(n)
-            opcode = first & 0x0F
-            if opcode == 0x8:
-                raise ConnectionError("DevTools closed the websocket")
-            if opcode in (0x0, 0x1, 0x2):
-                message += payload
-                if first & 0x80:
-                    return message.decode()
-
-    def close(self) -> None:
-        self.sock.close()
+@dataclasses.dataclass
+class Browser:
+    page: Any  # playwright.sync_api.Page
+    problems: list[str]  # console errors and warnings, uncaught exceptions, requests that are not file: or data:
 
 
-class DevTools:
-    """Calls DevTools methods and keeps every event it sees on the way."""
-
-    def __init__(self, url: str):
-        self.ws, self.next_id, self.events = WebSocket(url), 0, []
-
-    def call(self, method: str, **params):
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv())
-            if message.get("id") == self.next_id:
-                assert "error" not in message, message
-                return message["result"]
-            self.events.append(message)
-
-    def navigate(self, url: str, timeout: float = 20.0) -> None:
-        """Load `url` and wait for its load event."""
-        start = len(self.events)
-        self.call("Page.navigate", url=url)
-        deadline = time.monotonic() + timeout
-        while not any(e.get("method") == "Page.loadEventFired" for e in self.events[start:]):
-            assert time.monotonic() < deadline, f"{url} did not load within {timeout} s"
-            self.events.append(json.loads(self.ws.recv()))
-
-    def evaluate(self, expression: str):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
-
-    def click(self, selector: str) -> None:
-        """A real mouse click at the element's centre (not element.click())."""
-        x, y = self.evaluate(
-            f"(() => {{ const r = document.querySelector({json.dumps(selector)}).getBoundingClientRect();"
-            " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
-        )
-        self.call("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
-        for kind in ("mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
-
-    def problems(self) -> list[str]:
-        """Console errors, uncaught exceptions, and any request that is not a file or data URL."""
-        found = []
-        for event in self.events:
-            method, params = event.get("method"), event.get("params", {})
-            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert", "warning"):
-                found.append(f"console {params['type']}: {params['args']}")
-            elif method == "Runtime.exceptionThrown":
-                found.append(f"exception: {params['exceptionDetails']}")
-            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
-                found.append(f"log: {params['entry']}")
-            elif method == "Network.requestWillBeSent" and not params["request"]["url"].startswith(("file:", "data:")):
-                found.append(f"network request: {params['request']['url']}")
-        return found
+def _record_problems(page, problems: list[str]) -> None:
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type in ("error", "warning", "assert") else None)
+    page.on("pageerror", lambda error: problems.append(f"exception: {error}"))
+    page.on("request", lambda r: problems.append(f"network request: {r.url}")
+            if not r.url.startswith(("file:", "data:", "about:")) else None)
 
 
 @pytest.fixture
-def chromium(tmp_path):
-    """A headless Chromium with its DevTools port open; yields a DevTools session on a blank page."""
+def chromium():
+    """A page in the system's headless Chromium, driven by Playwright (its Python package brings
+    only the driver; no browser is downloaded). Skips where either is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install -y chromium)")
-    profile = tmp_path / "chromium-profile"
-    process = subprocess.Popen(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1280,1000", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    session = None
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().count("\n") >= 1):
-            assert process.poll() is None, f"chromium exited with status {process.returncode}"
-            assert time.monotonic() < deadline, "chromium opened no DevTools port within 30 s"
-            time.sleep(0.05)
-        port = int(port_file.read_text().splitlines()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as response:
-            pages = [t for t in json.load(response) if t["type"] == "page"]
-        session = DevTools(pages[0]["webSocketDebuggerUrl"])
-        for domain in ("Runtime", "Log", "Page", "Network"):
-            session.call(f"{domain}.enable")
-        yield session
-    finally:
-        if session is not None:
-            session.ws.close()
-        process.terminate()
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            problems: list[str] = []
+            _record_problems(page, problems)
+            yield Browser(page, problems)
+        finally:
+            browser.close()
 
 
 def artifacts_dir(tmp_path: Path) -> Path:
@@ -704,47 +576,45 @@ def artifacts_dir(tmp_path: Path) -> Path:
 def test_html_page_in_chromium(results, tmp_path, cli, chromium):
     page = tmp_path / "board.html"
     cli("--results", str(results), "--format", "html", "--out", str(page), "--ci")
-    labels = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].innerText.trim()))"
-    hiou = "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[6].dataset.sort))"
+    browser = chromium.page
+    labels = "() => Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[0].innerText.trim())"
+    hiou = "() => Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[6].dataset.sort)"
 
-    chromium.navigate(page.as_uri())
-    before = json.loads(chromium.evaluate(labels))
+    browser.goto(page.as_uri())
+    before = browser.evaluate(labels)
     assert before[:4] == ["clip-dense", "clip-twostage", "gkc", "gkc-base"]
-    assert chromium.evaluate("document.querySelectorAll('#leaderboard tbody tr').length") == 6
-    assert chromium.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 100)")
+    assert browser.locator("#leaderboard tbody tr").count() == 6
+    assert browser.evaluate("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 100)")
 
-    chromium.click("#leaderboard th[data-key='hIoU']")  # numbers: best first
-    after = json.loads(chromium.evaluate(labels))
+    browser.click("#leaderboard th[data-key='hIoU']")  # a real mouse click; numbers: best first
+    after = browser.evaluate(labels)
     assert after != before
     assert after[:3] == ["gkc", "clip-dense", "gkc-base"]
-    values = json.loads(chromium.evaluate(hiou))
+    values = browser.evaluate(hiou)
     numbers = [float(v) for v in values if v]
     assert numbers == sorted(numbers, reverse=True) and all(values[: len(numbers)])  # missing ("-") last
-    assert chromium.evaluate("document.querySelector(\"#leaderboard th[data-key='hIoU']\").getAttribute('aria-sort')") == "descending"
-    chromium.click("#leaderboard th[data-key='hIoU']")  # second click: ascending
+    assert browser.get_attribute("#leaderboard th[data-key='hIoU']", "aria-sort") == "descending"
+    browser.click("#leaderboard th[data-key='hIoU']")  # second click: ascending
     ranked = after[: len(numbers)]
-    assert [label for label in json.loads(chromium.evaluate(labels)) if label in ranked] == ranked[::-1]
+    assert [label for label in browser.evaluate(labels) if label in ranked] == ranked[::-1]
 
-    chromium.click("#leaderboard th[data-key='VC8']")  # missing values sort last either way
-    by_vc8 = json.loads(chromium.evaluate(labels))
+    browser.click("#leaderboard th[data-key='VC8']")  # missing values sort last either way
+    by_vc8 = browser.evaluate(labels)
     assert by_vc8[:2] == ["gkc", "gkc-base"] and set(by_vc8[2:]) == {"clip-dense", "clip-twostage", before[4], before[5]}
 
-    chromium.evaluate("document.getElementById('model-2').open = true")
-    chromium.call("Emulation.setDeviceMetricsOverride", width=1280, height=1000, deviceScaleFactor=1, mobile=False)
-    chromium.evaluate(hiou)  # let layout settle before the screenshot
-    shot = chromium.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    browser.evaluate("() => { document.getElementById('model-2').open = true; }")
     screenshot = artifacts_dir(tmp_path) / "leaderboard.png"
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    browser.screenshot(path=str(screenshot), full_page=True)
     with Image.open(screenshot) as image:
-        assert image.width > 1200 and image.height > 1000
+        assert image.width >= 1280 and image.height > 1000
 
     # an address with #sort=Seen:asc sorts on load
-    chromium.navigate("about:blank")
-    chromium.navigate(page.as_uri() + "#sort=Seen:asc")
-    seen = [float(v) for v in json.loads(chromium.evaluate(
-        "JSON.stringify(Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[4].dataset.sort))"))]
+    browser.goto("about:blank")
+    browser.goto(page.as_uri() + "#sort=Seen:asc")
+    seen = [float(v) for v in browser.evaluate(
+        "() => Array.from(document.querySelectorAll('#leaderboard tbody tr')).map(r => r.cells[4].dataset.sort)")]
     assert seen == sorted(seen) and len(seen) == 6
-    assert chromium.problems() == []
+    assert chromium.problems == []
 
 
 # ----------------------------------------------------------------------------- trust (issue 11.4)
