@@ -50,6 +50,7 @@ class Run:
     path: Path
     record: dict[str, Any]
     created: dt.datetime
+    covers_less: str = ""  # set by select.mark_subsets: names a run of the same setup with more videos
 
     @property
     def config(self) -> ModelConfig:
@@ -83,7 +84,13 @@ class Run:
     @property
     def partial(self) -> list[str]:
         """Why the run does not cover its whole split; empty for a complete run."""
-        return partial_reasons(self.record)
+        return partial_reasons(self.record) + ([self.covers_less] if self.covers_less else [])
+
+    @property
+    def videos(self) -> frozenset[str]:
+        """The videos the run evaluated or tried (skipped ones included)."""
+        skipped = {str(s.get("video")) for s in self.skipped_videos}
+        return frozenset(self.record["per_video"]) | skipped
 
 
 def parse_created(value: Any, source: str) -> dt.datetime:

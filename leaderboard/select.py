@@ -109,6 +109,25 @@ def _config_order(config: ModelConfig) -> tuple[str, ...]:
     return (config.id, config.weights, config.weights_sha256, config.args)
 
 
+def mark_subsets(runs: list[Run]) -> list[Run]:
+    """A run whose videos are a strict subset of another run's, with the same configuration on
+    the same split, is partial even when its record does not say so (records written before
+    `options.limit_videos` was recorded): a one-video smoke test is not a result."""
+    by_setup: dict[tuple[ModelConfig, str], list[Run]] = collections.defaultdict(list)
+    for run in runs:
+        by_setup[(run.config, run.split)].append(run)
+    marked = []
+    for run in runs:
+        larger = [o for o in by_setup[(run.config, run.split)] if run.videos and run.videos < o.videos]
+        if larger:
+            most = max(larger, key=lambda o: len(o.videos))
+            run = dataclasses.replace(
+                run, covers_less=f"{len(run.videos)} of the {len(most.videos)} videos of {most.path}"
+            )
+        marked.append(run)
+    return marked
+
+
 def _leave_out_partial(runs: list[Run]) -> tuple[list[Run], list[str]]:
     """Partial runs (a --limit-videos smoke test, skipped videos, a --partial merge) never stand
     for a configuration: left out with a note saying whether a complete run is shown instead."""
@@ -193,6 +212,7 @@ def form_rows(
     runs: list[Run], layout: Layout, *, all_runs: bool, include_partial: bool = False
 ) -> tuple[list[Row], list[str]]:
     notes: list[str] = []
+    runs = mark_subsets(runs)
     if not include_partial:
         runs, notes = _leave_out_partial(runs)
     groups, more = _runs_per_config(runs, all_runs)

@@ -881,3 +881,17 @@ def test_gkc_video_layout_claims_no_gkc_columns_it_does_not_have():
     description = load_layout("gkc-video").description
     assert "as in the video table" not in description
     assert "GKC's released code evaluates neither video consistency nor speed" in description
+
+
+def test_a_run_over_fewer_videos_is_partial_even_when_its_record_does_not_say(tmp_path, cli):
+    videos = {name: {"frames": 30, "mIoU": 0.4} for name in ("v1", "v2", "v3")}
+    write(tmp_path, "full.json", make_record("gkc", metrics=all_metrics(0.4, 0.2), per_video=videos,
+                                             created="2026-11-20T10:00:00+00:00"))
+    write(tmp_path, "smoke.json", make_record(  # written before options.limit_videos existed
+        "gkc", metrics=all_metrics(0.9, 0.9), per_video={"v1": videos["v1"]}, created="2026-11-24T10:00:00+00:00"))
+    write(tmp_path, "other-args.json", make_record(  # another configuration: not compared
+        "gkc", metrics=all_metrics(0.5, 0.5), per_video={"v1": videos["v1"]}, args={"input_size": 320}))
+    _, out, err = cli("--results", str(tmp_path))
+    assert {label: cells[4] for label, cells in md_rows(out).items()} == {"gkc (input\\_size=320)": "**50.0**",
+                                                                          "gkc (input\\_size=null)": "40.0"}
+    assert f"smoke.json (1 of the 3 videos of {tmp_path / 'full.json'}): a complete run of the same configuration is shown" in err
