@@ -8,6 +8,7 @@ OVBENCH_UPDATE_GOLDEN=1 and read the diff before keeping it.
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import csv
 import hashlib
@@ -895,3 +896,59 @@ def test_a_run_over_fewer_videos_is_partial_even_when_its_record_does_not_say(tm
     assert {label: cells[4] for label, cells in md_rows(out).items()} == {"gkc (input\\_size=320)": "**50.0**",
                                                                           "gkc (input\\_size=null)": "40.0"}
     assert f"smoke.json (1 of the 3 videos of {tmp_path / 'full.json'}): a complete run of the same configuration is shown" in err
+
+
+# ----------------------------------------------------------------------------- qualitative strip (issue 14.2)
+
+
+def save_predictions(record_path: Path, videos: dict[str, np.ndarray], mode: str = "L") -> None:
+    """Saved predictions as the runner lays them out: <record stem>.predictions/<video>/<frame>.png."""
+    for video, ids in videos.items():
+        folder = record_path.with_suffix(".predictions") / video
+        folder.mkdir(parents=True, exist_ok=True)
+        for frame in ("00000002", "00000001"):  # the strip shows each video's first frame
+            image = Image.fromarray(ids if frame == "00000001" else np.zeros_like(ids), mode="L")
+            if mode == "P":
+                image = image.convert("P")  # palette PNG: the indices are still the class ids
+            image.save(folder / f"{frame}.png")
+
+
+def decode_data_url(url: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+
+
+def test_html_shows_a_strip_of_saved_predictions(tmp_path, cli, monkeypatch):
+    from ovbench.leaderboard import strip
+
+    videos = {f"video{i}": np.full((36, 64), i, dtype=np.uint8) for i in range(8)}  # video i predicts class i
+    videos["video7"][:, 32:] = 255  # void in half of one frame
+    path = write(tmp_path, "gkc.json", make_record("gkc", metrics=all_metrics(0.4, 0.2)))
+    save_predictions(path, videos)
+    clip = write(tmp_path, "clip.json", make_record("clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai"))
+    save_predictions(clip, {"video0": np.full((36, 64), 3, dtype=np.uint8)}, mode="P")
+    broken = write(tmp_path, "twostage.json", make_record("clip-twostage", metrics=all_metrics(0.3, 0.1)))
+    (broken.with_suffix(".predictions") / "video0").mkdir(parents=True)
+    (broken.with_suffix(".predictions") / "video0" / "00000001.png").write_bytes(b"not a png")
+    write(tmp_path, "nothing.json", make_record("gkc-base", metrics=all_metrics(0.3, 0.1)))  # none saved
+
+    page = tmp_path / "page.html"
+    _, _, err = cli("--results", str(tmp_path), "--out", str(page))
+    html = page.read_text()
+    strips = re.findall(r'<figure class="strip">\n<img src="(data:image/png;base64,[^"]+)"', html)
+    assert len(strips) == 2  # gkc and clip-dense; the broken one is a note, the unsaved one nothing
+    colours = strip.palette()
+    with decode_data_url(strips[1]) as image:  # gkc: 6 of 8 videos, evenly spread, first frames
+        assert image.height == strip.THUMB_HEIGHT and image.width == 6 * 128 + 5 * 4
+        pixels = np.asarray(image.convert("RGB"))
+    shown = [0, 1, 3, 4, 6, 7]
+    for slot, video in enumerate(shown):
+        assert tuple(pixels[10, slot * 132 + 5]) == tuple(colours[video])
+    assert tuple(pixels[10, 5 * 132 + 127]) == (0, 0, 0)  # void is black
+    assert "video0/00000001, video1/00000001, video3/00000001" in html
+    with decode_data_url(strips[0]) as image:  # clip-dense's palette PNG: same colour for class 3
+        assert tuple(np.asarray(image.convert("RGB"))[10, 10]) == tuple(colours[3])
+    assert f"no prediction strip for {broken}" in err
+
+    monkeypatch.setattr(strip, "MAX_BYTES", 100)
+    _, _, err = cli("--results", str(tmp_path), "--out", str(page))
+    assert "over the page's cap of 100" in err and '<figure class="strip">' not in page.read_text()
