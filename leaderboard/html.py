@@ -56,6 +56,8 @@ def _run_metadata(run: Run) -> list[tuple[str, str]]:
     ]
     if timing:
         items.append(("timing", ", ".join(f"{k} {v}" for k, v in timing.items())))
+    if run.partial:
+        items.append(("partial run", "; ".join(run.partial)))
     for skipped in run.skipped_videos:
         items.append(("skipped video", f"{skipped.get('video')}: {skipped.get('error')}"))
     return items

@@ -533,6 +533,7 @@ def test_html_is_self_contained_and_escaped(results, tmp_path, cli):
     assert page.count('src="data:image/png;base64,') == 1 + 8  # the scatter plot and one chart per row
     assert 'class="number best" data-sort="0.47"' in page  # bold best with its raw value to sort on
     assert "skipped video" in page and "unreadable frame 00000012.jpg" in page  # run metadata
+    assert "<dt>partial run</dt><dd>1 of 3 videos skipped</dd>" in page
     assert "superseded" in page and "bad.json" in page  # notes on records left out or skipped
 
 
