@@ -34,6 +34,7 @@ from .quantities import QUANTITIES
 
 # "unsupported": a benchmark of the paper's table that ovbench cannot evaluate yet (cells read n/s)
 FIELDS = ("label", "model", "weights", "backbone", "args", "device", "processes", "batch", "created", "unsupported")
+NUMERIC_FIELDS = ("processes", "batch")
 FORMATS = ("percent", "number")
 _LAYOUT_KEYS = ("title", "description", "dataset", "protocol", "rows", "other_models", "columns")
 _COLUMN_KEYS = ("label", "field", "metric", "split", "format", "better")

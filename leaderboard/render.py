@@ -12,6 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
+from .layouts import NUMERIC_FIELDS, Column
 from .per_video import KEYS as PER_VIDEO_KEYS
 from .per_video import per_video_run, percent, video_scores
 from .table import FOOTNOTES, MISSING, UNSUPPORTED, Leaderboard
@@ -72,6 +73,11 @@ def display_frame(board: Leaderboard, style: Style) -> pd.DataFrame:
     return pd.DataFrame(data, dtype="str")
 
 
+def right_aligned(column: Column) -> bool:
+    """Numbers line up on the right: metrics, and the count fields."""
+    return column.field is None or column.field in NUMERIC_FIELDS
+
+
 def provenance(board: Leaderboard) -> str:
     """Which data and split definitions the numbers were measured on."""
     splits = ", ".join(f"{name} v{version} ({digest[:19]})" for name, version, digest in board.split_definitions())
@@ -90,7 +96,7 @@ def legend(board: Leaderboard) -> str:
 
 def to_markdown(board: Leaderboard, *, per_video: bool = False) -> str:
     frame = display_frame(board, MARKDOWN)
-    align = ["left" if c.field else "right" for c in board.layout.columns]
+    align = ["right" if right_aligned(c) else "left" for c in board.layout.columns]
     lines = [frame.to_markdown(index=False, colalign=align, disable_numparse=True), ""]
     for key in board.footnotes():
         lines += [f"{MARKDOWN.symbols[key]} {escape_markdown(FOOTNOTES[key])}", ""]
@@ -124,7 +130,7 @@ def per_video_markdown(board: Leaderboard) -> str:
 
 def to_latex(board: Leaderboard) -> str:
     frame = display_frame(board, LATEX)
-    spec = "".join("l" if c.field else "r" for c in board.layout.columns)
+    spec = "".join("r" if right_aligned(c) else "l" for c in board.layout.columns)
     body = frame.to_latex(index=False, escape=False, column_format=spec)
     notes = [rf"{LATEX.symbols[key]} {escape_latex(FOOTNOTES[key])}" for key in board.footnotes()]
     if notes:
