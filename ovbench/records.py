@@ -27,7 +27,9 @@ COLUMNS = (
     *METRIC_KEYS,
 )
 _NUMBER = (int, float)
-# section -> key -> accepted types, for the optional fields readers use (None is always allowed)
+# section -> key -> accepted types of the fields readers use; null is allowed except for _NOT_NULL
+_NOT_NULL = {("model", "id"), ("split", "name"), ("split", "protocol"), ("split", "hash"), ("dataset", "name"),
+             ("dataset", "videos"), ("dataset", "frames")}
 _OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "model": {"id": (str,), "weights": (str,), "weights_sha256": (str,), "backbone": (str,), "random_init": (bool,)},
     "split": {"name": (str,), "protocol": (str,), "hash": (str,)},
@@ -62,6 +64,8 @@ def check_fields(record: dict[str, Any], source: str) -> None:
         if not isinstance(block, dict):
             fail(section, block, "an object")
         for key, kinds in fields.items():
+            if block.get(key) is None and (section, key) in _NOT_NULL:
+                fail(f"{section}.{key}", None, " or ".join(k.__name__ for k in kinds))
             if block.get(key) is not None and not _is(block[key], kinds):
                 fail(f"{section}.{key}", block[key], " or ".join(k.__name__ for k in kinds))
     processes = (record.get("timing") or {}).get("processes")

@@ -735,6 +735,7 @@ GARBAGE = [
     (lambda r: r["dataset"].update(skipped="none"), "dataset.skipped"),
     (lambda r: r["dataset"].update(skipped=["v1"]), "dataset.skipped[0]"),
     (lambda r: r["dataset"].update(videos="2"), "dataset.videos"),
+    (lambda r: r["model"].update(id=None), "model.id"),
     (lambda r: r["env"].update(device=3), "env.device"),
     (lambda r: r["options"].update(batch_size="8"), "options.batch_size"),
     (lambda r: r["options"].update(limit_videos=[1]), "options.limit_videos"),
