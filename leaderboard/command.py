@@ -38,6 +38,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="split protocol to tabulate (default: the layout's, else vspw when present)")
     parser.add_argument("--all-runs", action="store_true",
                         help="one row per run instead of the newest run per model and split")
+    parser.add_argument("--include-partial", action="store_true",
+                        help="also show partial runs (--limit-videos, skipped videos, merge --partial) as rows of"
+                             " their own, marked; by default they are left out with a note")
+    parser.add_argument("--per-video", action="store_true",
+                        help="markdown: add each row's mIoU and VC per video, worst first (the HTML page always has them)")
     parser.add_argument("--strict", action="store_true", help="an invalid record is an error instead of a note")
     parser.add_argument("--ci", action="store_true",
                         help="95%% bootstrap intervals over videos for mIoU and hIoU")
@@ -58,14 +63,16 @@ def _format(args: argparse.Namespace) -> str:
     return _SUFFIX_FORMAT[suffix]
 
 
-def render_table(board: Leaderboard, fmt: str) -> str:
+def render_table(board: Leaderboard, fmt: str, *, per_video: bool = False) -> str:
     from .render import to_csv, to_latex, to_markdown
 
     if fmt == "html":
         from .html import to_html  # matplotlib only when a page is asked for
 
         return to_html(board)
-    return {"md": to_markdown, "latex": to_latex, "csv": to_csv}[fmt](board)
+    if fmt == "md":
+        return to_markdown(board, per_video=per_video)
+    return {"latex": to_latex, "csv": to_csv}[fmt](board)
 
 
 def _plot(board: Leaderboard, kind: str, out: Path) -> None:
@@ -90,11 +97,14 @@ def run(args: argparse.Namespace) -> int:
     fmt = None if args.plot else _format(args)  # a bad --out suffix is refused before any work
     if args.ci_resamples < 1:
         raise ConfigError(f"--ci-resamples {args.ci_resamples}: needs at least 1")
+    if args.per_video and (args.plot or fmt in ("latex", "csv")):
+        raise ConfigError("--per-video adds tables to markdown output (the HTML page always has them)")
     layout = load_layout(args.table)
     runs, notes = find_runs(Path(args.results), strict=args.strict)
     try:
         board = build_leaderboard(
             runs, layout, dataset=args.dataset, protocol=args.protocol, all_runs=args.all_runs,
+            include_partial=args.include_partial,
             bootstrap=Bootstrap(args.ci_resamples, args.ci_seed) if args.ci else None,
         )
     except OvbenchError:
@@ -104,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(board, args.plot, Path(args.out))
     else:
-        text = render_table(board, fmt)
+        text = render_table(board, fmt, per_video=args.per_video)
         if args.out:
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(text, encoding="utf-8")

@@ -17,10 +17,14 @@ import pandas as pd
 from markupsafe import Markup
 
 from ..errors import DataError
+from .per_video import KEYS as PER_VIDEO_KEYS
+from .per_video import per_video_run, percent, video_scores
 from .plots import accuracy_fps_figure, figure_bytes, per_class_figure, per_class_run
+from .quantities import run_for
 from .records import Run
 from .render import MARKDOWN, legend, provenance
 from .select import Row
+from .strip import Strip, prediction_strip
 from .table import FOOTNOTES, MISSING, Leaderboard
 
 SYMBOLS = MARKDOWN.symbols  # plain-text markers; the page puts them in <sup>
@@ -52,6 +56,8 @@ def _run_metadata(run: Run) -> list[tuple[str, str]]:
     ]
     if timing:
         items.append(("timing", ", ".join(f"{k} {v}" for k, v in timing.items())))
+    if run.partial:
+        items.append(("partial run", "; ".join(run.partial)))
     for skipped in run.skipped_videos:
         items.append(("skipped video", f"{skipped.get('video')}: {skipped.get('error')}"))
     return items
@@ -108,6 +114,31 @@ def _per_class(row: Row) -> dict[str, Any] | None:
     return {"split": run.split, "classes": classes, "chart": _png(per_class_figure([row]))}
 
 
+def _per_video(row: Row) -> dict[str, Any] | None:
+    run = per_video_run(row)
+    if run is None:
+        return None
+    videos = [
+        {"name": v.video, "frames": MISSING if v.frames is None else str(v.frames),
+         "scores": [(percent(v.scores[key], MISSING), "" if v.scores[key] is None else repr(v.scores[key]))
+                    for key in PER_VIDEO_KEYS]}
+        for v in video_scores(run)
+    ]
+    return {"split": run.split, "metrics": PER_VIDEO_KEYS, "videos": videos}
+
+
+def _strip(row: Row, notes: list[str]) -> Strip | None:
+    """The strip of the row's first run (the all-class run first) that saved PNG predictions."""
+    first = run_for(row.runs, "all")
+    for run in ([first] if first is not None else []) + [r for r in row.runs if r is not first]:
+        strip, note = prediction_strip(run)
+        if note:
+            notes.append(note)
+        if strip is not None:
+            return strip
+    return None
+
+
 def to_html(board: Leaderboard) -> str:
     package = resources.files("ovbench.leaderboard")
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -120,6 +151,7 @@ def to_html(board: Leaderboard) -> str:
     board.notes.extend(plot_notes)
     rows = [
         {"id": f"model-{i}", "label": row.label, "cells": _cells(board, i), "per_class": _per_class(row),
+         "per_video": _per_video(row), "strip": _strip(row, board.notes),
          "runs": [_run_metadata(run) for run in sorted(row.runs, key=lambda r: r.split)]}
         for i, row in enumerate(board.rows)
     ]

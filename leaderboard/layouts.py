@@ -4,6 +4,7 @@ A layout is a JSON file whose name is its id (like open_clip's model configs), s
 table is a file, not code: built-in ones live in `layouts/`, a user passes a path.
 
     {"title": "...", "description": "...",
+     "dataset": "vipseg",                     # optional: which data set to tabulate
      "protocol": "vspw",                      # optional: which split protocol to tabulate
      "rows": [{"label": "GKC", "match": {"model.id": "gkc"},
                "exclude": {"model.weights": ["*distill*"]}}, ...],   # optional
@@ -31,9 +32,11 @@ from ..resolve import names_a_file, user_file
 from ..suggest import did_you_mean
 from .quantities import QUANTITIES
 
-FIELDS = ("label", "model", "weights", "backbone", "args", "device", "created")
+# "unsupported": a benchmark of the paper's table that ovbench cannot evaluate yet (cells read n/s)
+FIELDS = ("label", "model", "weights", "backbone", "args", "device", "processes", "batch", "created", "unsupported")
+NUMERIC_FIELDS = ("processes", "batch")
 FORMATS = ("percent", "number")
-_LAYOUT_KEYS = ("title", "description", "protocol", "rows", "other_models", "columns")
+_LAYOUT_KEYS = ("title", "description", "dataset", "protocol", "rows", "other_models", "columns")
 _COLUMN_KEYS = ("label", "field", "metric", "split", "format", "better")
 _ROW_KEYS = ("label", "match", "exclude")
 
@@ -74,6 +77,7 @@ class Layout:
     rows: tuple[RowSpec, ...] | None  # None: one row per model configuration
     other_models: str  # "append" | "omit": configurations that match no RowSpec
     protocol: str | None
+    dataset: str | None = None
 
     @property
     def fields(self) -> set[str]:
@@ -171,7 +175,7 @@ def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
         id=layout_id, source=source, title=str(payload.get("title", layout_id)),
         description=str(payload.get("description", "")), columns=parsed,
         rows=tuple(specs) if specs is not None else None, other_models=other,
-        protocol=payload.get("protocol"),
+        protocol=payload.get("protocol"), dataset=payload.get("dataset"),
     )
 
 

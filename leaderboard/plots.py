@@ -10,19 +10,23 @@ import io
 from pathlib import Path
 from typing import Any
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Annotation, Text
+from matplotlib.transforms import Bbox
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..errors import ConfigError, DataError
-from .quantities import FPS, Value, evaluate, run_for
+from .quantities import FPS, Value, evaluate, run_with
 from .records import Run
 from .select import Row
 from .table import Leaderboard
 
 SEEN_COLOUR, UNSEEN_COLOUR = "#4477aa", "#ee6677"
 ONE_RUN_COLOUR, SEPARATE_COLOUR = "#228833", "#aa3377"
+_LEADER = {"arrowstyle": "-", "color": "#999999", "linewidth": 0.5, "shrinkA": 0, "shrinkB": 4}
 _ACCURACY = (("hIoU", "hIoU"), ("mIoU_unseen", "unseen mIoU"), ("mIoU", "mIoU"))
 
 
@@ -55,13 +59,16 @@ def accuracy_fps_figure(board: Leaderboard) -> tuple[Figure, list[str]]:
     devices = sorted({str(fps.run.record["env"].get("device")) for _, _, fps in points if fps.run})
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.add_subplot()
+    labels = []
     for row, accuracy, fps in points:
         colour = SEPARATE_COLOUR if accuracy.separate else ONE_RUN_COLOUR
         ax.scatter(fps.value, 100 * accuracy.value, s=40, color=colour, zorder=3)
-        ax.annotate(_plain(row.label + (" †" if accuracy.separate else "")), (fps.value, 100 * accuracy.value),
-                    textcoords="offset points", xytext=(5, 4), fontsize=8)
+        labels.append(ax.annotate(_plain(row.label + (" †" if accuracy.separate else "")),
+                                  (fps.value, 100 * accuracy.value), textcoords="offset points", xytext=(5, 4),
+                                  fontsize=8, arrowprops=_LEADER))
     ax.set_xscale("log")
     ax.margins(x=0.15, y=0.12)
+    ax.set_ylim(0, max(ax.get_ylim()[1], 1.0))  # scores are never negative, even when every one is 0
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -71,20 +78,53 @@ def accuracy_fps_figure(board: Leaderboard) -> tuple[Figure, list[str]]:
             Line2D([], [], marker="o", linestyle="", color=SEPARATE_COLOUR, label="† separate seen / unseen runs")
         )
     ax.legend(handles=handles, fontsize=8, loc="best")
-    ax.set_xlabel(f"frames/s end to end ({_plain(', '.join(devices))})")
+    ax.set_xlabel(f"frames/s end to end per process ({_plain(', '.join(devices))})")
     ax.set_ylabel(f"{name} (%)")
     ax.set_title(_plain(f"{name} vs. speed: {board.dataset}, protocol {board.protocol}"), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
+    place_labels(fig, labels)
     return fig, notes
 
 
+# Offsets (points) tried in turn for a label: beside the marker first, then rings further out.
+_OFFSETS = [(dx * r, dy * r - 3) for r in (1, 2, 3, 4, 5, 6, 8, 10) for dx, dy in
+            ((6, 6), (6, -6), (-6, 6), (-6, -6), (0, 10), (0, -10), (12, 0), (-12, 0))]
+
+
+def place_labels(fig: Figure, labels: list[Annotation]) -> None:
+    """Move each label to the first offset where it overlaps no label placed before it and
+    stays inside the axes (nearby models often have close numbers). Matplotlib only: the layout
+    is fixed first, so the display boxes compared here are the ones drawn. Each label has a thin
+    leader line to its point, hidden under the marker when the label sits beside it."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    placed: list[Bbox] = []
+    for label in labels:
+        area = label.axes.get_window_extent(renderer)
+        candidates = []
+        for dx, dy in _OFFSETS:
+            label.set_position((dx, dy))
+            label.set_horizontalalignment("left" if dx >= 0 else "right")
+            box = text_box(label, renderer)
+            if not any(box.overlaps(other) for other in placed):
+                candidates.append(((dx, dy), box))
+                if area.contains(box.x0, box.y0) and area.contains(box.x1, box.y1):
+                    break
+        (dx, dy), box = candidates[-1] if candidates else ((dx, dy), box)
+        label.set_position((dx, dy))
+        label.set_horizontalalignment("left" if dx >= 0 else "right")
+        placed.append(box)
+
+
+def text_box(label: Annotation, renderer) -> Bbox:
+    """The label's text alone (an Annotation's own extent includes its leader line), padded."""
+    label.update_positions(renderer)
+    return Text.get_window_extent(label, renderer).padded(1)
+
+
 def per_class_run(row: Row) -> Run | None:
-    """The row's run with per-class numbers, the all-class run first."""
-    for form in ("all", "unseen", "seen"):
-        run = run_for(row.runs, form)
-        if run is not None and run.record["per_class"]:
-            return run
-    return next((run for run in row.runs if run.record["per_class"]), None)
+    return run_with(row.runs, "per_class")
 
 
 def per_class_figure(rows: list[Row]) -> Figure:

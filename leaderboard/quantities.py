@@ -11,9 +11,10 @@ import dataclasses
 import math
 from typing import Sequence
 
+from ..records import fps_per_process
 from .records import Run
 
-FPS = "fps"  # timing.fps_end_to_end, read together with env.device
+FPS = "fps"  # end-to-end frames/s per process (records.fps_per_process), read together with env.device
 # quantity -> (split form, key) sources in order of preference; the first is the same-run source.
 QUANTITIES: dict[str, tuple[tuple[str, str], ...]] = {
     "mIoU_seen": (("all", "mIoU_seen"), ("seen", "mIoU")),
@@ -48,9 +49,16 @@ def run_for(runs: Sequence[Run], split: str) -> Run | None:
     return next((r for r in runs if r.form == split or r.split == split), None)
 
 
+def run_with(runs: Sequence[Run], section: str) -> Run | None:
+    """The first run whose record has a non-empty `section` ("per_class", "per_video"), the
+    all-class run first: it is the one the table's main numbers come from."""
+    ordered = [run_for(runs, form) for form in ("all", "unseen", "seen")] + list(runs)
+    return next((run for run in ordered if run is not None and run.record[section]), None)
+
+
 def read(run: Run, key: str) -> float | None:
     if key == FPS:
-        value = (run.record.get("timing") or {}).get("fps_end_to_end")
+        value = fps_per_process(run.record)
     else:
         value = run.record["metrics"].get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..results import validate_record
+from ..records import partial_reasons, read_records
 
-RECORD_KINDS = ("run", "score")
 # Split names end in the vocabulary they were scored with; the leaderboard reads columns by it.
 SPLIT_FORMS = ("train_seen", "unseen", "seen", "all")
 
@@ -51,6 +50,7 @@ class Run:
     path: Path
     record: dict[str, Any]
     created: dt.datetime
+    covers_less: str = ""  # set by select.mark_subsets: names a run of the same setup with more videos
 
     @property
     def config(self) -> ModelConfig:
@@ -81,6 +81,17 @@ class Run:
     def skipped_videos(self) -> list[dict[str, Any]]:
         return list(self.record["dataset"].get("skipped") or [])
 
+    @property
+    def partial(self) -> list[str]:
+        """Why the run does not cover its whole split; empty for a complete run."""
+        return partial_reasons(self.record) + ([self.covers_less] if self.covers_less else [])
+
+    @property
+    def videos(self) -> frozenset[str]:
+        """The videos the run evaluated or tried (skipped ones included)."""
+        skipped = {str(s.get("video")) for s in self.skipped_videos}
+        return frozenset(self.record["per_video"]) | skipped
+
 
 def parse_created(value: Any, source: str) -> dt.datetime:
     """`created` as an aware time (a naive one is taken as UTC), so runs sort newest first."""
@@ -91,35 +102,18 @@ def parse_created(value: Any, source: str) -> dt.datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.timezone.utc)
 
 
-def _looks_like_record(payload: Any) -> bool:
-    return isinstance(payload, dict) and ("schema_version" in payload or payload.get("kind") in RECORD_KINDS)
-
-
 def find_runs(results: Path, *, strict: bool = False) -> tuple[list[Run], list[str]]:
     """Every valid run record under `results` (recursively), plus notes naming the records
     that were skipped and why. With `strict`, the first invalid record raises DataError."""
     if not results.is_dir():
         raise DataError(f"--results {results}: no such folder")
-    runs: list[Run] = []
-    notes: list[str] = []
-    ignored = 0
-    for path in sorted(results.rglob("*.json")):
-        if any(part.endswith((".state", ".predictions")) for part in path.relative_to(results).parts[:-1]):
-            continue  # the runner's resumable state and saved predictions live beside the records
+    found, notes = read_records(results, strict=strict)
+    runs = []
+    for path, record in found:
         try:
-            try:
-                payload = json.loads(path.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-                raise DataError(f"{path}: not a readable JSON file ({err})") from None
-            if not _looks_like_record(payload):
-                ignored += 1
-                continue
-            validate_record(payload, str(path))
-            runs.append(Run(path, payload, parse_created(payload["created"], str(path))))
+            runs.append(Run(path, record, parse_created(record["created"], str(path))))
         except DataError as err:
             if strict:
                 raise
             notes.append(f"skipped invalid record {err}")
-    if ignored and not runs:  # other JSON (the runner's state, layouts) is normal beside records
-        notes.append(f"ignored {ignored} JSON file(s) under {results} that are not run records")
     return runs, notes

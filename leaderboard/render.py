@@ -12,7 +12,10 @@ from typing import Callable
 
 import pandas as pd
 
-from .table import FOOTNOTES, MISSING, Leaderboard
+from .layouts import NUMERIC_FIELDS, Column
+from .per_video import KEYS as PER_VIDEO_KEYS
+from .per_video import per_video_run, percent, video_scores
+from .table import FOOTNOTES, MISSING, UNSUPPORTED, Leaderboard
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -40,10 +43,10 @@ class Style:
 
 
 MARKDOWN = Style(
-    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "skipped": "‡"}, lambda lo, hi: f" [{lo}, {hi}]"
+    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "partial": "‡", "random": "§"}, lambda lo, hi: f" [{lo}, {hi}]"
 )
 LATEX = Style(
-    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "skipped": r"$^{\ddagger}$"},
+    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "partial": r"$^{\ddagger}$", "random": r"\textsuperscript{\S}"},
     lambda lo, hi: rf"\,{{\scriptsize[{lo}, {hi}]}}",
 )
 
@@ -70,6 +73,11 @@ def display_frame(board: Leaderboard, style: Style) -> pd.DataFrame:
     return pd.DataFrame(data, dtype="str")
 
 
+def right_aligned(column: Column) -> bool:
+    """Numbers line up on the right: metrics, and the count fields."""
+    return column.field is None or column.field in NUMERIC_FIELDS
+
+
 def provenance(board: Leaderboard) -> str:
     """Which data and split definitions the numbers were measured on."""
     splits = ", ".join(f"{name} v{version} ({digest[:19]})" for name, version, digest in board.split_definitions())
@@ -77,25 +85,52 @@ def provenance(board: Leaderboard) -> str:
 
 
 def legend(board: Leaderboard) -> str:
-    parts = ["Numbers in %, frames/s as measured; best in bold; - = not measured."]
+    parts = ["Numbers in %; frames/s end to end per process (one GPU or CPU process); best in bold"
+             " (none when all tie); - = not measured."]
     if board.intervals:
         parts.append("Brackets: 95% bootstrap interval over videos.")
+    if "unsupported" in board.layout.fields:
+        parts.append(f"{UNSUPPORTED} = benchmark not yet supported by ovbench.")
     return " ".join(parts)
 
 
-def to_markdown(board: Leaderboard) -> str:
+def to_markdown(board: Leaderboard, *, per_video: bool = False) -> str:
     frame = display_frame(board, MARKDOWN)
-    align = ["left" if c.field else "right" for c in board.layout.columns]
+    align = ["right" if right_aligned(c) else "left" for c in board.layout.columns]
     lines = [frame.to_markdown(index=False, colalign=align, disable_numparse=True), ""]
     for key in board.footnotes():
         lines += [f"{MARKDOWN.symbols[key]} {escape_markdown(FOOTNOTES[key])}", ""]
     lines.append(escape_markdown(f"{legend(board)} {provenance(board)}"))
+    if per_video:
+        lines += ["", per_video_markdown(board)]
     return "\n".join(lines) + "\n"
+
+
+def per_video_markdown(board: Leaderboard) -> str:
+    """One table per row: mIoU and VC of each video, worst first."""
+    lines = []
+    for row in board.rows:
+        run = per_video_run(row)
+        title = f"Per video: {row.label}" + (f" ({run.split}, {run.path.name})" if run else "")
+        lines += [f"### {escape_markdown(title)}", ""]
+        if run is None:
+            lines += ["No per-video results in these runs.", ""]
+            continue
+        videos = video_scores(run)
+        frame = pd.DataFrame(
+            {"Video": [escape_markdown(v.video) for v in videos],
+             "Frames": [MISSING if v.frames is None else str(v.frames) for v in videos],
+             **{key: [percent(v.scores[key], MISSING) for v in videos] for key in PER_VIDEO_KEYS}},
+            dtype="str",
+        )
+        lines += [frame.to_markdown(index=False, colalign=["left"] + ["right"] * (len(frame.columns) - 1),
+                                    disable_numparse=True), ""]
+    return "\n".join(lines)
 
 
 def to_latex(board: Leaderboard) -> str:
     frame = display_frame(board, LATEX)
-    spec = "".join("l" if c.field else "r" for c in board.layout.columns)
+    spec = "".join("r" if right_aligned(c) else "l" for c in board.layout.columns)
     body = frame.to_latex(index=False, escape=False, column_format=spec)
     notes = [rf"{LATEX.symbols[key]} {escape_latex(FOOTNOTES[key])}" for key in board.footnotes()]
     if notes:
@@ -110,20 +145,34 @@ def to_latex(board: Leaderboard) -> str:
     return "\n".join(line.replace("\n", " ") for line in header) + "\n" + body
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(text: str) -> str:
+    """Text a spreadsheet will not run: a cell starting like a formula gets a leading quote
+    (OWASP's advice against CSV injection; a model id or a layout label can be anything), and a
+    line break inside a cell becomes a space, as in the other formats."""
+    text = "'" + text if text.startswith(_FORMULA_START) else text
+    return text.replace("\r", " ").replace("\n", " ")
+
+
 def to_csv(board: Leaderboard) -> str:
-    """Plain cells for spreadsheets and scripts: numbers as printed, intervals and footnotes
-    in columns of their own."""
+    """Plain cells for spreadsheets and scripts: numbers at full precision (percent, or
+    frames/s), empty when not measured; intervals and footnotes in columns of their own."""
     data: dict[str, list[str]] = {}
+
+    def numbers(column, values) -> list[str]:
+        return ["" if v is None or pd.isna(v) else board.exact(column, v) for v in values]
+
     for column in board.layout.columns:
         if column.field:
-            data[column.label] = list(board.text[column.label])
+            data[csv_text(column.label)] = ["" if text == MISSING else csv_text(text) for text in board.text[column.label]]
             continue
-        values = board.values[column.label]
-        data[column.label] = [MISSING if pd.isna(v) else board.number(column, v) for v in values]
+        data[csv_text(column.label)] = numbers(column, board.values[column.label])
         if any(label == column.label for _, label in board.intervals):
+            ends = [board.intervals.get((i, column.label)) for i in range(len(board.rows))]
             for end, name in ((0, "low"), (1, "high")):
-                ends = [board.intervals.get((i, column.label)) for i in range(len(board.rows))]
-                data[f"{column.label} {name}"] = [MISSING if e is None else board.number(column, e[end]) for e in ends]
+                data[csv_text(f"{column.label} {name}")] = numbers(column, [e and e[end] for e in ends])
     if board.footnotes():
         per_row: list[dict[str, None]] = [{} for _ in board.rows]
         for (i, _), marks in sorted(board.markers.items()):

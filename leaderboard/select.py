@@ -27,6 +27,7 @@ class Row:
     label: str
     config: ModelConfig
     runs: list[Run]  # at most one per split
+    partial: bool = False  # its runs do not cover their whole splits (shown only when asked for)
 
     @property
     def newest(self) -> Run:
@@ -108,24 +109,62 @@ def _config_order(config: ModelConfig) -> tuple[str, ...]:
     return (config.id, config.weights, config.weights_sha256, config.args)
 
 
-def _runs_per_config(runs: list[Run], all_runs: bool) -> tuple[list[tuple[ModelConfig, list[Run]]], list[str]]:
-    """Newest run per (configuration, split); with `all_runs`, the k-th newest runs of each
-    split form the configuration's k-th row."""
-    grouped: dict[ModelConfig, dict[str, list[Run]]] = collections.defaultdict(lambda: collections.defaultdict(list))
+def mark_subsets(runs: list[Run]) -> list[Run]:
+    """A run whose videos are a strict subset of another run's, with the same configuration on
+    the same split, is partial even when its record does not say so (records written before
+    `options.limit_videos` was recorded): a one-video smoke test is not a result."""
+    by_setup: dict[tuple[ModelConfig, str], list[Run]] = collections.defaultdict(list)
     for run in runs:
-        grouped[run.config][run.split].append(run)
+        by_setup[(run.config, run.split)].append(run)
+    marked = []
+    for run in runs:
+        larger = [o for o in by_setup[(run.config, run.split)] if run.videos and run.videos < o.videos]
+        if larger:
+            most = max(larger, key=lambda o: len(o.videos))
+            run = dataclasses.replace(
+                run, covers_less=f"{len(run.videos)} of the {len(most.videos)} videos of {most.path}"
+            )
+        marked.append(run)
+    return marked
+
+
+def _leave_out_partial(runs: list[Run]) -> tuple[list[Run], list[str]]:
+    """Partial runs (a --limit-videos smoke test, skipped videos, a --partial merge) never stand
+    for a configuration: left out with a note saying whether a complete run is shown instead."""
+    complete = {(run.config, run.split) for run in runs if not run.partial}
+    notes = [
+        f"left out partial run {run.path} ({'; '.join(run.partial)}): "
+        + ("a complete run of the same configuration is shown" if (run.config, run.split) in complete
+           else "show partial runs, marked, with --include-partial")
+        for run in runs if run.partial
+    ]
+    return [run for run in runs if not run.partial], notes
+
+
+def _runs_per_config(
+    runs: list[Run], all_runs: bool
+) -> tuple[list[tuple[ModelConfig, bool, list[Run]]], list[str]]:
+    """Newest run per (configuration, split), complete and partial runs apart so that one never
+    stands in for the other; with `all_runs`, the k-th newest runs of each split form the
+    configuration's k-th row. Each group: (configuration, partial, runs)."""
+    grouped: dict[tuple[ModelConfig, bool], dict[str, list[Run]]] = collections.defaultdict(
+        lambda: collections.defaultdict(list)
+    )
+    for run in runs:
+        grouped[(run.config, bool(run.partial))][run.split].append(run)
     result, notes = [], []
-    for config in sorted(grouped, key=_config_order):
-        per_split = {s: sorted(g, key=lambda r: r.created, reverse=True) for s, g in sorted(grouped[config].items())}
+    for config, partial in sorted(grouped, key=lambda key: (_config_order(key[0]), key[1])):
+        splits = grouped[(config, partial)]
+        per_split = {s: sorted(g, key=lambda r: r.created, reverse=True) for s, g in sorted(splits.items())}
         depth = max(len(g) for g in per_split.values()) if all_runs else 1
         for rank in range(depth):
-            result.append((config, [g[rank] for g in per_split.values() if rank < len(g)]))
+            result.append((config, partial, [g[rank] for g in per_split.values() if rank < len(g)]))
         if not all_runs:
             for split, group in per_split.items():
                 if len(group) > 1:
                     notes.append(
-                        f"left out {len(group) - 1} older run(s) of {config.id} on {split}, superseded by"
-                        f" {group[0].path} (keep all with --all-runs): {_files(group[1:])}"
+                        f"left out {len(group) - 1} older{' partial' if partial else ''} run(s) of {config.id} on"
+                        f" {split}, superseded by {group[0].path} (keep all with --all-runs): {_files(group[1:])}"
                     )
     return result, notes
 
@@ -158,7 +197,7 @@ def _disambiguate(rows: list[Row], shown: set[str]) -> None:
                 parts.append(f"weights={row.config.weights}")
             if len({c.weights_sha256 for c in configs}) > 1 and len({c.weights for c in configs}) == 1:
                 parts.append(f"weights {row.config.weights_sha256[:8]}")
-            if len(set(configs)) < len(configs) and "created" not in shown:
+            if len({(r.config, r.partial) for r in same}) < len(same) and "created" not in shown:
                 parts.append(f"run of {row.newest.created:%Y-%m-%d %H:%M}")
             if parts:
                 row.label = f"{row.label} ({', '.join(parts)})"
@@ -169,19 +208,26 @@ def _spec_for(specs: tuple[RowSpec, ...], runs: list[Run]) -> RowSpec | None:
     return next((spec for spec in specs if spec.matches(newest)), None)
 
 
-def form_rows(runs: list[Run], layout: Layout, *, all_runs: bool) -> tuple[list[Row], list[str]]:
-    groups, notes = _runs_per_config(runs, all_runs)
+def form_rows(
+    runs: list[Run], layout: Layout, *, all_runs: bool, include_partial: bool = False
+) -> tuple[list[Row], list[str]]:
+    notes: list[str] = []
+    runs = mark_subsets(runs)
+    if not include_partial:
+        runs, notes = _leave_out_partial(runs)
+    groups, more = _runs_per_config(runs, all_runs)
+    notes += more
     if layout.rows is None:
-        rows = [Row(config.id, config, group) for config, group in groups]
+        rows = [Row(config.id, config, group, partial) for config, partial, group in groups]
     else:
         placed: dict[int, list[Row]] = collections.defaultdict(list)
         unmatched: list[Row] = []
-        for config, group in groups:
+        for config, partial, group in groups:
             spec = _spec_for(layout.rows, group)
             if spec is not None:
-                placed[layout.rows.index(spec)].append(Row(spec.label, config, group))
+                placed[layout.rows.index(spec)].append(Row(spec.label, config, group, partial))
             elif layout.other_models == "append":
-                unmatched.append(Row(config.id, config, group))
+                unmatched.append(Row(config.id, config, group, partial))
             else:
                 notes.append(
                     f"left out {config.id} (weights {config.weights}): matches no row of layout {layout.id}:"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from ..records import batch_size, processes, random_init
 from .bootstrap import video_bootstrap
 from .layouts import Column, Layout
 from .quantities import FPS, INTERVAL_KEYS, Value, evaluate
@@ -21,11 +22,14 @@ from .records import Run
 from .select import Row, form_rows, select
 
 MISSING = "-"
+UNSUPPORTED = "n/s"
 # Footnote id -> text; renderers choose the symbol.
 FOOTNOTES = {
     "separate": "seen / unseen mIoU from separate seen-only and unseen-only vocabulary runs (no all-class run);"
     " no hIoU, which needs both from one run",
-    "skipped": "some videos were skipped in this run (see dataset.skipped in its record)",
+    "partial": "partial run: not every video of the split was evaluated (--limit-videos, skipped videos or a"
+    " --partial merge); not comparable with complete runs",
+    "random": "random (untrained) weights: a smoke test, not a result of the method",
 }
 
 
@@ -58,6 +62,11 @@ class Leaderboard:
         """A value as papers print it: percentages (fractions x 100) or frames/s, one decimal."""
         return f"{100 * value if column.format == 'percent' else value:.1f}"
 
+    def exact(self, column: Column, value: float) -> str:
+        """A value for programs (CSV): the same unit at full precision; 15 significant digits
+        drop only the last-bit noise of the x100 (0.452 -> 45.2, not 45.199999999999996)."""
+        return f"{100 * value if column.format == 'percent' else value:.15g}"
+
     def footnotes(self) -> list[str]:
         used = {marker for markers in self.markers.values() for marker in markers}
         return [key for key in FOOTNOTES if key in used]
@@ -89,13 +98,21 @@ def _field(row: Row, field: str, fps: Value) -> str:
         return ", ".join(f"{k}={v}" for k, v in args.items()) or MISSING
     if field == "device":
         return str(fps.run.record["env"].get("device") or MISSING) if fps.run else MISSING
+    if field == "processes":
+        return str(processes(fps.run.record)) if fps.run else MISSING
+    if field == "batch":
+        size = batch_size(fps.run.record) if fps.run else None
+        return MISSING if size is None else str(size)
+    if field == "unsupported":
+        return UNSUPPORTED
     return f"{row.newest.created:%Y-%m-%d %H:%M}"  # "created"
 
 
 def _best(values: pd.Series, column: Column, number: Callable[[Column, float], str]) -> pd.Series:
-    """Best as printed: equal printed numbers are all best. Needs two numbers to compare."""
+    """Best as printed: equal printed numbers are all best, but when every number ties none is
+    (bold would single nothing out). Needs two numbers to compare."""
     printed = values.map(lambda v: float(number(column, v)) if pd.notna(v) else np.nan)
-    if printed.notna().sum() < 2:
+    if printed.notna().sum() < 2 or printed.nunique() < 2:
         return pd.Series(False, index=values.index)
     target = printed.max() if column.better == "higher" else printed.min()
     return printed == target
@@ -108,13 +125,21 @@ def build_leaderboard(
     dataset: str | None = None,
     protocol: str | None = None,
     all_runs: bool = False,
+    include_partial: bool = False,
     bootstrap: Bootstrap | None = None,
 ) -> Leaderboard:
     if not runs:
         raise DataError("no valid run records to tabulate")
-    kept, chosen_dataset, chosen_protocol, notes = select(runs, dataset=dataset, protocol=protocol or layout.protocol)
-    rows, more = form_rows(kept, layout, all_runs=all_runs)
+    kept, chosen_dataset, chosen_protocol, notes = select(
+        runs, dataset=dataset or layout.dataset, protocol=protocol or layout.protocol
+    )
+    rows, more = form_rows(kept, layout, all_runs=all_runs, include_partial=include_partial)
     notes += more
+    if not rows and kept and all(run.partial for run in kept):
+        raise DataError(
+            f"all {len(kept)} run record(s) on {chosen_dataset}/{chosen_protocol} are partial runs;"
+            " show them, marked, with --include-partial"
+        )
     if not rows:
         raise DataError(
             f"none of the {len(kept)} run record(s) on {chosen_dataset}/{chosen_protocol}"
@@ -142,7 +167,7 @@ def _fill_row(board: Leaderboard, i: int) -> None:
     """Read the row's cells and note which of its runs no cell reads."""
     row, layout = board.rows[i], board.layout
     fps = evaluate(row.runs, FPS)
-    used = {id(fps.run)} if fps.run is not None and "device" in layout.fields else set()
+    used = {id(fps.run)} if fps.run is not None and layout.fields & {"device", "processes", "batch"} else set()
     for column in layout.columns:
         if column.field:
             board.text.loc[i, column.label] = _field(row, column.field, fps)
@@ -153,9 +178,11 @@ def _fill_row(board: Leaderboard, i: int) -> None:
         used |= {id(run) for run in value.sources}
         if value.separate:
             board.markers.setdefault((i, column.label), []).append("separate")
-    if any(run.skipped_videos for run in row.runs if id(run) in used):
-        label = next((c.label for c in layout.columns if c.field == "label"), layout.columns[0].label)
-        board.markers.setdefault((i, label), []).append("skipped")
+    label = next((c.label for c in layout.columns if c.field == "label"), layout.columns[0].label)
+    if row.partial:
+        board.markers.setdefault((i, label), []).append("partial")
+    if any(random_init(run.record) for run in row.runs):
+        board.markers.setdefault((i, label), []).append("random")
     for run in row.runs:
         if id(run) in used:
             board.shown.append(run)
@@ -167,16 +194,20 @@ def _fill_row(board: Leaderboard, i: int) -> None:
 
 
 def _mark_best(board: Leaderboard) -> None:
+    """Bold among complete rows only: a partial run's number is not comparable, so it can
+    neither be best nor take bold away from the best complete one."""
+    complete = [i for i, row in enumerate(board.rows) if not row.partial]
     for column in board.metric_columns:
         if column.metric == FPS and column.split is None:
-            sources = [board.cells[(i, column.label)].run for i in range(len(board.rows))]
+            sources = [board.cells[(i, column.label)].run for i in complete]
             devices = sorted({str(run.record["env"].get("device")) for run in sources if run is not None})
             if len(devices) > 1:
                 board.notes.append(
                     f"column {column.label} not bolded: frames/s measured on different devices ({', '.join(devices)})"
                 )
                 continue
-        board.best[column.label] = _best(board.values[column.label], column, board.number)
+        best = _best(board.values.loc[complete, column.label], column, board.number)
+        board.best.loc[complete, column.label] = best
 
 
 def _intervals(board: Leaderboard, options: Bootstrap) -> dict[tuple[int, str], tuple[float, float]]:
