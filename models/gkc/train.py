@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ...api import ModelArgs, TrainJob, parse_model_args
+from ...api import ModelArgs, TrainJob, parse_model_args, parse_pairs
 from ...errors import ConfigError
 from ..clip_loading import encode_class_names
 from ..clip_baseline import TEMPLATE_SETS
@@ -95,9 +95,8 @@ DATASET_DEFAULTS = {"coco": IMAGE_STAGE_DEFAULTS}
 def parse_train_args(model_cls: type, options: str, dataset: str = "vspw") -> TrainArgs:
     """The data set's schedule (COCO: the image stage), then the model class's
     `default_train_options` (gkc-base switches syn and kd off), overridden by the user's words."""
-    chosen = {**DATASET_DEFAULTS.get(dataset, {}), **getattr(model_cls, "default_train_options", {})}
-    defaults = ",".join(f"{k}={v}" for k, v in chosen.items())
-    args = parse_model_args(TrainArgs, ",".join(p for p in (defaults, options) if p))
+    chosen = {**DATASET_DEFAULTS.get(dataset, {}), **getattr(model_cls, "default_train_options", {}), **parse_pairs(options)}
+    args = parse_model_args(TrainArgs, chosen)
     for name in ("iterations", "batch_size", "crop", "num_points", "log_every", "checkpoint_every"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"train argument {name}={getattr(args, name)}: must be positive")
