@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError, OvbenchError
+from ..fileio import write_text
 from .layouts import builtin_layouts, load_layout
 from .records import find_runs
 from .render import to_csv, to_latex, to_markdown
@@ -93,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = render_table(board, _format(args))
         if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text, encoding="utf-8")
+            write_text(args.out, text)
         else:
             sys.stdout.write(text)
     _report(board.notes)

@@ -15,14 +15,14 @@ import math
 import os
 import platform
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import Any
 
 import torch
 
 from . import __version__
 from .errors import DataError
+from .fileio import write_json
 
 SCHEMA_VERSION = 1
 METRIC_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pAcc", "mAcc", "fwIoU", "VC8", "VC16")
@@ -191,34 +191,10 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
-    """`write` into a temporary file beside `path`, flushed to disk, then renamed: readers see
-    old or new, never half, even after a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb" if binary else "w") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(payload: Any, path: Path) -> None:
-    def dump(out: IO) -> None:
-        json.dump(payload, out, indent=1, allow_nan=False)
-        out.write("\n")
-
-    write_atomic(path, dump)
-
-
 def write_record(record: dict[str, Any], out_dir: str | Path, stem: str | None = None) -> Path:
     validate_record(record)
     path = Path(out_dir) / (f"{stem}.json" if stem else record_filename(record))
-    write_json_atomic(record, path)
+    write_json(path, record)
     return path
 
 

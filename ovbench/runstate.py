@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .errors import ConfigError, DataError
-from .results import write_atomic, write_json_atomic
+from .fileio import write_atomic, write_json
 
 FINGERPRINT = "fingerprint.json"
 
@@ -65,7 +65,7 @@ class RunState:
                     " rerun with --overwrite to start over, or use another --out"
                 )
             return
-        write_json_atomic(fingerprint, marker)
+        write_json(marker, fingerprint)
 
     def fingerprint(self) -> dict[str, Any]:
         marker = self.directory / FINGERPRINT
@@ -88,4 +88,4 @@ class RunState:
 
     def save(self, part: Part) -> None:
         path = self.directory / f"part-{part.session}-r{part.rank}.pt"
-        write_atomic(path, lambda out: torch.save(part.to_payload(), out), binary=True)
+        write_atomic(path, lambda out: torch.save(part.to_payload(), out))

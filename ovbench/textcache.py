@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +14,10 @@ from typing import Sequence
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .api import SegmentationModel
+from .fileio import write_bytes
 
 
 def cache_root() -> Path:
@@ -58,14 +58,7 @@ class TextCache:
             return load_file(path)["text"], time.perf_counter() - start
         with torch.inference_mode():
             text = model.encode_text(list(names)).detach().float().cpu().contiguous()
-        self.root.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-        os.close(handle)
-        try:
-            save_file({"text": text}, temporary, metadata={"model_key": model_key, "classes": str(len(names))})
-            os.replace(temporary, path)
-        finally:
-            Path(temporary).unlink(missing_ok=True)
+        write_bytes(path, save({"text": text}, metadata={"model_key": model_key, "classes": str(len(names))}))
         return text, time.perf_counter() - start
 
     def entries(self) -> list[CacheEntry]:
