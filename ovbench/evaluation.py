@@ -4,6 +4,9 @@ in the vocabulary, i.e. from ONE all-class confusion matrix)."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +27,25 @@ def list_videos(data: VSPW, split: Split, limit: int | None = None) -> list[Vide
     if not names:
         raise DataError(f"{data.root / (split.subset + '.txt')} lists no videos")
     return [VideoFrames(name, tuple(data.frames(name))) for name in names]
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        with os.scandir(folder) as entries:
+            return sum(entry.stat().st_size for entry in entries if entry.is_file())
+    except OSError:  # a missing or unreadable folder: its video is skipped, and named, later
+        return 0
+
+
+def data_identity(data: VSPW, videos: list[VideoFrames]) -> dict[str, Any]:
+    """What the data is, not where: video names, frame counts and the bytes of their frames and
+    masks, so a re-encoded or re-converted data set is another run while a moved one (another
+    root path, another node's mount) still resumes and merges. One folder listing per video."""
+    lines = []
+    for video in videos:
+        size = _folder_bytes(data.frame_dir(video.name)) + _folder_bytes(data.frame_dir(video.name).parent / "mask")
+        lines.append(f"{video.name}:{len(video.frames)}:{size}")
+    return {"sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(), "names": [v.name for v in videos]}
 
 
 def new_metrics(split: Split, device: torch.device | str, min_video_frames: int) -> VideoSegMetrics:

@@ -11,7 +11,7 @@ from . import results
 from .errors import ConfigError, DataError
 from .evaluation import compute_for_split, new_metrics, options_summary
 from .runstate import Part, RunState
-from .splits import load_split
+from .splits import Split
 
 
 def timing_of(parts: list[Part], text_seconds: float, static_shards: bool) -> dict[str, Any]:
@@ -46,17 +46,14 @@ def record_from_states(states: list[RunState], *, partial: bool = False) -> dict
     parts = [part for state in states for part in state.parts()]
     if not parts:
         raise DataError(f"{states[0].directory} holds no finished work yet")
-    return record_from_parts(fingerprint, parts, partial=partial)
+    return record_from_parts(fingerprint, states[0].split(), parts, partial=partial)
 
 
-def record_from_parts(fingerprint: dict[str, Any], parts: list[Part], *, partial: bool = False) -> dict[str, Any]:
+def record_from_parts(fingerprint: dict[str, Any], split: Split, parts: list[Part], *, partial: bool = False) -> dict[str, Any]:
     """The record of every listed video, finished or skipped. A video in no part (a `--shard`
     job unfinished or not given) is an error, or with `partial` a skipped video."""
     if not isinstance(fingerprint.get("videos"), dict):
         raise DataError("this run state was written by an older ovbench (its fingerprint lists no videos); rerun the run to make a record")
-    split = load_split(fingerprint["split"]["source"])
-    if split.hash != fingerprint["split"]["hash"]:
-        raise ConfigError(f"split {split.name} changed since the run started ({fingerprint['split']['hash']} -> {split.hash})")
     options = fingerprint["options"]
     metrics = new_metrics(split, "cpu", options["min_video_frames"])
     for part in parts:
@@ -78,7 +75,7 @@ def record_from_parts(fingerprint: dict[str, Any], parts: list[Part], *, partial
     if not done:
         first = next(iter(skipped.values()), "nothing was run")
         raise DataError(f"no video could be evaluated ({len(skipped)} skipped; first: {first})")
-    return results.new_record(
+    record = results.new_record(
         kind="run",
         model=fingerprint["model"],
         split=split.summary(),
@@ -94,6 +91,8 @@ def record_from_parts(fingerprint: dict[str, Any], parts: list[Part], *, partial
         timing=timing_of(parts, max(p.text_seconds for p in parts), static_shards=options["shards"] > 1),
         env=next(p.env for p in parts if p.env),
     )
+    record["run"] = {"fingerprint_sha256": results.content_sha256(fingerprint)}
+    return record
 
 
 def merge_runs(state_dirs: list[Path], out_dir: Path | None = None, *, partial: bool = False) -> tuple[dict[str, Any], Path]:

@@ -9,12 +9,14 @@ file that a later table would read).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
 import os
 import platform
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -47,17 +49,30 @@ _REQUIRED_NESTED = {
 }
 
 
-def git_info() -> dict[str, Any] | None:
-    """The commit of the ovbench checkout that produced a record, when it runs from one."""
-    here = Path(__file__).resolve().parent
+def _git(args: list[str], cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+
+
+def _is_ovbench_checkout(folder: Path) -> bool:
+    """The repository git found must be ovbench's own: installed in a venv inside another
+    project's repository, the package folder belongs to that project."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
+        with open(folder / "pyproject.toml", "rb") as handle:
+            return tomllib.load(handle).get("project", {}).get("name") == "ovbench"
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+@functools.cache
+def git_info(here: Path = Path(__file__).resolve().parent) -> dict[str, Any] | None:
+    """The commit (and whether the checkout had uncommitted changes) of the ovbench checkout
+    that runs, when it runs from one; None from a wheel or from another project's repository."""
+    try:
+        top = Path(_git(["rev-parse", "--show-toplevel"], here))
+        if not _is_ovbench_checkout(top):
+            return None
+        commit = _git(["rev-parse", "HEAD"], here)
+        dirty = _git(["status", "--porcelain", "--untracked-files=no"], here)
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(dirty)}
@@ -121,8 +136,13 @@ def new_record(
     }
 
 
+def content_sha256(payload: Any) -> str:
+    """sha256 of a JSON-able value, independent of key order (a run's fingerprint)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def _short_hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
+    return content_sha256(payload)[:8]
 
 
 def config_id(model: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import os
 import shutil
 import signal
@@ -23,12 +24,12 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from . import results
+from . import __version__, results
 from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
 from .data.loader import VideoFrames, frame_loader
 from .data.vspw import VSPW
 from .errors import ConfigError, DataError, ModelError, OvbenchError
-from .evaluation import list_videos, new_metrics
+from .evaluation import data_identity, list_videos, new_metrics
 from .merge import record_from_parts
 from .modelclock import ModelClock
 from .predictions import PredictionWriter
@@ -141,14 +142,43 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     return output
 
 
-def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames], device: torch.device, static_shards: int) -> dict:
-    """Everything that changes the numbers; a resume or merge must match it exactly."""
-    listing = hashlib.sha256("\n".join(f"{v.name}:{len(v.frames)}" for v in videos).encode()).hexdigest()
+def adapter_source_sha256(cls: type) -> str | None:
+    """sha256 over the source files of the adapter class and of every adapter class it
+    inherits from (a `--plugin` file, the module of a built-in): an edited `predict` is another
+    run. By module and class name, not path, so a moved checkout or venv still resumes.
+    None when a class has no source file (defined in an interactive session)."""
+    digest = hashlib.sha256()
+    for klass in cls.__mro__:
+        if not (isinstance(klass, type) and issubclass(klass, SegmentationModel)) or klass.__module__ == SegmentationModel.__module__:
+            continue
+        try:
+            source = Path(inspect.getsourcefile(klass) or "").read_bytes()
+        except (OSError, TypeError):
+            return None
+        digest.update(f"{klass.__module__}.{klass.__qualname__}\n".encode())
+        digest.update(hashlib.sha256(source).digest())
+    return digest.hexdigest()
+
+
+def split_identity(split: Split) -> dict[str, Any]:
+    """A split file by resolved path and content, so `./mine.json#x` and `mine.json#x` are the
+    same run; a built-in split by name. The content is `hash` (and a copy in the run state)."""
+    path = (split.source or split.name).partition("#")[0]
+    where = split.name
+    if path.endswith(".json") or Path(path).is_file():
+        where = f"{Path(path).expanduser().resolve()}#{split.name}"
+    return {"name": split.name, "hash": split.hash, "source": where}
+
+
+def _fingerprint(options: RunOptions, model_info: dict, data: VSPW, videos: list[VideoFrames], device: torch.device, static_shards: int) -> dict:
+    """Everything that changes the numbers; a resume or merge must match it exactly, and a
+    finished run with the same fingerprint is reused instead of recomputed."""
     return {
         "model": model_info,
-        "split": {"name": options.split.name, "hash": options.split.hash, "source": options.split.source or options.split.name},
-        "dataset": {"name": options.dataset_name, "root": str(options.data_root.resolve())},
-        "videos": {"sha256": listing, "names": [v.name for v in videos]},
+        "ovbench": {"version": __version__, "git": results.git_info()},
+        "split": split_identity(options.split),
+        "dataset": {"name": options.dataset_name},
+        "videos": data_identity(data, videos),
         "options": {
             "miou_convention": options.convention,
             "min_video_frames": options.min_video_frames,
@@ -202,6 +232,8 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     weights = model.weights()
     model_info = {
         "id": options.model,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "source_sha256": adapter_source_sha256(type(model)),
         "args": args_to_dict(model.args),
         "weights": weights.source,
         "weights_sha256": weights.sha256,
@@ -210,17 +242,23 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     }
     index, count = options.shard
     group = _process_group(count)
-    fingerprint = _fingerprint(options, model_info, videos, device, count if group is None else 1)
+    fingerprint = _fingerprint(options, model_info, data, videos, device, count if group is None else 1)
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = _agree(group, lambda: results.record_stem(model_info, split.name, run=fingerprint))
     state = RunState(options.out_dir / f"{stem}.state")
+    if not options.overwrite:
+        reused = _agree(group, lambda: finished_record(options.out_dir / f"{stem}.json", fingerprint))
+        if reused is not None:
+            if index == 0:
+                log(f"reusing {options.out_dir / f'{stem}.json'} finished {reused['created']}; --overwrite to recompute")
+            return reused, options.out_dir / f"{stem}.json"
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
     predictions = state.directory.with_suffix(".predictions")
     if index == 0 or group is None:
         if options.overwrite:
             shutil.rmtree(predictions, ignore_errors=True)
-        state.prepare(fingerprint, options.overwrite)
+        state.prepare(fingerprint, options.overwrite, split)
     # every process must agree on what is done and on the session, whatever it finds on disk later
     session, done = _agree(group, lambda: (new_session_id(), sorted(state.done_videos())))
     ordered = group_by_frame_size(data, videos)  # the run's order; every process computes the same
@@ -247,8 +285,21 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     if index != 0:
         return {}, state.directory
     earlier = [p for p in state.parts() if p.session != session]
-    record = record_from_parts(fingerprint, earlier + this_session)
+    record = record_from_parts(fingerprint, split, earlier + this_session)
     return record, results.write_record(record, options.out_dir, stem=state.directory.stem)
+
+
+def finished_record(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of a finished run with this fingerprint, if `path` holds one (a damaged or
+    foreign file there is recomputed and replaced)."""
+    if not path.is_file():
+        return None
+    try:
+        record = results.load_record(path)
+    except DataError:
+        return None
+    made_by = record.get("run") if isinstance(record.get("run"), dict) else {}
+    return record if made_by.get("fingerprint_sha256") == results.content_sha256(fingerprint) else None
 
 
 def _leave_cores_to_workers(workers: int) -> None:

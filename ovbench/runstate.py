@@ -20,8 +20,22 @@ import torch
 
 from .errors import ConfigError, DataError
 from .fileio import write_atomic, write_json
+from .splits import Split, load_split
 
 FINGERPRINT = "fingerprint.json"
+SPLIT = "split.json"  # the run's split definition, so a merge needs neither the user's file nor its path
+
+
+def split_definition(split: Split) -> dict[str, Any]:
+    """A split file defining exactly `split` (the same hash when loaded back)."""
+    kind = "unseen" if split.vocabulary == split.unseen else "seen" if split.vocabulary == split.seen else "all"
+    return {
+        "protocol": split.protocol,
+        "version": split.version,
+        "provenance": split.provenance,
+        "unseen": list(split.unseen),
+        "splits": {split.name: {"subset": split.subset, "vocabulary": kind}},
+    }
 
 
 @dataclass
@@ -51,7 +65,7 @@ class RunState:
     def __init__(self, directory: Path):
         self.directory = directory
 
-    def prepare(self, fingerprint: dict[str, Any], overwrite: bool) -> None:
+    def prepare(self, fingerprint: dict[str, Any], overwrite: bool, split: Split | None = None) -> None:
         """Start fresh or check that the folder belongs to the same command."""
         if overwrite and self.directory.exists():
             shutil.rmtree(self.directory)
@@ -65,7 +79,18 @@ class RunState:
                     " rerun with --overwrite to start over, or use another --out"
                 )
             return
+        if split is not None:
+            write_json(self.directory / SPLIT, split_definition(split))
         write_json(marker, fingerprint)
+
+    def split(self) -> Split:
+        """The run's split: the copy kept in the state, else (older states) where it came from."""
+        fingerprint = self.fingerprint()
+        copy = self.directory / SPLIT
+        split = load_split(f"{copy}#{fingerprint['split']['name']}" if copy.is_file() else fingerprint["split"]["source"])
+        if split.hash != fingerprint["split"]["hash"]:
+            raise ConfigError(f"split {split.name} changed since the run started ({fingerprint['split']['hash']} -> {split.hash})")
+        return split
 
     def fingerprint(self) -> dict[str, Any]:
         marker = self.directory / FINGERPRINT
