@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import inspect
 import os
 import shutil
-import signal
-import threading
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -30,16 +28,15 @@ from .data.loader import VideoFrames, frame_loader
 from .data.vspw import VSPW
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import data_identity, list_videos, new_metrics
-from .merge import record_from_parts
+from .merge import record_from_contents
 from .modelclock import ModelClock
 from .predictions import PredictionWriter
 from .registry import get_model_class
-from .runstate import Part, RunState, new_session_id
+from .runstate import RunLock, RunState, Session, VideoResult, new_session_id
 from .splits import Split
 from .textcache import TextCache
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-SAVE_PACE = 20  # state saving takes at most 1/SAVE_PACE of a run's time
 
 
 @dataclasses.dataclass
@@ -216,6 +213,21 @@ class _Progress:
             self.bar.close()
 
 
+def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
+    """The record's (and the fingerprint's) view of a model: what it is, down to its code."""
+    weights = model.weights()
+    return {
+        "id": model_id,
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "source_sha256": adapter_source_sha256(type(model)),
+        "args": args_to_dict(model.args),
+        "weights": weights.source,
+        "weights_sha256": weights.sha256,
+        "random_init": weights.random_init,
+        "backbone": weights.backbone,
+    }
+
+
 def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
     """Run a model over the split, resumably; returns the record and its path (rank 0) or the
     state folder (other shards)."""
@@ -227,66 +239,93 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     data = VSPW(options.data_root)
     split = options.split
     videos = list_videos(data, split, options.limit_videos)
-
     model = build_model(options.model, options.model_args, device, on_sample)
-    weights = model.weights()
-    model_info = {
-        "id": options.model,
-        "class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "source_sha256": adapter_source_sha256(type(model)),
-        "args": args_to_dict(model.args),
-        "weights": weights.source,
-        "weights_sha256": weights.sha256,
-        "random_init": weights.random_init,
-        "backbone": weights.backbone,
-    }
+    model_info = describe_model(options.model, model)
     index, count = options.shard
     group = _process_group(count)
     fingerprint = _fingerprint(options, model_info, data, videos, device, count if group is None else 1)
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = _agree(group, lambda: results.record_stem(model_info, split.name, run=fingerprint))
-    state = RunState(options.out_dir / f"{stem}.state")
+    record_path = options.out_dir / f"{stem}.json"
     if not options.overwrite:
-        reused = _agree(group, lambda: finished_record(options.out_dir / f"{stem}.json", fingerprint))
+        reused = _agree(group, lambda: finished_record(record_path, fingerprint))
         if reused is not None:
             if index == 0:
-                log(f"reusing {options.out_dir / f'{stem}.json'} finished {reused['created']}; --overwrite to recompute")
-            return reused, options.out_dir / f"{stem}.json"
+                log(f"reusing {record_path} finished {reused['created']}; --overwrite to recompute")
+            return reused, record_path
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
-    predictions = state.directory.with_suffix(".predictions")
-    if index == 0 or group is None:
+    state = RunState(options.out_dir / f"{stem}.state")
+    lock = RunLock(state.directory, index)
+    held_elsewhere = _agree(group, lambda: _open_state(state, lock, fingerprint, options))
+    if held_elsewhere:
+        raise ConfigError(held_elsewhere)
+    try:
+        finished_here = _run_locked(options, data, model, videos, state, group, device, log)
+        if not finished_here:
+            return {}, state.directory
+        contents = state.contents()
+        record = record_from_contents(fingerprint, split, contents)
+        try:
+            return record, results.write_record(record, options.out_dir, stem=stem)
+        except OSError as err:
+            raise ConfigError(f"cannot write the record {record_path}: {err.strerror or err}; the run state is kept, rerun to write it") from None
+    finally:
+        lock.release()
+
+
+def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], options: RunOptions) -> str | None:
+    """Lock the run (this shard of it) and check or start its state; the line to stop with if
+    another process holds it."""
+    held_elsewhere = lock.acquire()
+    if held_elsewhere:
+        return held_elsewhere
+    try:
         if options.overwrite:
-            shutil.rmtree(predictions, ignore_errors=True)
-        state.prepare(fingerprint, options.overwrite, split)
+            shutil.rmtree(state.directory.with_suffix(".predictions"), ignore_errors=True)
+        state.prepare(fingerprint, options.overwrite, options.split)
+    except BaseException:
+        lock.release()
+        raise
+    return None
+
+
+def _run_locked(options: RunOptions, data: VSPW, model: SegmentationModel, videos: list[VideoFrames], state: RunState,
+                group, device: torch.device, log: Callable[[str], None]) -> bool:
+    """This process's share of the pending videos, committed one by one to the state; True
+    where this process then makes the record (after every rank of a torchrun job is done)."""
+    index, count = options.shard
+    finish_line = _long_barrier_group(group)
     # every process must agree on what is done and on the session, whatever it finds on disk later
     session, done = _agree(group, lambda: (new_session_id(), sorted(state.done_videos())))
     ordered = group_by_frame_size(data, videos)  # the run's order; every process computes the same
-    pending = [v for v in ordered if v.name not in done]
     if group is None:
         mine = [v for v in assign_videos(ordered, count)[index] if v.name not in done]  # static: shards run independently
     else:
-        mine = assign_videos(pending, count)[index]
+        mine = assign_videos([v for v in ordered if v.name not in done], count)[index]
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
     # a model failing on the run's first video stops the run
     fatal_video = next((v.name for v in ordered if v.frames), None)
+    text, text_seconds = TextCache().embed(model, options.split.class_names)
+    state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision)))
+    writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
+    loop = _VideoLoop(options, model, text.to(device), new_metrics(options.split, device, options.min_video_frames),
+                      (session, index), state, writer, device, fatal_video)
+    _stream(options, data, mine, loop)
+    if group is None:
+        return count == 1  # a --shard job: `ovbench merge` makes the record
+    torch.distributed.barrier(group=finish_line)  # every rank's videos are on disk
+    return index == 0
 
-    text, text_seconds = TextCache().embed(model, split.class_names)
-    text = text.to(device)
-    metrics = new_metrics(split, device, options.min_video_frames)
-    part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
-    writer = PredictionWriter.create(options.save_predictions, predictions, split)
-    _stream(options, data, model, text, mine, metrics, part, state, writer, device, fatal_video)
 
-    if group is None and count > 1:
-        return {}, state.directory  # a --shard job: `ovbench merge` makes the record
-    this_session = _gather(group, part)
-    if index != 0:
-        return {}, state.directory
-    earlier = [p for p in state.parts() if p.session != session]
-    record = record_from_parts(fingerprint, split, earlier + this_session)
-    return record, results.write_record(record, options.out_dir, stem=state.directory.stem)
+def _long_barrier_group(group):
+    """A gloo group whose barrier waits as long as ranks take to finish far apart (NCCL's 10
+    minutes would kill a job whose ranks got unequal work); a rank that fails ends the job
+    through torchrun, not through this timeout."""
+    if group is None:
+        return None
+    return torch.distributed.new_group(backend="gloo", timeout=datetime.timedelta(days=7))
 
 
 def finished_record(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -326,74 +365,44 @@ def _agree(group, decide: Callable[[], Any]) -> Any:
     return box[0]
 
 
-def _gather(group, part: Part) -> list[Part]:
-    """Every process's finished work, reduced to rank 0 through torch.distributed."""
-    if group is None:
-        return [part]
-    gathered: list[Any] = [None] * torch.distributed.get_world_size() if torch.distributed.get_rank() == 0 else None
-    torch.distributed.gather_object(part.to_payload(), gathered, dst=0)
-    return [Part(**payload) for payload in gathered] if gathered is not None else []
-
-
-def _stream(options, data, model, text, videos, metrics, part, state, writer, device, fatal_video) -> None:
+def _stream(options: RunOptions, data: VSPW, videos: list[VideoFrames], loop: "_VideoLoop") -> None:
     for video in videos:
         if not video.frames:  # listed in the split, but nothing to evaluate
             empty = DataError(f"video {video.name}: no frames in {data.frame_dir(video.name)}")
             if options.strict:
                 raise empty
-            part.skipped[video.name] = str(empty)
+            loop.skip(video.name, str(empty))
     videos = [video for video in videos if video.frames]
     loader = frame_loader(
-        data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=device.type == "cuda"
+        data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=loop.device.type == "cuda"
     )
-    progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
+    loop.progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
     try:
-        _VideoLoop(options, model, text, metrics, part, state, writer, device, fatal_video, progress).run(videos, loader)
+        loop.run(videos, loader)
     finally:
-        progress.close()
-
-
-@contextlib.contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block is done, for bookkeeping that must happen all or
-    not at all; the interrupt is raised right after. Only the main thread receives signals, so
-    elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[tuple[int, Any]] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if held:
-            if callable(previous):
-                previous(*held[0])
-            elif previous != signal.SIG_IGN:
-                raise KeyboardInterrupt
+        loop.progress.close()
 
 
 class _VideoLoop:
-    """One process's pass over its videos, with the bookkeeping that keeps the saved state
-    exact however the pass ends. The metrics are the one record of what is finished (the
-    part's done list and frame count are read from them when saving); a video is folded into
-    them together with its predictions, with Ctrl-C held; an open video is undone on any error
-    or interrupt; and the times cover finished and skipped videos only (an interrupted video is
-    redone on resume, where its time counts)."""
+    """One process's pass over its videos. Each video is committed to the run state on its own
+    (one atomic file: finished with its metric entry, or skipped with the reason), with its
+    predictions written before; an open video is undone on any error or interrupt, so however
+    the pass ends the state holds exactly the committed videos. The time of each committed
+    video is the wall and model time since the previous one."""
 
-    def __init__(self, options, model, text, metrics, part, state, writer, device, fatal_video, progress):
+    def __init__(self, options, model, text, metrics, process: tuple[str, int], state: RunState, writer, device, fatal_video):
         self.options, self.model, self.text, self.device = options, model, text, device
-        self.metrics, self.part, self.state, self.writer = metrics, part, state, writer
-        self.fatal_video, self.progress = fatal_video, progress
+        self.metrics, self.state, self.writer = metrics, state, writer
+        self.session, self.rank = process
+        self.fatal_video = fatal_video
+        self.progress = _Progress(0, False)
         self.classes = len(options.split.vocabulary)
         dtype = PRECISIONS[options.precision]
         self.autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         self.clock = ModelClock(device)
         self.video: VideoFrames | None = None  # the open video
         self.failed = False  # the open video was dropped: its remaining batches are passed over
-        self.start = time.perf_counter()
-        self.saved_at, self.save_cost = self.start, 0.0
+        self.marked = (time.perf_counter(), 0.0)  # wall clock and model seconds at the last commit
 
     def run(self, videos: list[VideoFrames], loader) -> None:
         try:
@@ -408,19 +417,12 @@ class _VideoLoop:
             self.close_video()
         except BaseException:
             self.roll_back()
-            try:
-                self.save(force=True)  # everything finished is on disk, however the loop ended
-            except Exception as err:  # never hide the error that stopped the run
-                warnings.warn(f"the run state could not be saved ({type(err).__name__}: {err}); "
-                              "a resume redoes the videos finished since the last save")
             raise
-        self.save(force=True)
 
     def begin_video(self, video: VideoFrames) -> None:
-        with _interrupts_held():
-            self.metrics.begin_video(video.name)
-            self.writer.begin_video(video.name)
-            self.video, self.failed = video, False
+        self.metrics.begin_video(video.name)
+        self.writer.begin_video(video.name)
+        self.video, self.failed = video, False
         try:
             self.model.begin_video(video.name)
         except Exception as err:
@@ -480,46 +482,36 @@ class _VideoLoop:
         self.metrics.abort_video()
         self.writer.abort_video()
         self.failed = True
-        self.part.skipped[name] = message
-        self.mark_time()
-        self.save()
+        self.skip(name, message)
+
+    def skip(self, name: str, message: str) -> None:
+        self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), error=message))
         self.progress.note(f"skipping {message}")
 
     def close_video(self) -> None:
+        """Predictions complete, then the video committed to the state (the commit point)."""
         if self.video is not None and not self.failed:
+            name = self.video.name
             try:
-                with _interrupts_held():  # predictions complete, then the video in the totals
-                    self.writer.end_video()
-                    self.metrics.end_video()  # validates, then folds
-                    self.video = None
+                self.writer.end_video()
+                self.metrics.end_video()  # validates, then folds
             except OvbenchError as err:
                 self.drop_video(err)
             else:
-                self.mark_time()
-                self.save()
+                entry = self.metrics.videos.pop(name)  # on disk from here: memory stays flat
+                self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), metrics=entry))
         self.video = None
 
     def roll_back(self) -> None:
-        """After an error or interrupt: undo the open video (aborting twice is harmless)."""
-        if self.video is not None and not self.failed:
+        """After an error or interrupt: undo the open video unless it was committed (aborting
+        twice is harmless)."""
+        if self.video is not None and not self.failed and not self.state.is_finished(self.video.name):
             self.metrics.abort_video()
             self.writer.abort_video()
 
-    def mark_time(self) -> None:
-        """Model and wall time up to the end of the last finished or skipped video."""
-        self.part.model_seconds = self.clock.seconds()
-        self.part.wall_seconds = time.perf_counter() - self.start
-
-    def save(self, force: bool = False) -> None:
-        """Save what is finished. The state holds every finished video, so saving after each
-        one would cost O(videos^2) on a long run: save when the time since the last save is at
-        least SAVE_PACE times what that save took (<= 1/SAVE_PACE of the run), and always at the end."""
-        now = time.perf_counter()
-        if not force and now - self.saved_at < SAVE_PACE * self.save_cost:
-            return
-        self.part.metrics = self.metrics.state_dict()
-        self.part.done = sorted(self.metrics.videos)
-        self.part.frames = sum(entry["frames"] for entry in self.metrics.videos.values())
-        self.state.save(self.part)
-        self.saved_at = time.perf_counter()
-        self.save_cost = self.saved_at - now
+    def lap(self) -> tuple[float, float]:
+        """Wall and model seconds since the last committed video."""
+        wall, model = time.perf_counter(), self.clock.seconds()
+        lap = (wall - self.marked[0], model - self.marked[1])
+        self.marked = (wall, model)
+        return lap

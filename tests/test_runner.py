@@ -160,7 +160,7 @@ def test_interrupt_while_closing_a_video_resumes_exactly(data_root, tmp_path, mo
     """Ctrl-C between a video's last frame and its bookkeeping: the video must end up counted
     once (not twice, not lost) and its predictions kept or redone."""
     reference, _ = run_toy(data_root, tmp_path / "reference", save_predictions="rle")
-    target = RleWriter.end_video if where == "writing the predictions" else RunState.save
+    target = RleWriter.end_video if where == "writing the predictions" else RunState.save_result
     calls = {"n": 0}
 
     def interrupt_second(*args):
@@ -180,7 +180,7 @@ def test_interrupt_while_closing_a_video_resumes_exactly(data_root, tmp_path, mo
     assert sorted(p.stem for p in predictions.glob("*.json")) == sorted(reference["per_video"])
 
 
-def test_ctrl_c_while_a_video_is_closed_is_held_until_it_is_done(data_root, tmp_path, monkeypatch):
+def test_a_real_ctrl_c_while_a_video_is_closed_resumes_exactly(data_root, tmp_path, monkeypatch):
     import os
     import signal
 
@@ -197,11 +197,14 @@ def test_ctrl_c_while_a_video_is_closed_is_held_until_it_is_done(data_root, tmp_
     with pytest.raises(KeyboardInterrupt):
         run_toy(data_root, tmp_path / "crash", save_predictions="rle")
     monkeypatch.undo()
-    state = RunState(next((tmp_path / "crash").glob("*.state")))
-    assert state.done_videos() == set(closing)  # the video was finished, then the run stopped
+    (state,) = (tmp_path / "crash").glob("*.state")
+    assert RunState(state).done_videos() == set(closing[:1])  # the interrupted video was not committed...
+    predictions = state.with_suffix(".predictions")
+    assert sorted(p.stem for p in predictions.glob("*.json")) == closing[:1]  # ...nor its predictions kept
     resumed, _ = run_toy(data_root, tmp_path / "crash", save_predictions="rle")
     same(reference, resumed)
     assert resumed["timing"]["frames"] == reference["dataset"]["frames"]
+    assert sorted(p.stem for p in predictions.glob("*.json")) == sorted(reference["per_video"])
 
 
 def test_an_unexpected_error_while_scoring_names_the_frames_and_keeps_finished_work(data_root, tmp_path, monkeypatch):
@@ -397,14 +400,17 @@ def test_record_json_has_no_nan(data_root, tmp_path):
     json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in record"))
 
 
-@pytest.mark.parametrize("pace, saves", [(0, "every video and the end"), (10**9, "the first video and the end")])
-def test_state_saving_is_paced(data_root, tmp_path, monkeypatch, pace, saves):
-    import ovbench.runner as runner_module
+def test_each_video_is_committed_once_in_its_own_file(data_root, tmp_path, monkeypatch):
+    """No rewrite of everything finished after each video (O(videos^2) on a long run): one
+    small file per video, written once."""
+    committed, original = [], RunState.save_result
 
-    calls = []
-    monkeypatch.setattr(runner_module, "SAVE_PACE", pace)
-    monkeypatch.setattr(RunState, "save", lambda self, part: calls.append(list(part.done)))
-    record, _ = run_toy(data_root, tmp_path)
-    videos = record["dataset"]["videos"]
-    assert len(calls) == (videos + 1 if pace == 0 else 2), saves
-    assert calls[-1] == sorted(record["per_video"])  # the last save holds every finished video
+    def record_commit(self, result):
+        committed.append(result.video)
+        original(self, result)
+
+    monkeypatch.setattr(RunState, "save_result", record_commit)
+    record, path = run_toy(data_root, tmp_path)
+    assert sorted(committed) == sorted(record["per_video"]) and len(set(committed)) == len(committed)
+    state = path.with_suffix(".state")
+    assert sorted(p.stem for p in (state / "videos").glob("*.json")) == sorted(record["per_video"])

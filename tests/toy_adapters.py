@@ -22,6 +22,12 @@ def _name_vector(name: str, dim: int) -> torch.Tensor:
     return torch.randn(dim, generator=torch.Generator().manual_seed(seed))
 
 
+def _wait_for(path: str | None, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while path and not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
+
+
 @dataclasses.dataclass
 class ToyArgs(ModelArgs):
     dim: int = 8
@@ -55,6 +61,7 @@ class ToyColour(SegmentationModel):
             raise RuntimeError("simulated failure")
         CALLS["predict_frames"] += frames.shape[0]
         time.sleep(float(os.environ.get("OVBENCH_TOY_SLEEP", "0")))  # lets a test kill a run mid-video
+        _wait_for(os.environ.get("OVBENCH_TOY_WAIT_FOR"))  # lets a test act while a run is in progress
         if 0 <= CRASH_AFTER_FRAMES["toy-colour"] < CALLS["predict_frames"]:
             raise KeyboardInterrupt
         small = F.avg_pool2d(frames.float() / 255, self.args.stride)
