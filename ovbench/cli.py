@@ -121,6 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         convention=args.miou_convention,
         shard=shard,
         progress=not args.no_progress and not quiet,
+        command=args.command_line,
     )
     record, path = run(options, on_sample=on_sample, log=_stderr)
     if record:
@@ -379,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = ["ovbench", *(sys.argv[1:] if argv is None else argv)]  # for the record
     finished = False
     try:
         from .registry import load_plugin

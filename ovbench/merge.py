@@ -15,11 +15,13 @@ from .runstate import RunState, Session, StateContents, VideoResult
 from .splits import Split
 
 
-def timing_of(finished: list[VideoResult], text_seconds: float, static_shards: bool) -> dict[str, Any]:
+def timing_of(finished: list[VideoResult], sessions: list[Session], static_shards: bool) -> dict[str, Any]:
     """How long the finished videos took (a skipped video's time is left out with its frames).
     Under torchrun the processes of one session run side by side (the slowest sets the time)
     and sessions (resumes) run one after another; `--shard` jobs run side by side, each
-    through its own sessions one after another."""
+    through its own sessions one after another. Per process: frames over the summed busy time
+    of every process, comparable between 1 and N processes; `mixed_devices` when the
+    processes that finished videos ran on different devices."""
     per_process: dict[tuple[str, int], list[float]] = {}
     for result in finished:
         sums = per_process.setdefault((result.session, result.rank), [0.0, 0.0])
@@ -31,15 +33,22 @@ def timing_of(finished: list[VideoResult], text_seconds: float, static_shards: b
     within, across = (sum, max) if static_shards else (max, sum)
     wall = across(within(s[0] for s in group) for group in groups.values())
     model = across(within(s[1] for s in group) for group in groups.values())
+    busy = sum(s[0] for s in per_process.values())
+    busy_model = sum(s[1] for s in per_process.values())
     frames = sum(result.metrics["frames"] for result in finished)
+    env = {(s.session, s.rank): s.env for s in sessions}
+    devices = {str(env.get(process, {}).get("device")) for process in per_process}
     return {
         "frames": frames,
         "seconds": wall,
         "model_seconds": model,
         "fps_model": frames / model if model > 0 else 0.0,
         "fps_end_to_end": frames / wall if wall > 0 else 0.0,
-        "text_seconds": text_seconds,
-        "processes": len(groups) if static_shards else max((len(group) for group in groups.values()), default=0),
+        "fps_per_process_model": frames / busy_model if busy_model > 0 else 0.0,
+        "fps_per_process_end_to_end": frames / busy if busy > 0 else 0.0,
+        "text_seconds": max((s.text_seconds for s in sessions), default=0.0),
+        "processes": len(groups) if static_shards else max(len(group) for group in groups.values()),
+        "mixed_devices": len(devices) > 1,
     }
 
 
@@ -108,17 +117,27 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
             "frames": sum(entry["frames"] for entry in computed["per_video"].values()),
             "skipped": [{"video": v, "error": e} for v, e in sorted(skipped.items())],
         },
-        options={**options_summary(options["miou_convention"], options["min_video_frames"]), "precision": options["precision"]},
+        options={**options_summary(options["miou_convention"], options["min_video_frames"]),
+                 "precision": options["precision"], "limit_videos": options.get("limit_videos")},
         computed=computed,
-        timing=timing_of(list(finished.values()), _text_seconds(contents.sessions), static_shards=options["shards"] > 1),
-        env=next((s.env for s in contents.sessions if s.env), {}),
+        timing=timing_of(list(finished.values()), contents.sessions, static_shards=options["shards"] > 1),
+        env=_first(contents.sessions).env,
     )
-    record["run"] = {"fingerprint_sha256": results.content_sha256(fingerprint)}
+    record["run"] = {
+        "fingerprint_sha256": results.content_sha256(fingerprint),
+        "ovbench": fingerprint.get("ovbench"),
+        "sessions": [{"session": s.session, "rank": s.rank, **s.settings, **s.env} for s in _by_start(contents.sessions)],
+    }
     return record
 
 
-def _text_seconds(sessions: list[Session]) -> float:
-    return max((s.text_seconds for s in sessions), default=0.0)
+def _by_start(sessions: list[Session]) -> list[Session]:
+    return sorted(sessions, key=lambda s: (str(s.settings.get("started", "")), s.session, s.rank))
+
+
+def _first(sessions: list[Session]) -> Session:
+    """The session that started the run (its env is the record's, as before sessions were listed)."""
+    return next(iter(_by_start(sessions)), Session("", 0))
 
 
 def merge_runs(state_dirs: list[Path], out_dir: Path | None = None, *, partial: bool = False) -> tuple[dict[str, Any], Path]:

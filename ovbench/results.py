@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import tomllib
 from pathlib import Path
@@ -88,17 +90,43 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
+LIBRARIES = {"numpy": "numpy", "pillow": "pillow", "open_clip": "open_clip_torch"}  # torch: its own key
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: affinity and cpusets (SLURM, containers) included,
+    unlike os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _library_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name, distribution in LIBRARIES.items():
+        try:
+            found[name] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def environment(device: torch.device | str, precision: str) -> dict[str, Any]:
+    """Where a process ran and with what: a run resumed on another machine says so."""
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    on_cuda = device.type == "cuda"
     return {
         "torch": str(torch.__version__),
-        "cuda": torch.version.cuda,
-        "device": name,
+        "host": socket.gethostname(),
+        "device": torch.cuda.get_device_name(device) if on_cuda else _cpu_name(),
         "device_type": device.type,
+        "cores": usable_cores(),
         "precision": precision,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        **({"cuda": torch.version.cuda} if on_cuda else {}),
+        "libraries": _library_versions(),
     }
 
 

@@ -59,6 +59,7 @@ class RunOptions:
     convention: str = "vspw"
     shard: tuple[int, int] = (0, 1)  # (index, count) of this process among all that share the run
     progress: bool = True
+    command: list[str] | None = None  # the command line, for the record (None: called from Python)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -182,6 +183,7 @@ def _fingerprint(options: RunOptions, model_info: dict, data: VSPW, videos: list
             "precision": options.precision,
             "device_type": device.type,
             "save_predictions": options.save_predictions,
+            "limit_videos": options.limit_videos,
             # --shard jobs split the videos statically, so all of them must use the same N
             # (torchrun re-balances what is left, so any process count may resume)
             "shards": static_shards,
@@ -308,7 +310,9 @@ def _run_locked(options: RunOptions, data: VSPW, model: SegmentationModel, video
     # a model failing on the run's first video stops the run
     fatal_video = next((v.name for v in ordered if v.frames), None)
     text, text_seconds = TextCache().embed(model, options.split.class_names)
-    state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision)))
+    state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision), {
+        "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
+        "processes": count, "started": results.now()}))
     writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
     loop = _VideoLoop(options, model, text.to(device), new_metrics(options.split, device, options.min_video_frames),
                       (session, index), state, writer, device, fatal_video)

@@ -60,7 +60,8 @@ class Session:
     session: str
     rank: int
     text_seconds: float = 0.0
-    env: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)  # results.environment: host, device, cores, libraries
+    settings: dict[str, Any] = field(default_factory=dict)  # command, batch size, workers, processes, start
 
 
 @dataclass
