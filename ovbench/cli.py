@@ -13,6 +13,7 @@ from . import __version__
 from .errors import ConfigError, OvbenchError
 
 EXIT_USER_ERROR = 2
+EXIT_SKIPPED = 3  # a record was written, but some videos were skipped (listed in it)
 DEFAULT_OUT = Path("runs")
 
 
@@ -122,10 +123,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         shard=shard,
         progress=not args.no_progress and not quiet,
         command=args.command_line,
+        max_model_failures=args.max_model_failures,
     )
     record, path = run(options, on_sample=on_sample, log=_stderr)
     if record:
         _report(record, path)
+        skipped = len(record["dataset"].get("skipped") or [])
+        if skipped:
+            _stderr(f"ovbench: {skipped} video(s) skipped, listed in the record (exit status {EXIT_SKIPPED})")
+            return EXIT_SKIPPED
     elif not launched:
         print(f"shard {shard[0]}/{shard[1]} done; state in {path}; combine with `ovbench merge`")
     return 0
@@ -304,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_p.add_argument("--limit-videos", type=_positive)
     run_p.add_argument("--save-predictions", choices=["png", "rle"])
     run_p.add_argument("--strict", action="store_true", help="abort on the first broken video instead of skipping it")
+    run_p.add_argument("--max-model-failures", type=_positive, default=3, help="stop (resumably) after the model fails on this many videos in a row")
     run_p.add_argument("--overwrite", action="store_true", help="discard a partial run instead of resuming it")
     run_p.add_argument("--min-video-frames", type=int, default=0, help="skip videos with <= N frames for mIoU (16 = the common VSPW variant)")
     run_p.add_argument("--miou-convention", default="vspw", choices=["vspw", "mmseg"])

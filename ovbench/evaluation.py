@@ -20,13 +20,25 @@ from .splits import Split
 VC_WINDOWS = (8, 16)
 
 
-def list_videos(data: VSPW, split: Split, limit: int | None = None) -> list[VideoFrames]:
+def list_videos(data: VSPW, split: Split, limit: int | None = None, *, broken_ok: bool = False) -> list[VideoFrames]:
+    """The split's videos and their frames. With `broken_ok` a video whose folder is missing is
+    listed without frames and with the `problem` (the runner skips and names it, as it does a
+    video with an unreadable frame: one missing folder must not stop a run of thousands)."""
     names = data.videos(split.subset)
     if limit is not None:
         names = names[:limit]
     if not names:
         raise DataError(f"{data.root / (split.subset + '.txt')} lists no videos")
-    return [VideoFrames(name, tuple(data.frames(name))) for name in names]
+    return [_video(data, name, broken_ok) for name in names]
+
+
+def _video(data: VSPW, name: str, broken_ok: bool) -> VideoFrames:
+    try:
+        return VideoFrames(name, tuple(data.frames(name)))
+    except DataError as err:
+        if not broken_ok:
+            raise
+        return VideoFrames(name, (), problem=str(err))
 
 
 def _folder_bytes(folder: Path) -> int:

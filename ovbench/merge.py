@@ -106,6 +106,8 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
     if not finished:
         first = next(iter(skipped.values()), "nothing was run")
         raise DataError(f"no video could be evaluated ({len(skipped)} skipped; first: {first})")
+    if "mIoU" not in computed["metrics"]:
+        raise DataError(_why_no_miou(finished, options["min_video_frames"]))
     record = results.new_record(
         kind="run",
         model=fingerprint["model"],
@@ -129,6 +131,15 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
         "sessions": [{"session": s.session, "rank": s.rank, **s.settings, **s.env} for s in _by_start(contents.sessions)],
     }
     return record
+
+
+def _why_no_miou(finished: dict[str, VideoResult], min_video_frames: int) -> str:
+    longest = max(result.metrics["frames"] for result in finished.values())
+    if longest <= min_video_frames:
+        return (f"no metric can be computed: --min-video-frames {min_video_frames} leaves out every evaluated video"
+                f" (the longest of the {len(finished)} has {longest} frames)")
+    return (f"no metric can be computed: no ground-truth pixel of the {len(finished)} evaluated videos"
+            " is a class of the split's vocabulary")
 
 
 def _by_start(sessions: list[Session]) -> list[Session]:

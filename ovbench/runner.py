@@ -29,7 +29,7 @@ from .data.vspw import VSPW
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import data_identity, list_videos, new_metrics
 from .merge import record_from_contents
-from .modelclock import ModelClock
+from .modelclock import LAG, ModelClock
 from .predictions import PredictionWriter
 from .registry import get_model_class
 from .runstate import RunLock, RunState, Session, VideoResult, new_session_id
@@ -60,6 +60,7 @@ class RunOptions:
     shard: tuple[int, int] = (0, 1)  # (index, count) of this process among all that share the run
     progress: bool = True
     command: list[str] | None = None  # the command line, for the record (None: called from Python)
+    max_model_failures: int = 3  # consecutive videos the model fails on before the run stops
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -124,19 +125,29 @@ def upsampled_argmax(scores: torch.Tensor, frame_size: tuple[int, int]) -> torch
     ])
 
 
+def output_problem(output: Any, batch: int, frame_size: tuple[int, int], classes: int) -> str | None:
+    """What breaks the adapter contract in `predict`'s output, in words; None when nothing does.
+    The one check of it, made by the runner on every batch and by `ovbench check-model`."""
+    if not isinstance(output, torch.Tensor):
+        return f"predict returned {type(output).__name__}, expected a torch.Tensor"
+    if output.is_floating_point():
+        if output.dim() != 4 or output.shape[0] != batch or output.shape[1] != classes:
+            return f"predict returned scores of shape {tuple(output.shape)}, expected ({batch}, {classes}, h, w)"
+        return None
+    if tuple(output.shape) != (batch, *frame_size):
+        return f"predict returned labels of shape {tuple(output.shape)}, expected ({batch}, {frame_size[0]}, {frame_size[1]})"
+    if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):
+        return f"predict returned label values outside 0..{classes - 1}"
+    return None
+
+
 def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
     """Adapter output -> (B, H, W) vocabulary indices, checking the contract on the way."""
-    if not isinstance(output, torch.Tensor) or output.shape[:1] != (batch,):
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ModelError(f"{where}: predict returned {shape} for {batch} frames")
+    problem = output_problem(output, batch, frame_size, classes)
+    if problem:
+        raise ModelError(f"{where}: {problem}")
     if output.is_floating_point():
-        if output.dim() != 4 or output.shape[1] != classes:
-            raise ModelError(f"{where}: predict returned scores of shape {tuple(output.shape)}, expected (B, {classes}, h, w)")
         return upsampled_argmax(output, frame_size)  # bilinear on scores, never on labels
-    if output.dim() != 3 or tuple(output.shape[-2:]) != frame_size:
-        raise ModelError(f"{where}: predict returned labels of shape {tuple(output.shape)}, expected (B, {frame_size[0]}, {frame_size[1]})")
-    if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):
-        raise ModelError(f"{where}: predicted label {int(output.max())} outside 0..{classes - 1}")
     return output
 
 
@@ -240,7 +251,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         _leave_cores_to_workers(options.workers)
     data = VSPW(options.data_root)
     split = options.split
-    videos = list_videos(data, split, options.limit_videos)
+    videos = list_videos(data, split, options.limit_videos, broken_ok=True)
     model = build_model(options.model, options.model_args, device, on_sample)
     model_info = describe_model(options.model, model)
     index, count = options.shard
@@ -312,7 +323,7 @@ def _run_locked(options: RunOptions, data: VSPW, model: SegmentationModel, video
     text, text_seconds = TextCache().embed(model, options.split.class_names)
     state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision), {
         "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
-        "processes": count, "started": results.now()}))
+        "processes": count, "started": datetime.datetime.now(datetime.timezone.utc).isoformat()}))
     writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
     loop = _VideoLoop(options, model, text.to(device), new_metrics(options.split, device, options.min_video_frames),
                       (session, index), state, writer, device, fatal_video)
@@ -330,6 +341,18 @@ def _long_barrier_group(group):
     if group is None:
         return None
     return torch.distributed.new_group(backend="gloo", timeout=datetime.timedelta(days=7))
+
+
+ACCELERATOR_FAULTS = ("CUDA error", "CUDA out of memory", "CUBLAS_STATUS", "cuDNN error", "device-side assert", "HIP error")
+
+
+def is_accelerator_error(err: BaseException | None) -> bool:
+    """Out of memory or a device fault: the device, not the video, is at fault."""
+    if err is None:
+        return False
+    if isinstance(err, (torch.cuda.OutOfMemoryError, getattr(torch, "AcceleratorError", torch.cuda.OutOfMemoryError))):
+        return True
+    return isinstance(err, RuntimeError) and any(fault in str(err) for fault in ACCELERATOR_FAULTS)
 
 
 def finished_record(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
@@ -350,7 +373,7 @@ def _leave_cores_to_workers(workers: int) -> None:
     OpenMP threads spin at barriers and a run slows down many times (measured: 20x on 2 cores).
     An explicit OMP_NUM_THREADS wins."""
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+        torch.set_num_threads(max(1, results.usable_cores() - workers))
 
 
 def _process_group(count: int):
@@ -372,7 +395,7 @@ def _agree(group, decide: Callable[[], Any]) -> Any:
 def _stream(options: RunOptions, data: VSPW, videos: list[VideoFrames], loop: "_VideoLoop") -> None:
     for video in videos:
         if not video.frames:  # listed in the split, but nothing to evaluate
-            empty = DataError(f"video {video.name}: no frames in {data.frame_dir(video.name)}")
+            empty = DataError(f"video {video.name}: {video.problem or f'no frames in {data.frame_dir(video.name)}'}")
             if options.strict:
                 raise empty
             loop.skip(video.name, str(empty))
@@ -406,6 +429,8 @@ class _VideoLoop:
         self.clock = ModelClock(device)
         self.video: VideoFrames | None = None  # the open video
         self.failed = False  # the open video was dropped: its remaining batches are passed over
+        self.model_failures = 0  # consecutive videos the model failed on
+        self.unchecked: list[tuple[torch.Tensor, str]] = []  # per batch: are all scores finite? (read late on GPU)
         self.marked = (time.perf_counter(), 0.0)  # wall clock and model seconds at the last commit
 
     def run(self, videos: list[VideoFrames], loader) -> None:
@@ -442,6 +467,7 @@ class _VideoLoop:
         gt = batch["gt"].to(self.device, non_blocking=True)
         try:
             labels = self.score(self.predict(frames, where), gt, where)
+            self.check_finite(keep=LAG)
         except ModelError as err:
             self.model_failed(err)
         except DataError as err:
@@ -460,6 +486,8 @@ class _VideoLoop:
         """Labels at the ground truth's size, counted into the metrics."""
         try:
             labels = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where)
+            if output.is_floating_point():  # argmax would silently pick a NaN class
+                self.unchecked.append((torch.isfinite(output).all(), where))
             self.metrics.update(gt, labels)
         except OvbenchError:
             raise
@@ -467,19 +495,37 @@ class _VideoLoop:
             raise RuntimeError(f"resizing or scoring {where}: {type(err).__name__}: {err}") from err
         return labels
 
+    def check_finite(self, keep: int = 0) -> None:
+        """Raise ModelError naming the frames of a batch whose scores held NaN or inf. Read
+        `keep` batches late, so that on a GPU the check never waits for work just queued."""
+        while len(self.unchecked) > keep:
+            finite, where = self.unchecked.pop(0)
+            if not bool(finite):
+                self.unchecked.clear()
+                raise ModelError(f"{self.options.model} returned NaN or infinite scores on {where}")
+
     def model_failed(self, err: ModelError) -> None:
         """Skip the video, unless it is the run's first: a model failing there is more likely
         broken than the video, and would fail on every video. Decided by the video, not by
         what this process happened to meet or finish first, so one process, N processes,
-        `--shard` jobs and a resume agree (a finished first video is never run again)."""
+        `--shard` jobs and a resume agree (a finished first video is never run again).
+        Stop too on an accelerator error (out of memory, a device fault: every later video
+        would fail the same way) and after `max_model_failures` videos in a row; the run resumes."""
         if self.video.name == self.fatal_video:
             raise ModelError(f"{err} (the run's first video: stopping, the model looks broken;"
                              " `ovbench check-model` tests an adapter's contract)") from err
+        if is_accelerator_error(err.__cause__):
+            raise ModelError(f"{err} (an accelerator error: stopping; finished videos are kept, rerun to resume)") from err
+        self.model_failures += 1
+        if self.model_failures >= self.options.max_model_failures:
+            raise ModelError(f"{err} (the model failed on {self.model_failures} videos in a row: stopping;"
+                             " finished videos are kept, rerun to resume)") from err
         self.drop_video(err)
 
     def drop_video(self, err: OvbenchError) -> None:
         """Forget every trace of the open video and record why, or stop in strict mode."""
         name = self.video.name
+        self.unchecked.clear()
         message = str(err) if name in str(err) else f"video {name}: {err}"
         if self.options.strict:
             raise err if message == str(err) else type(err)(message)
@@ -497,6 +543,12 @@ class _VideoLoop:
         if self.video is not None and not self.failed:
             name = self.video.name
             try:
+                self.check_finite()
+            except ModelError as err:
+                self.model_failed(err)
+                self.video = None
+                return
+            try:
                 self.writer.end_video()
                 self.metrics.end_video()  # validates, then folds
             except OvbenchError as err:
@@ -504,6 +556,7 @@ class _VideoLoop:
             else:
                 entry = self.metrics.videos.pop(name)  # on disk from here: memory stays flat
                 self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), metrics=entry))
+                self.model_failures = 0
         self.video = None
 
     def roll_back(self) -> None:

@@ -383,6 +383,7 @@ def test_check_model_passes_a_good_adapter_and_names_violations(capsys):
     assert "expected (2, 124, h, w)" in capsys.readouterr().out
     assert main(["check-model", "toy-nondeterministic", "--device", "cpu"]) == 1
     assert "not deterministic" in capsys.readouterr().out
+    assert main(["check-model", "toy-stateful", "--device", "cpu"]) == 0  # temporal state, reset per video
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
