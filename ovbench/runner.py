@@ -241,9 +241,11 @@ def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
     }
 
 
-def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
+def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print,
+        model: SegmentationModel | None = None) -> tuple[dict[str, Any], Path]:
     """Run a model over the split, resumably; returns the record and its path (rank 0) or the
-    state folder (other shards)."""
+    state folder (other shards). `model`: an adapter already built (on `options.device`),
+    instead of building `options.model` from `options.model_args`."""
     device = resolve_device(options.device)
     if options.precision not in PRECISIONS:
         raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
@@ -252,7 +254,8 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     data = VSPW(options.data_root)
     split = options.split
     videos = list_videos(data, split, options.limit_videos, broken_ok=True)
-    model = build_model(options.model, options.model_args, device, on_sample)
+    if model is None:
+        model = build_model(options.model, options.model_args, device, on_sample)
     model_info = describe_model(options.model, model)
     index, count = options.shard
     group = _process_group(count)
