@@ -62,6 +62,10 @@ def test_an_edited_plugin_is_a_new_run_and_a_finished_run_is_reused(data_root, t
     err = capsys.readouterr().err
     assert "reusing " in err and f"finished {second['created']}; --overwrite to recompute" in err
     assert len(records(tmp_path / "runs")) == 2
+    assert main(argv + ["--overwrite"]) == 0  # recomputed from scratch, into the same files
+    assert "reusing " not in capsys.readouterr().err
+    again = [r for r in records(tmp_path / "runs") if r["run"]["fingerprint_sha256"] == second["run"]["fingerprint_sha256"]]
+    assert len(again) == 1 and again[0]["per_video"] == second["per_video"]
 
 
 def test_a_moved_data_set_is_the_same_run_and_changed_bytes_are_another(data_root, tmp_path, capsys):
