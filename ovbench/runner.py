@@ -273,9 +273,9 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
     state = RunState(options.out_dir / f"{stem}.state")
     lock = RunLock(state.directory, index)
-    held_elsewhere = _agree(group, lambda: _open_state(state, lock, fingerprint, options))
-    if held_elsewhere:
-        raise ConfigError(held_elsewhere)
+    refused = _agree(group, lambda: _open_state(state, lock, fingerprint, options))
+    if refused:
+        raise ConfigError(refused)
     try:
         finished_here = _run_locked(options, data, model, videos, state, group, device, log)
         if not finished_here:
@@ -291,8 +291,9 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
 
 
 def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], options: RunOptions) -> str | None:
-    """Lock the run (this shard of it) and check or start its state; the line to stop with if
-    another process holds it."""
+    """Lock the run (this shard of it) and check or start its state; None, or the line to stop
+    with (another process holds the run, or its state is not this run's), which under torchrun
+    rank 0 hands to every rank so that all stop alike."""
     held_elsewhere = lock.acquire()
     if held_elsewhere:
         return held_elsewhere
@@ -300,6 +301,9 @@ def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], opt
         if options.overwrite:
             shutil.rmtree(state.directory.with_suffix(".predictions"), ignore_errors=True)
         state.prepare(fingerprint, options.overwrite, options.split)
+    except OvbenchError as err:
+        lock.release()
+        return str(err)
     except BaseException:
         lock.release()
         raise
@@ -458,7 +462,9 @@ class _VideoLoop:
         try:
             self.model.begin_video(video.name)
         except Exception as err:
-            self.model_failed(ModelError(f"{self.options.model} failed to begin video {video.name}: {type(err).__name__}: {err}"))
+            failure = ModelError(f"{self.options.model} failed to begin video {video.name}: {type(err).__name__}: {err}")
+            failure.__cause__ = err
+            self.model_failed(failure)
 
     def evaluate(self, video: VideoFrames, batch: dict) -> None:
         if "error" in batch:

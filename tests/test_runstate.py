@@ -154,3 +154,23 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_finished(data_root, 
     assert main(words(data_root, tmp_path)) == 0  # space again: resumes
     assert "resuming: " in capsys.readouterr().err
     assert load_record(next(tmp_path.glob("*.json")))["dataset"]["videos"] == len(listed(data_root))
+
+
+def test_sigterm_mid_run_then_resume_gives_the_same_record(data_root, finished, tmp_path):
+    import signal
+
+    reference = merge_runs([finished], tmp_path / "reference")[0]
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1", "OVBENCH_TOY_SLEEP": "0.3"}
+    job = subprocess.Popen([sys.executable, "-m", "ovbench", *words(data_root, tmp_path / "out")], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "out").glob("*.state/videos/*.json")):
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)  # a SLURM preemption
+    job.wait(timeout=60)
+    assert not list((tmp_path / "out").glob("*.json")), "the job finished before SIGTERM; the test proves nothing"
+    assert main(words(data_root, tmp_path / "out")) == 0  # the lock went with the process
+    record = load_record(next((tmp_path / "out").glob("*.json")))
+    assert record["per_video"] == reference["per_video"] and record["metrics"] == reference["metrics"]
+    assert record["timing"]["frames"] == reference["timing"]["frames"]
