@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import hashlib
-import inspect
 import os
 import shutil
 import time
@@ -22,12 +20,13 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from . import __version__, results
-from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
+from . import results
+from .api import SegmentationModel, parse_model_args, parse_pairs
 from .data.loader import VideoFrames, frame_loader
 from .data.vspw import VSPW
 from .errors import ConfigError, DataError, ModelError, OvbenchError
-from .evaluation import data_identity, list_videos, new_metrics
+from .evaluation import list_videos, new_metrics
+from .identity import describe_model, finished_record, run_fingerprint
 from .merge import record_from_contents
 from .modelclock import LAG, ModelClock
 from .predictions import PredictionWriter
@@ -151,57 +150,6 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     return output
 
 
-def adapter_source_sha256(cls: type) -> str | None:
-    """sha256 over the source files of the adapter class and of every adapter class it
-    inherits from (a `--plugin` file, the module of a built-in): an edited `predict` is another
-    run. By module and class name, not path, so a moved checkout or venv still resumes.
-    None when a class has no source file (defined in an interactive session)."""
-    digest = hashlib.sha256()
-    for klass in cls.__mro__:
-        if not (isinstance(klass, type) and issubclass(klass, SegmentationModel)) or klass.__module__ == SegmentationModel.__module__:
-            continue
-        try:
-            source = Path(inspect.getsourcefile(klass) or "").read_bytes()
-        except (OSError, TypeError):
-            return None
-        digest.update(f"{klass.__module__}.{klass.__qualname__}\n".encode())
-        digest.update(hashlib.sha256(source).digest())
-    return digest.hexdigest()
-
-
-def split_identity(split: Split) -> dict[str, Any]:
-    """A split file by resolved path and content, so `./mine.json#x` and `mine.json#x` are the
-    same run; a built-in split by name. The content is `hash` (and a copy in the run state)."""
-    path = (split.source or split.name).partition("#")[0]
-    where = split.name
-    if path.endswith(".json") or Path(path).is_file():
-        where = f"{Path(path).expanduser().resolve()}#{split.name}"
-    return {"name": split.name, "hash": split.hash, "source": where}
-
-
-def _fingerprint(options: RunOptions, model_info: dict, data: VSPW, videos: list[VideoFrames], device: torch.device, static_shards: int) -> dict:
-    """Everything that changes the numbers; a resume or merge must match it exactly, and a
-    finished run with the same fingerprint is reused instead of recomputed."""
-    return {
-        "model": model_info,
-        "ovbench": {"version": __version__, "git": results.git_info()},
-        "split": split_identity(options.split),
-        "dataset": {"name": options.dataset_name},
-        "videos": data_identity(data, videos),
-        "options": {
-            "miou_convention": options.convention,
-            "min_video_frames": options.min_video_frames,
-            "precision": options.precision,
-            "device_type": device.type,
-            "save_predictions": options.save_predictions,
-            "limit_videos": options.limit_videos,
-            # --shard jobs split the videos statically, so all of them must use the same N
-            # (torchrun re-balances what is left, so any process count may resume)
-            "shards": static_shards,
-        },
-    }
-
-
 class _Progress:
     """tqdm over frames with the current video and frames/s; silent when disabled."""
 
@@ -226,21 +174,6 @@ class _Progress:
             self.bar.close()
 
 
-def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
-    """The record's (and the fingerprint's) view of a model: what it is, down to its code."""
-    weights = model.weights()
-    return {
-        "id": model_id,
-        "class": f"{type(model).__module__}.{type(model).__qualname__}",
-        "source_sha256": adapter_source_sha256(type(model)),
-        "args": args_to_dict(model.args),
-        "weights": weights.source,
-        "weights_sha256": weights.sha256,
-        "random_init": weights.random_init,
-        "backbone": weights.backbone,
-    }
-
-
 def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print,
         model: SegmentationModel | None = None) -> tuple[dict[str, Any], Path]:
     """Run a model over the split, resumably; returns the record and its path (rank 0) or the
@@ -259,7 +192,17 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     model_info = describe_model(options.model, model)
     index, count = options.shard
     group = _process_group(count)
-    fingerprint = _fingerprint(options, model_info, data, videos, device, count if group is None else 1)
+    fingerprint = run_fingerprint(model_info, split, options.dataset_name, data, videos, {
+        "miou_convention": options.convention,
+        "min_video_frames": options.min_video_frames,
+        "precision": options.precision,
+        "device_type": device.type,
+        "save_predictions": options.save_predictions,
+        "limit_videos": options.limit_videos,
+        # --shard jobs split the videos statically, so all of them must use the same N
+        # (torchrun re-balances what is left, so any process count may resume)
+        "shards": count if group is None else 1,
+    })
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = _agree(group, lambda: results.record_stem(model_info, split.name, run=fingerprint))
     record_path = options.out_dir / f"{stem}.json"
@@ -360,19 +303,6 @@ def is_accelerator_error(err: BaseException | None) -> bool:
     if isinstance(err, (torch.cuda.OutOfMemoryError, getattr(torch, "AcceleratorError", torch.cuda.OutOfMemoryError))):
         return True
     return isinstance(err, RuntimeError) and any(fault in str(err) for fault in ACCELERATOR_FAULTS)
-
-
-def finished_record(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
-    """The record of a finished run with this fingerprint, if `path` holds one (a damaged or
-    foreign file there is recomputed and replaced)."""
-    if not path.is_file():
-        return None
-    try:
-        record = results.load_record(path)
-    except DataError:
-        return None
-    made_by = record.get("run") if isinstance(record.get("run"), dict) else {}
-    return record if made_by.get("fingerprint_sha256") == results.content_sha256(fingerprint) else None
 
 
 def _leave_cores_to_workers(workers: int) -> None:
