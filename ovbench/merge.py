@@ -158,4 +158,7 @@ def merge_runs(state_dirs: list[Path], out_dir: Path | None = None, *, partial: 
             raise DataError(f"run state folder {directory} does not exist")
     record = record_from_states([RunState(d) for d in state_dirs], partial=partial)
     first = state_dirs[0].resolve()
-    return record, results.write_record(record, out_dir or first.parent, stem=first.stem)
+    try:
+        return record, results.write_record(record, out_dir or first.parent, stem=first.stem)
+    except OSError as err:
+        raise ConfigError(f"cannot write the record into {out_dir or first.parent}: {err.strerror or err}") from None

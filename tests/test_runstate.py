@@ -124,10 +124,12 @@ def test_a_damaged_state_file_is_named_in_one_line(data_root, finished, tmp_path
     assert f"{target}: damaged run state file" in one_line_error(capsys)
 
 
-def test_out_naming_a_file_is_one_line(data_root, tmp_path, capsys):
+def test_out_naming_a_file_is_one_line(data_root, finished, tmp_path, capsys):
     (tmp_path / "taken").write_text("not a folder")
     assert main(words(data_root, tmp_path / "taken")) == 2
     assert "cannot write the run state at" in one_line_error(capsys)
+    assert main(["merge", str(finished), "--out", str(tmp_path / "taken")]) == 2
+    assert f"cannot write the record into {tmp_path / 'taken'}" in one_line_error(capsys)
     assert (tmp_path / "taken").read_text() == "not a folder"
 
 
