@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, OvbenchError
+from ..fileio import write_text
 from .layouts import builtin_layouts, load_layout
 
 if TYPE_CHECKING:  # the tables need torch and pandas: imported when run, so --help stays fast
@@ -116,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = render_table(board, fmt, per_video=args.per_video)
         if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.out).write_text(text, encoding="utf-8")
+            write_text(args.out, text)
         else:
             sys.stdout.write(text)
     _report(board.notes)

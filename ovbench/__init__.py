@@ -4,7 +4,12 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
-    """The Python API, imported on first use so `import ovbench` (and `ovbench --help`) stays light."""
+    """The Python API (`evaluate`, `load_records`), imported on first use so that `import ovbench`
+    (and `ovbench --help`) stays light: no torch, no pandas."""
+    if name == "evaluate":
+        from .python_api import evaluate
+
+        return evaluate
     if name == "load_records":
         from .records import load_records
 

@@ -16,7 +16,7 @@ from .api import SegmentationModel, WeightsInfo
 from .data.synthetic import write_synthetic_vspw
 from .data.datasets import open_dataset
 from .errors import OvbenchError
-from .runner import RunOptions, build_model, resolve_device, run
+from .runner import RunOptions, build_model, output_problem, resolve_device, run
 from .splits import load_split
 
 CHECK_SPLIT = "vspw_all"
@@ -42,28 +42,26 @@ def _check_text(model: SegmentationModel, names: list[str], problems: list[str])
     return text
 
 
-def _check_predict(model: SegmentationModel, frames: torch.Tensor, text: torch.Tensor, problems: list[str]) -> None:
-    classes, (height, width) = text.shape[0], frames.shape[-2:]
-    out = model.predict(frames, text)
-    if not isinstance(out, torch.Tensor):
-        problems.append(f"predict returned {type(out).__name__}, expected a torch.Tensor")
+def _check_predict(model: SegmentationModel, video: str, frames: torch.Tensor, text: torch.Tensor, problems: list[str]) -> None:
+    """Each repetition starts the video afresh (`begin_video`), as the runner does: a video
+    model that keeps temporal state is not thereby nondeterministic."""
+    def predict(batch: torch.Tensor) -> torch.Tensor:
+        model.begin_video(video)
+        return model.predict(batch, text)
+
+    out = predict(frames)
+    problem = output_problem(out, frames.shape[0], tuple(frames.shape[-2:]), text.shape[0])
+    if problem:
+        problems.append(problem)
         return
     if out.device != frames.device:
         problems.append(f"predict returned a tensor on {out.device}, but the frames were on {frames.device}")
-    if out.is_floating_point():
-        if out.dim() != 4 or out.shape[0] != frames.shape[0] or out.shape[1] != classes:
-            problems.append(f"predict returned scores of shape {tuple(out.shape)}, expected ({frames.shape[0]}, {classes}, h, w)")
-            return
-        if not torch.isfinite(out).all():
-            problems.append("predict returned NaN or infinite scores")
-    elif out.dim() != 3 or tuple(out.shape) != (frames.shape[0], height, width):
-        problems.append(f"predict returned labels of shape {tuple(out.shape)}, expected ({frames.shape[0]}, {height}, {width})")
-        return
-    elif out.numel() and (int(out.min()) < 0 or int(out.max()) >= classes):
-        problems.append(f"predict returned label values outside 0..{classes - 1}")
-    again = model.predict(frames, text)
+    if out.is_floating_point() and not torch.isfinite(out).all():
+        problems.append("predict returned NaN or infinite scores")
+    again = predict(frames)
     if again.shape != out.shape or not torch.allclose(again.float(), out.float(), rtol=1e-4, atol=1e-5):
         problems.append("predict is not deterministic: the same frames gave different outputs")
+    model.begin_video(video)
     single = torch.cat([model.predict(frames[i : i + 1], text) for i in range(frames.shape[0])])
     if single.shape != out.shape or not torch.allclose(single.float(), out.float(), rtol=1e-3, atol=1e-4):
         problems.append("predict depends on the batch: frames predicted one at a time differ from the batch (results would change with --batch-size)")
@@ -88,9 +86,8 @@ def check_model(model_id: str, model_args: str = "", device: str = "auto", log: 
             frames = torch.stack(
                 [torch.from_numpy(data.read_frame(video, stem)).permute(2, 0, 1) for stem in data.frames(video)[:2]]
             ).to(torch_device)
-            model.begin_video(video)
             with torch.inference_mode():
-                _check_predict(model, frames, text.to(torch_device), problems)
+                _check_predict(model, video, frames, text.to(torch_device), problems)
             log("predict: checked shape, dtype, device, finiteness, determinism and batch independence")
         if not problems:
             try:

@@ -13,6 +13,7 @@ from . import __version__
 from .errors import ConfigError, OvbenchError
 
 EXIT_USER_ERROR = 2
+EXIT_SKIPPED = 3  # a record was written, but some videos were skipped (listed in it)
 DEFAULT_OUT = Path("runs")
 
 
@@ -141,10 +142,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         convention=args.miou_convention,
         shard=shard,
         progress=not args.no_progress and not quiet,
+        command=args.command_line,
+        max_model_failures=args.max_model_failures,
     )
     record, path = run(options, on_sample=on_sample, log=_stderr)
     if record:
         _report(record, path)
+        skipped = len(record["dataset"].get("skipped") or [])
+        if skipped:
+            _stderr(f"ovbench: {skipped} video(s) skipped, listed in the record (exit status {EXIT_SKIPPED})")
+            return EXIT_SKIPPED
     elif not launched:
         print(f"shard {shard[0]}/{shard[1]} done; state in {path}; combine with `ovbench merge`")
     return 0
@@ -427,6 +434,8 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=_non_negative, default=2, help="frame-decoding worker processes")
     parser.add_argument("--save-predictions", choices=["png", "rle"], help="also save predictions: palette PNGs or one RLE JSON per video")
     parser.add_argument("--strict", action="store_true", help="abort on the first broken video instead of skipping it")
+    parser.add_argument("--max-model-failures", type=_positive, default=3, metavar="K",
+                        help="stop (resumably) after the model fails on K videos in a row")
     parser.add_argument("--overwrite", action="store_true", help="discard a partial run instead of resuming it")
     parser.add_argument("--shard", type=_shard, default="0/1", metavar="I/N",
                         help="run shard I of N, I = 0..N-1 (SLURM arrays: $SLURM_ARRAY_TASK_ID/N with --array=0-(N-1)); combine with `ovbench merge`")
@@ -567,6 +576,7 @@ def _command_word(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(_command_word(argv)).parse_args(argv)
+    args.command_line = ["ovbench", *argv]  # for the record
     finished = False
     try:
         from .registry import load_plugin

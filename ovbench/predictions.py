@@ -16,8 +16,8 @@ from pycocotools import mask as mask_utils
 
 from .data.vspw import read_raw_mask
 from .errors import ConfigError, DataError
+from .fileio import write_json
 from .palette import palette_image
-from .results import write_json_atomic
 from .splits import Split
 
 FORMATS = ("png", "rle")
@@ -83,7 +83,7 @@ class RleWriter(_GlobalIds):
             self.frames[stem] = {"size": list(frame.shape), "classes": encoded}
 
     def end_video(self) -> None:
-        write_json_atomic({"video": self.video, "frames": self.frames}, self.directory / f"{self.video}.json")
+        write_json(self.directory / f"{self.video}.json", {"video": self.video, "frames": self.frames})
 
     def abort_video(self) -> None:
         self.frames = {}

@@ -9,21 +9,25 @@ file that a later table would read).
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
+import importlib.metadata
 import json
 import math
 import os
 import platform
+import re
+import socket
 import subprocess
-import tempfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
 from . import __version__
 from .errors import DataError
+from .fileio import write_json
 
 SCHEMA_VERSION = 1
 METRIC_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pAcc", "mAcc", "fwIoU", "VC8", "VC16")
@@ -48,17 +52,30 @@ _REQUIRED_NESTED = {
 }
 
 
-def git_info() -> dict[str, Any] | None:
-    """The commit of the ovbench checkout that produced a record, when it runs from one."""
-    here = Path(__file__).resolve().parent
+def _git(args: list[str], cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+
+
+def _is_ovbench_checkout(folder: Path) -> bool:
+    """The repository git found must be ovbench's own: installed in a venv inside another
+    project's repository, the package folder belongs to that project."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
+        text = (folder / "pyproject.toml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return re.search(r'^\[project\]\s*^name\s*=\s*"ovbench"\s*$', text, re.M) is not None  # tomllib: Python 3.11+
+
+
+@functools.cache
+def git_info(here: Path = Path(__file__).resolve().parent) -> dict[str, Any] | None:
+    """The commit (and whether the checkout had uncommitted changes) of the ovbench checkout
+    that runs, when it runs from one; None from a wheel or from another project's repository."""
+    try:
+        top = Path(_git(["rev-parse", "--show-toplevel"], here))
+        if not _is_ovbench_checkout(top):
+            return None
+        commit = _git(["rev-parse", "HEAD"], here)
+        dirty = _git(["status", "--porcelain", "--untracked-files=no"], here)
     except (OSError, subprocess.SubprocessError):
         return None
     return {"commit": commit, "dirty": bool(dirty)}
@@ -74,19 +91,45 @@ def _cpu_name() -> str:
     return platform.processor() or "cpu"
 
 
+LIBRARIES = {"numpy": "numpy", "pillow": "pillow", "open_clip": "open_clip_torch"}  # torch: its own key
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: affinity and cpusets (SLURM, containers) included,
+    unlike os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _library_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name, distribution in LIBRARIES.items():
+        try:
+            found[name] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def environment(device: torch.device | str, precision: str) -> dict[str, Any]:
+    """Where a process ran and with what: a run resumed on another machine says so."""
     import torch  # here, not at the top: the leaderboard reads records without torch
 
     device = torch.device(device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    on_cuda = device.type == "cuda"
     return {
         "torch": str(torch.__version__),
-        "cuda": torch.version.cuda,
-        "device": name,
+        "host": socket.gethostname(),
+        "device": torch.cuda.get_device_name(device) if on_cuda else _cpu_name(),
         "device_type": device.type,
+        "cores": usable_cores(),
         "precision": precision,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        **({"cuda": torch.version.cuda} if on_cuda else {}),
+        "libraries": _library_versions(),
     }
 
 
@@ -124,8 +167,13 @@ def new_record(
     }
 
 
+def content_sha256(payload: Any) -> str:
+    """sha256 of a JSON-able value, independent of key order (a run's fingerprint)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 def _short_hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
+    return content_sha256(payload)[:8]
 
 
 def config_id(model: dict[str, Any]) -> str:
@@ -194,34 +242,10 @@ def load_record(path: str | Path) -> dict[str, Any]:
     return record
 
 
-def write_atomic(path: Path, write: Callable[[IO], None], *, binary: bool = False) -> None:
-    """`write` into a temporary file beside `path`, flushed to disk, then renamed: readers see
-    old or new, never half, even after a power cut."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb" if binary else "w") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(payload: Any, path: Path) -> None:
-    def dump(out: IO) -> None:
-        json.dump(payload, out, indent=1, allow_nan=False)
-        out.write("\n")
-
-    write_atomic(path, dump)
-
-
 def write_record(record: dict[str, Any], out_dir: str | Path, stem: str | None = None) -> Path:
     validate_record(record)
     path = Path(out_dir) / (f"{stem}.json" if stem else record_filename(record))
-    write_json_atomic(record, path)
+    write_json(path, record)
     return path
 
 

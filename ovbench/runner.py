@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
+import datetime
 import os
 import shutil
-import signal
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,21 +22,21 @@ import torch
 import torch.nn.functional as F
 
 from . import results
-from .api import SegmentationModel, args_to_dict, parse_model_args, parse_pairs
+from .api import SegmentationModel, parse_model_args, parse_pairs
 from .data.loader import VideoFrames, frame_loader
 from .data.datasets import VideoDataset, open_dataset
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import list_videos, new_metrics
-from .merge import record_from_parts
-from .modelclock import ModelClock
+from .identity import describe_model, finished_record, run_fingerprint
+from .merge import record_from_contents
+from .modelclock import LAG, ModelClock
 from .predictions import PredictionWriter
 from .registry import get_model_class
-from .runstate import Part, RunState, new_session_id
+from .runstate import RunLock, RunState, Session, VideoResult, new_session_id
 from .splits import Split
 from .textcache import TextCache
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-SAVE_PACE = 20  # state saving takes at most 1/SAVE_PACE of a run's time
 SLOW_SECONDS = 2.0  # model loading that takes longer than this is announced
 
 
@@ -62,6 +60,8 @@ class RunOptions:
     convention: str = "vspw"
     shard: tuple[int, int] = (0, 1)  # (index, count) of this process among all that share the run
     progress: bool = True
+    command: list[str] | None = None  # the command line, for the record (None: called from Python)
+    max_model_failures: int = 3  # consecutive videos the model fails on before the run stops
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -124,7 +124,7 @@ def assign_videos(videos: list[VideoFrames], count: int) -> list[list[VideoFrame
 def group_by_frame_size(data: VideoDataset, videos: list[VideoFrames]) -> list[VideoFrames]:
     """Videos of one frame size one after another, then by name. An adapter that compiles or
     captures per input shape (gkc's CUDA graphs, a few shapes kept) then does so once per size;
-    in name order VSPW's sizes alternate. The order changes no number: records are sorted."""
+    in name order VideoDataset's sizes alternate. The order changes no number: records are sorted."""
     def size(video: VideoFrames) -> tuple[int, int]:
         known = data.frame_size(video.name, video.frames[0]) if video.frames else None
         return known or (1 << 30, 1 << 30)  # unreadable or empty: last (and never the first video)
@@ -144,41 +144,30 @@ def upsampled_argmax(scores: torch.Tensor, frame_size: tuple[int, int]) -> torch
     ])
 
 
+def output_problem(output: Any, batch: int, frame_size: tuple[int, int], classes: int) -> str | None:
+    """What breaks the adapter contract in `predict`'s output, in words; None when nothing does.
+    The one check of it, made by the runner on every batch and by `ovbench check-model`."""
+    if not isinstance(output, torch.Tensor):
+        return f"predict returned {type(output).__name__}, expected a torch.Tensor"
+    if output.is_floating_point():
+        if output.dim() != 4 or output.shape[0] != batch or output.shape[1] != classes:
+            return f"predict returned scores of shape {tuple(output.shape)}, expected ({batch}, {classes}, h, w)"
+        return None
+    if tuple(output.shape) != (batch, *frame_size):
+        return f"predict returned labels of shape {tuple(output.shape)}, expected ({batch}, {frame_size[0]}, {frame_size[1]})"
+    if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):
+        return f"predict returned label values outside 0..{classes - 1}"
+    return None
+
+
 def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
     """Adapter output -> (B, H, W) vocabulary indices, checking the contract on the way."""
-    if not isinstance(output, torch.Tensor) or output.shape[:1] != (batch,):
-        shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-        raise ModelError(f"{where}: predict returned {shape} for {batch} frames")
+    problem = output_problem(output, batch, frame_size, classes)
+    if problem:
+        raise ModelError(f"{where}: {problem}")
     if output.is_floating_point():
-        if output.dim() != 4 or output.shape[1] != classes:
-            raise ModelError(f"{where}: predict returned scores of shape {tuple(output.shape)}, expected (B, {classes}, h, w)")
         return upsampled_argmax(output, frame_size)  # bilinear on scores, never on labels
-    if output.dim() != 3 or tuple(output.shape[-2:]) != frame_size:
-        raise ModelError(f"{where}: predict returned labels of shape {tuple(output.shape)}, expected (B, {frame_size[0]}, {frame_size[1]})")
-    if output.numel() and (int(output.min()) < 0 or int(output.max()) >= classes):
-        raise ModelError(f"{where}: predicted label {int(output.max())} outside 0..{classes - 1}")
     return output
-
-
-def _fingerprint(options: RunOptions, model_info: dict, videos: list[VideoFrames], device: torch.device, static_shards: int) -> dict:
-    """Everything that changes the numbers; a resume or merge must match it exactly."""
-    listing = hashlib.sha256("\n".join(f"{v.name}:{len(v.frames)}" for v in videos).encode()).hexdigest()
-    return {
-        "model": model_info,
-        "split": {"name": options.split.name, "hash": options.split.hash, "source": options.split.source or options.split.name},
-        "dataset": {"name": options.dataset_name, "root": str(options.data_root.resolve())},
-        "videos": {"sha256": listing, "names": [v.name for v in videos]},
-        "options": {
-            "miou_convention": options.convention,
-            "min_video_frames": options.min_video_frames,
-            "precision": options.precision,
-            "device_type": device.type,
-            "save_predictions": options.save_predictions,
-            # --shard jobs split the videos statically, so all of them must use the same N
-            # (torchrun re-balances what is left, so any process count may resume)
-            "shards": static_shards,
-        },
-    }
 
 
 class _Progress:
@@ -205,9 +194,11 @@ class _Progress:
             self.bar.close()
 
 
-def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
+def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], None] = print,
+        model: SegmentationModel | None = None) -> tuple[dict[str, Any], Path]:
     """Run a model over the split, resumably; returns the record and its path (rank 0) or the
-    state folder (other shards)."""
+    state folder (other shards). `model`: an adapter already built (on `options.device`),
+    instead of building `options.model` from `options.model_args`."""
     device = resolve_device(options.device)
     if options.precision not in PRECISIONS:
         raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
@@ -215,62 +206,126 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         _leave_cores_to_workers(options.workers)
     data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
-    videos = list_videos(data, split, options.limit_videos)
-
+    videos = list_videos(data, split, options.limit_videos, broken_ok=True)
     index, count = options.shard
     announce = log if index == 0 else None
-    model = build_model(options.model, options.model_args, device, on_sample, log=announce)
-    weights = model.weights()
-    if weights.random_init and announce:
-        announce(f"*** {options.model} has RANDOM weights ({weights.source}): its numbers say nothing about the model ***")
-    model_info = {
-        "id": options.model,
-        "args": args_to_dict(model.args),
-        "weights": weights.source,
-        "weights_sha256": weights.sha256,
-        "random_init": weights.random_init,
-        "backbone": weights.backbone,
-    }
+    if model is None:
+        model = build_model(options.model, options.model_args, device, on_sample, log=announce)
+    model_info = describe_model(options.model, model)
+    if model_info["random_init"] and announce:
+        announce(f"*** {options.model} has RANDOM weights ({model_info['weights']}): its numbers say nothing about the model ***")
     group = _process_group(count)
-    fingerprint = _fingerprint(options, model_info, videos, device, count if group is None else 1)
+    fingerprint = run_fingerprint(model_info, split, options.dataset_name, data, videos, {
+        "miou_convention": options.convention,
+        "min_video_frames": options.min_video_frames,
+        "precision": options.precision,
+        "device_type": device.type,
+        "save_predictions": options.save_predictions,
+        "limit_videos": options.limit_videos,
+        # --shard jobs split the videos statically, so all of them must use the same N
+        # (torchrun re-balances what is left, so any process count may resume)
+        "shards": count if group is None else 1,
+    })
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = _agree(group, lambda: results.record_stem(model_info, split.name, run=fingerprint))
-    state = RunState(options.out_dir / f"{stem}.state")
+    record_path = options.out_dir / f"{stem}.json"
+    if not options.overwrite:
+        reused = _agree(group, lambda: finished_record(record_path, fingerprint))
+        if reused is not None:
+            if index == 0:
+                log(f"reusing {record_path} finished {reused['created']}; --overwrite to recompute")
+            return reused, record_path
     if group is None and count > 1 and options.overwrite:
         raise ConfigError("--overwrite with --shard would delete the other shards' work; remove the state folder by hand")
-    predictions = state.directory.with_suffix(".predictions")
-    if index == 0 or group is None:
+    state = RunState(options.out_dir / f"{stem}.state")
+    lock = RunLock(state.directory, index)
+    refused = _agree(group, lambda: _open_state(state, lock, fingerprint, options))
+    if refused:
+        raise ConfigError(refused)
+    try:
+        finished_here = _run_locked(options, data, model, videos, state, group, device, log)
+        if not finished_here:
+            return {}, state.directory
+        contents = state.contents()
+        record = record_from_contents(fingerprint, split, contents)
+        try:
+            return record, results.write_record(record, options.out_dir, stem=stem)
+        except OSError as err:
+            raise ConfigError(f"cannot write the record {record_path}: {err.strerror or err}; the run state is kept, rerun to write it") from None
+    finally:
+        lock.release()
+
+
+def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], options: RunOptions) -> str | None:
+    """Lock the run (this shard of it) and check or start its state; None, or the line to stop
+    with (another process holds the run, or its state is not this run's), which under torchrun
+    rank 0 hands to every rank so that all stop alike."""
+    held_elsewhere = lock.acquire()
+    if held_elsewhere:
+        return held_elsewhere
+    try:
         if options.overwrite:
-            shutil.rmtree(predictions, ignore_errors=True)
-        state.prepare(fingerprint, options.overwrite)
+            shutil.rmtree(state.directory.with_suffix(".predictions"), ignore_errors=True)
+        state.prepare(fingerprint, options.overwrite, options.split)
+    except OvbenchError as err:
+        lock.release()
+        return str(err)
+    except BaseException:
+        lock.release()
+        raise
+    return None
+
+
+def _run_locked(options: RunOptions, data: VideoDataset, model: SegmentationModel, videos: list[VideoFrames], state: RunState,
+                group, device: torch.device, log: Callable[[str], None]) -> bool:
+    """This process's share of the pending videos, committed one by one to the state; True
+    where this process then makes the record (after every rank of a torchrun job is done)."""
+    index, count = options.shard
+    finish_line = _long_barrier_group(group)
     # every process must agree on what is done and on the session, whatever it finds on disk later
     session, done = _agree(group, lambda: (new_session_id(), sorted(state.done_videos())))
     ordered = group_by_frame_size(data, videos)  # the run's order; every process computes the same
-    pending = [v for v in ordered if v.name not in done]
     if group is None:
         mine = [v for v in assign_videos(ordered, count)[index] if v.name not in done]  # static: shards run independently
     else:
-        mine = assign_videos(pending, count)[index]
+        mine = assign_videos([v for v in ordered if v.name not in done], count)[index]
     if done and index == 0:
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
     # a model failing on the run's first video stops the run
     fatal_video = next((v.name for v in ordered if v.frames), None)
+    text, text_seconds = TextCache().embed(model, options.split.class_names, report=log if index == 0 else None)
+    state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision), {
+        "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
+        "processes": count, "started": datetime.datetime.now(datetime.timezone.utc).isoformat()}))
+    writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
+    loop = _VideoLoop(options, model, text.to(device), new_metrics(options.split, device, options.min_video_frames),
+                      (session, index), state, writer, device, fatal_video)
+    _stream(options, data, mine, loop)
+    if group is None:
+        return count == 1  # a --shard job: `ovbench merge` makes the record
+    torch.distributed.barrier(group=finish_line)  # every rank's videos are on disk
+    return index == 0
 
-    text, text_seconds = TextCache().embed(model, split.class_names, report=announce)
-    text = text.to(device)
-    metrics = new_metrics(split, device, options.min_video_frames)
-    part = Part(session=session, rank=index, text_seconds=text_seconds, env=results.environment(device, options.precision))
-    writer = PredictionWriter.create(options.save_predictions, predictions, split)
-    _stream(options, data, model, text, mine, metrics, part, state, writer, device, fatal_video)
 
-    if group is None and count > 1:
-        return {}, state.directory  # a --shard job: `ovbench merge` makes the record
-    this_session = _gather(group, part)
-    if index != 0:
-        return {}, state.directory
-    earlier = [p for p in state.parts() if p.session != session]
-    record = record_from_parts(fingerprint, earlier + this_session)
-    return record, results.write_record(record, options.out_dir, stem=state.directory.stem)
+def _long_barrier_group(group):
+    """A gloo group whose barrier waits as long as ranks take to finish far apart (NCCL's 10
+    minutes would kill a job whose ranks got unequal work); a rank that fails ends the job
+    through torchrun, not through this timeout."""
+    if group is None:
+        return None
+    return torch.distributed.new_group(backend="gloo", timeout=datetime.timedelta(days=7))
+
+
+ACCELERATOR_FAULTS = ("CUDA error", "CUDA out of memory", "CUBLAS_STATUS", "cuDNN error", "device-side assert", "HIP error")
+
+
+def is_accelerator_error(err: BaseException | None) -> bool:
+    """Out of memory or a device fault: the device, not the video, is at fault."""
+    if err is None:
+        return False
+    if isinstance(err, (torch.cuda.OutOfMemoryError, getattr(torch, "AcceleratorError", torch.cuda.OutOfMemoryError))):
+        return True
+    return isinstance(err, RuntimeError) and any(fault in str(err) for fault in ACCELERATOR_FAULTS)
 
 
 def _leave_cores_to_workers(workers: int) -> None:
@@ -278,7 +333,7 @@ def _leave_cores_to_workers(workers: int) -> None:
     OpenMP threads spin at barriers and a run slows down many times (measured: 20x on 2 cores).
     An explicit OMP_NUM_THREADS wins."""
     if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
+        torch.set_num_threads(max(1, results.usable_cores() - workers))
 
 
 def _process_group(count: int):
@@ -297,74 +352,46 @@ def _agree(group, decide: Callable[[], Any]) -> Any:
     return box[0]
 
 
-def _gather(group, part: Part) -> list[Part]:
-    """Every process's finished work, reduced to rank 0 through torch.distributed."""
-    if group is None:
-        return [part]
-    gathered: list[Any] = [None] * torch.distributed.get_world_size() if torch.distributed.get_rank() == 0 else None
-    torch.distributed.gather_object(part.to_payload(), gathered, dst=0)
-    return [Part(**payload) for payload in gathered] if gathered is not None else []
-
-
-def _stream(options, data, model, text, videos, metrics, part, state, writer, device, fatal_video) -> None:
+def _stream(options: RunOptions, data: VideoDataset, videos: list[VideoFrames], loop: "_VideoLoop") -> None:
     for video in videos:
         if not video.frames:  # listed in the split, but nothing to evaluate
-            empty = DataError(f"video {video.name}: no frames in {data.frame_dir(video.name)}")
+            empty = DataError(f"video {video.name}: {video.problem or f'no frames in {data.frame_dir(video.name)}'}")
             if options.strict:
                 raise empty
-            part.skipped[video.name] = str(empty)
+            loop.skip(video.name, str(empty))
     videos = [video for video in videos if video.frames]
     loader = frame_loader(
-        data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=device.type == "cuda"
+        data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=loop.device.type == "cuda"
     )
-    progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
+    loop.progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
     try:
-        _VideoLoop(options, model, text, metrics, part, state, writer, device, fatal_video, progress).run(videos, loader)
+        loop.run(videos, loader)
     finally:
-        progress.close()
-
-
-@contextlib.contextmanager
-def _interrupts_held() -> Iterator[None]:
-    """Hold Ctrl-C (SIGINT) until the block is done, for bookkeeping that must happen all or
-    not at all; the interrupt is raised right after. Only the main thread receives signals, so
-    elsewhere the block runs as it is."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[tuple[int, Any]] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append((signum, frame)))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if held:
-            if callable(previous):
-                previous(*held[0])
-            elif previous != signal.SIG_IGN:
-                raise KeyboardInterrupt
+        loop.progress.close()
 
 
 class _VideoLoop:
-    """One process's pass over its videos, with the bookkeeping that keeps the saved state
-    exact however the pass ends. The metrics are the one record of what is finished (the
-    part's done list and frame count are read from them when saving); a video is folded into
-    them together with its predictions, with Ctrl-C held; an open video is undone on any error
-    or interrupt; and the times cover finished and skipped videos only (an interrupted video is
-    redone on resume, where its time counts)."""
+    """One process's pass over its videos. Each video is committed to the run state on its own
+    (one atomic file: finished with its metric entry, or skipped with the reason), with its
+    predictions written before; an open video is undone on any error or interrupt, so however
+    the pass ends the state holds exactly the committed videos. The time of each committed
+    video is the wall and model time since the previous one."""
 
-    def __init__(self, options, model, text, metrics, part, state, writer, device, fatal_video, progress):
+    def __init__(self, options, model, text, metrics, process: tuple[str, int], state: RunState, writer, device, fatal_video):
         self.options, self.model, self.text, self.device = options, model, text, device
-        self.metrics, self.part, self.state, self.writer = metrics, part, state, writer
-        self.fatal_video, self.progress = fatal_video, progress
+        self.metrics, self.state, self.writer = metrics, state, writer
+        self.session, self.rank = process
+        self.fatal_video = fatal_video
+        self.progress = _Progress(0, False)
         self.classes = len(options.split.vocabulary)
         dtype = PRECISIONS[options.precision]
         self.autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         self.clock = ModelClock(device)
         self.video: VideoFrames | None = None  # the open video
         self.failed = False  # the open video was dropped: its remaining batches are passed over
-        self.start = time.perf_counter()
-        self.saved_at, self.save_cost = self.start, 0.0
+        self.model_failures = 0  # consecutive videos the model failed on
+        self.unchecked: list[tuple[torch.Tensor, str]] = []  # per batch: are all scores finite? (read late on GPU)
+        self.marked = (time.perf_counter(), 0.0)  # wall clock and model seconds at the last commit
 
     def run(self, videos: list[VideoFrames], loader) -> None:
         try:
@@ -379,23 +406,18 @@ class _VideoLoop:
             self.close_video()
         except BaseException:
             self.roll_back()
-            try:
-                self.save(force=True)  # everything finished is on disk, however the loop ended
-            except Exception as err:  # never hide the error that stopped the run
-                warnings.warn(f"the run state could not be saved ({type(err).__name__}: {err}); "
-                              "a resume redoes the videos finished since the last save")
             raise
-        self.save(force=True)
 
     def begin_video(self, video: VideoFrames) -> None:
-        with _interrupts_held():
-            self.metrics.begin_video(video.name)
-            self.writer.begin_video(video.name)
-            self.video, self.failed = video, False
+        self.metrics.begin_video(video.name)
+        self.writer.begin_video(video.name)
+        self.video, self.failed = video, False
         try:
             self.model.begin_video(video.name)
         except Exception as err:
-            self.model_failed(ModelError(f"{self.options.model} failed to begin video {video.name}: {type(err).__name__}: {err}"))
+            failure = ModelError(f"{self.options.model} failed to begin video {video.name}: {type(err).__name__}: {err}")
+            failure.__cause__ = err
+            self.model_failed(failure)
 
     def evaluate(self, video: VideoFrames, batch: dict) -> None:
         if "error" in batch:
@@ -407,6 +429,7 @@ class _VideoLoop:
         gt = batch["gt"].to(self.device, non_blocking=True)
         try:
             labels = self.score(self.predict(frames, where), gt, where)
+            self.check_finite(keep=LAG)
         except ModelError as err:
             self.model_failed(err)
         except DataError as err:
@@ -425,6 +448,8 @@ class _VideoLoop:
         """Labels at the ground truth's size, counted into the metrics."""
         try:
             labels = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where)
+            if output.is_floating_point():  # argmax would silently pick a NaN class
+                self.unchecked.append((torch.isfinite(output).all(), where))
             self.metrics.update(gt, labels)
         except OvbenchError:
             raise
@@ -432,65 +457,80 @@ class _VideoLoop:
             raise RuntimeError(f"resizing or scoring {where}: {type(err).__name__}: {err}") from err
         return labels
 
+    def check_finite(self, keep: int = 0) -> None:
+        """Raise ModelError naming the frames of a batch whose scores held NaN or inf. Read
+        `keep` batches late, so that on a GPU the check never waits for work just queued."""
+        while len(self.unchecked) > keep:
+            finite, where = self.unchecked.pop(0)
+            if not bool(finite):
+                self.unchecked.clear()
+                raise ModelError(f"{self.options.model} returned NaN or infinite scores on {where}")
+
     def model_failed(self, err: ModelError) -> None:
         """Skip the video, unless it is the run's first: a model failing there is more likely
         broken than the video, and would fail on every video. Decided by the video, not by
         what this process happened to meet or finish first, so one process, N processes,
-        `--shard` jobs and a resume agree (a finished first video is never run again)."""
+        `--shard` jobs and a resume agree (a finished first video is never run again).
+        Stop too on an accelerator error (out of memory, a device fault: every later video
+        would fail the same way) and after `max_model_failures` videos in a row; the run resumes."""
         if self.video.name == self.fatal_video:
             raise ModelError(f"{err} (the run's first video: stopping, the model looks broken;"
                              " `ovbench check-model` tests an adapter's contract)") from err
+        if is_accelerator_error(err.__cause__):
+            raise ModelError(f"{err} (an accelerator error: stopping; finished videos are kept, rerun to resume)") from err
+        self.model_failures += 1
+        if self.model_failures >= self.options.max_model_failures:
+            raise ModelError(f"{err} (the model failed on {self.model_failures} videos in a row: stopping;"
+                             " finished videos are kept, rerun to resume)") from err
         self.drop_video(err)
 
     def drop_video(self, err: OvbenchError) -> None:
         """Forget every trace of the open video and record why, or stop in strict mode."""
         name = self.video.name
+        self.unchecked.clear()
         message = str(err) if name in str(err) else f"video {name}: {err}"
         if self.options.strict:
             raise err if message == str(err) else type(err)(message)
         self.metrics.abort_video()
         self.writer.abort_video()
         self.failed = True
-        self.part.skipped[name] = message
-        self.mark_time()
-        self.save()
+        self.skip(name, message)
+
+    def skip(self, name: str, message: str) -> None:
+        self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), error=message))
         self.progress.note(f"skipping {message}")
 
     def close_video(self) -> None:
+        """Predictions complete, then the video committed to the state (the commit point)."""
         if self.video is not None and not self.failed:
+            name = self.video.name
             try:
-                with _interrupts_held():  # predictions complete, then the video in the totals
-                    self.writer.end_video()
-                    self.metrics.end_video()  # validates, then folds
-                    self.video = None
+                self.check_finite()
+            except ModelError as err:
+                self.model_failed(err)
+                self.video = None
+                return
+            try:
+                self.writer.end_video()
+                self.metrics.end_video()  # validates, then folds
             except OvbenchError as err:
                 self.drop_video(err)
             else:
-                self.mark_time()
-                self.save()
+                entry = self.metrics.videos.pop(name)  # on disk from here: memory stays flat
+                self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), metrics=entry))
+                self.model_failures = 0
         self.video = None
 
     def roll_back(self) -> None:
-        """After an error or interrupt: undo the open video (aborting twice is harmless)."""
-        if self.video is not None and not self.failed:
+        """After an error or interrupt: undo the open video unless it was committed (aborting
+        twice is harmless)."""
+        if self.video is not None and not self.failed and not self.state.is_finished(self.video.name):
             self.metrics.abort_video()
             self.writer.abort_video()
 
-    def mark_time(self) -> None:
-        """Model and wall time up to the end of the last finished or skipped video."""
-        self.part.model_seconds = self.clock.seconds()
-        self.part.wall_seconds = time.perf_counter() - self.start
-
-    def save(self, force: bool = False) -> None:
-        """Save what is finished. The state holds every finished video, so saving after each
-        one would cost O(videos^2) on a long run: save when the time since the last save is at
-        least SAVE_PACE times what that save took (<= 1/SAVE_PACE of the run), and always at the end."""
-        now = time.perf_counter()
-        if not force and now - self.saved_at < SAVE_PACE * self.save_cost:
-            return
-        self.part.metrics = self.metrics.state_dict()
-        self.part.done = sorted(self.metrics.videos)
-        self.part.frames = sum(entry["frames"] for entry in self.metrics.videos.values())
-        self.state.save(self.part)
-        self.saved_at = time.perf_counter()
-        self.save_cost = self.saved_at - now
+    def lap(self) -> tuple[float, float]:
+        """Wall and model seconds since the last committed video."""
+        wall, model = time.perf_counter(), self.clock.seconds()
+        lap = (wall - self.marked[0], model - self.marked[1])
+        self.marked = (wall, model)
+        return lap

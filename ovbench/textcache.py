@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,11 @@ from typing import Callable, Sequence
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .api import SegmentationModel
 from .errors import ConfigError
+from .fileio import write_bytes
 
 
 def cache_root() -> Path:
@@ -89,18 +89,10 @@ class TextCache:
             return model.encode_text(list(names)).detach().float().cpu().contiguous()
 
     def _store(self, path: Path, text: torch.Tensor, model_key: str, classes: int) -> None:
-        temporary = None
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.root, suffix=".tmp")
-            os.close(handle)
-            save_file({"text": text}, temporary, metadata={"model_key": model_key, "classes": str(classes)})
-            os.replace(temporary, path)
+            write_bytes(path, save({"text": text}, metadata={"model_key": model_key, "classes": str(classes)}))
         except OSError as err:
             self.note(f"cannot write the text cache in {self.root} ({err.strerror or err}); continuing without it")
-        finally:
-            if temporary is not None:
-                Path(temporary).unlink(missing_ok=True)
 
     def entries(self) -> list[CacheEntry]:
         found = []

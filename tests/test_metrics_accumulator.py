@@ -1,15 +1,11 @@
-"""VideoSegMetrics: references, streaming, merging, saving, aborting, all_reduce (gloo)."""
+"""VideoSegMetrics: references, streaming, merging, saving, aborting, adding saved videos."""
 
 import io
 import json
-import os
-import socket
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from reference_metrics import random_video, ref_confusion, ref_fixed_point, ref_scores, ref_vc
 
 from ovbench.errors import ConfigError, DataError
@@ -214,30 +210,21 @@ def test_absent_keys_and_errors():
         VideoSegMetrics(3, [5] * 256)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _all_reduce_worker(rank: int, world: int, port: int, seed: int, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        videos = make_videos(seed)
-        mine = {n: v for i, (n, v) in enumerate(videos.items()) if i % world == rank}
-        metrics = feed(new(), mine)
-        metrics.all_reduce()
-        torch.save(metrics.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
-
-
-def test_all_reduce_gloo_two_processes_equals_one(tmp_path):
-    seed = 9
-    mp.spawn(_all_reduce_worker, args=(2, _free_port(), seed, str(tmp_path)), nprocs=2, join=True)
-    whole = feed(new(), make_videos(seed))
-    for rank in range(2):
-        reduced = new()
-        reduced.load_state_dict(torch.load(tmp_path / f"rank{rank}.pt", weights_only=True))
-        assert reduced.state_dict() == whole.state_dict()
-        assert reduced.compute() == whole.compute()
+def test_videos_added_from_saved_entries_equal_the_stream():
+    """How a run's record is made: each finished video's entry, saved on its own (JSON), folded
+    in any order, gives the streamed accumulator's state exactly, min_video_frames included."""
+    videos = make_videos(9)
+    for min_frames in (0, 16):
+        whole = feed(new(min_video_frames=min_frames), videos)
+        saved = {name: json.loads(json.dumps(entry)) for name, entry in whole.state_dict()["videos"].items()}
+        rebuilt = new(min_video_frames=min_frames)
+        for name in reversed(list(saved)):
+            rebuilt.add_video(name, saved[name])
+        assert rebuilt.state_dict() == whole.state_dict()
+        assert rebuilt.compute(seen_index=SEEN, unseen_index=UNSEEN) == whole.compute(seen_index=SEEN, unseen_index=UNSEEN)
+    with pytest.raises(DataError, match="already scored"):
+        rebuilt.add_video("video00", saved["video00"])
+    with pytest.raises(DataError, match="video x: malformed metric entry"):
+        new().add_video("x", {"frames": 1, "confusion": [[0, 99, 1]], "vc": []})
+    with pytest.raises(ConfigError, match="VC windows"):
+        new(windows=(8,)).add_video("video00", saved["video00"])

@@ -1,7 +1,5 @@
 """The run record: validation names the problem, writes are atomic and NaN-free."""
 
-import json
-
 import pytest
 
 from ovbench.errors import DataError
@@ -56,4 +54,5 @@ def test_load_names_the_file(tmp_path):
     bad.write_text("{")
     with pytest.raises(DataError, match="bad.json: not valid JSON"):
         load_record(bad)
-    json.loads(json.dumps(minimal_record()))
+    with pytest.raises(DataError, match="missing.json: cannot read"):
+        load_record(tmp_path / "missing.json")

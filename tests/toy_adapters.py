@@ -22,11 +22,18 @@ def _name_vector(name: str, dim: int) -> torch.Tensor:
     return torch.randn(dim, generator=torch.Generator().manual_seed(seed))
 
 
+def _wait_for(path: str | None, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while path and not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
+
+
 @dataclasses.dataclass
 class ToyArgs(ModelArgs):
     dim: int = 8
     stride: int = 2
-    fail_video: str = ""  # raise a RuntimeError on this video
+    fail_video: str = ""  # fail on these videos ("a+b")
+    fail_with: str = "error"  # how: "error" (RuntimeError), "oom" (CUDA out of memory), "nan" (NaN scores)
 
 
 @register_model("toy-colour")
@@ -51,15 +58,22 @@ class ToyColour(SegmentationModel):
         self.video = video
 
     def predict(self, frames, text):
-        if self.video == self.args.fail_video:
+        failing = self.video in self.args.fail_video.split("+")
+        if failing and self.args.fail_with == "error":
             raise RuntimeError("simulated failure")
+        if failing and self.args.fail_with == "oom":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
         CALLS["predict_frames"] += frames.shape[0]
         time.sleep(float(os.environ.get("OVBENCH_TOY_SLEEP", "0")))  # lets a test kill a run mid-video
+        _wait_for(os.environ.get("OVBENCH_TOY_WAIT_FOR"))  # lets a test act while a run is in progress
         if 0 <= CRASH_AFTER_FRAMES["toy-colour"] < CALLS["predict_frames"]:
             raise KeyboardInterrupt
         small = F.avg_pool2d(frames.float() / 255, self.args.stride)
         features = torch.einsum("bchw,cd->bdhw", small, self.projection)
-        return torch.einsum("bdhw,kd->bkhw", features, text.to(features.dtype))
+        scores = torch.einsum("bdhw,kd->bkhw", features, text.to(features.dtype))
+        if failing and self.args.fail_with == "nan":
+            scores[-1, 0, 0, 0] = float("nan")
+        return scores
 
     def weights(self) -> WeightsInfo:
         return WeightsInfo(source="toy", random_init=False, backbone="colour")
@@ -80,3 +94,22 @@ class ToyNondeterministic(ToyColour):
     def predict(self, frames, text):
         out = super().predict(frames, text)
         return out + torch.rand_like(out)
+
+
+@register_model("toy-stateful")
+class ToyStateful(ToyColour):
+    """A video model: each frame's scores depend on the frames before it in the video (a
+    running mean of colours), reset by begin_video. Deterministic, batch-independent."""
+
+    def begin_video(self, video: str) -> None:
+        super().begin_video(video)
+        self.memory: torch.Tensor | None = None
+        self.seen = 0
+
+    def predict(self, frames, text):
+        out = []
+        for frame in super().predict(frames, text):
+            self.memory = frame if self.memory is None else self.memory + frame
+            self.seen += 1
+            out.append(self.memory / self.seen)
+        return torch.stack(out)

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import safetensors
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
 from ... import __version__
 from ...api import WeightsInfo
 from ...errors import ConfigError, WeightsError
+from ...fileio import write_bytes
 from ...resolve import user_file
 from ...suggest import did_you_mean
 from ..clip_loading import file_sha256
@@ -121,12 +121,9 @@ def save_checkpoint(
         "ovbench_version": __version__,
         "steps": str(steps),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     # one key of sorted JSON: safetensors writes separate keys in hash order, so the same
     # training would give files with different bytes (and sha256) each time
-    save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
-    os.replace(tmp, path)
+    write_bytes(path, save(tensors, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)}))
     return path
 
 

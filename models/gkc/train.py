@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from ...api import ModelArgs, TrainJob, parse_model_args, parse_pairs
 from ...errors import ConfigError
+from ...fileio import write_atomic
 from ..clip_loading import encode_class_names
 from ..clip_baseline import TEMPLATE_SETS
 from .checkpoint import load_checkpoint, load_network_state, save_checkpoint
@@ -245,9 +246,7 @@ class _Saver:
             "seed": self.seed,
             "args": self.args_json,
         }
-        tmp = self.out_dir / f".{STATE_FILE}.tmp{os.getpid()}"
-        torch.save(state, tmp)
-        os.replace(tmp, self.out_dir / STATE_FILE)
+        write_atomic(self.out_dir / STATE_FILE, lambda out: torch.save(state, out))
         return weights
 
 

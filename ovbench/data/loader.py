@@ -20,6 +20,7 @@ from .vspw import VSPW
 class VideoFrames:
     name: str
     frames: tuple[str, ...]
+    problem: str = ""  # why it has no frames to evaluate, when known (a missing folder)
 
 
 class FrameDataset(Dataset):

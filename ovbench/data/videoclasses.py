@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -21,6 +19,7 @@ import numpy as np
 
 from ovbench.data.datasets import VideoDataset
 from ovbench.data.vspw import IGNORE
+from ovbench.fileio import write_json
 
 
 def video_classes(data: VideoDataset, video: str) -> list[int]:
@@ -45,12 +44,7 @@ def _load(path: Path) -> dict:
 
 
 def _save(path: Path, table: dict) -> None:
-    """Atomic, so that concurrent trainers never read half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(table, f)
-    os.replace(tmp, path)
+    write_json(path, table)  # atomic: concurrent trainers never read half a file
 
 
 def videos_without(data: VideoDataset, videos: Iterable[str], classes: Iterable[int],

@@ -1,4 +1,4 @@
-"""The benchmark's metric state: one object fed video by video, saved, resumed, merged, reduced.
+"""The benchmark's metric state: one object fed video by video, saved, resumed, merged.
 
 Everything it keeps is an exact integer (pixel counts, VC accuracies in fixed point), so a run
 split across processes, resumed from a checkpoint, or merged in any order gives bit-identical
@@ -12,7 +12,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
@@ -22,7 +21,6 @@ from ovbench.metrics.confusion import (
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
 
 STATE_FORMAT = 1
-WORD_BITS, WORDS = 32, 4  # a VC fixed-point sum travels through all_reduce as 4 words of 32 bits
 
 
 def _sparse(matrix: torch.Tensor) -> list[list[int]]:
@@ -138,6 +136,27 @@ class VideoSegMetrics:
         self._video = None
         self._pairs = self._consistency = None
 
+    def add_video(self, name: str, entry: dict) -> None:
+        """Fold a video finished elsewhere (its `videos[name]` entry, saved by another process or
+        session), exactly as `end_video` folded it there."""
+        self._check_closed("add_video()")
+        if name in self.videos:
+            raise DataError(f"video {name}: already scored")
+        try:
+            vc = {n: (total, count) for n, total, count in entry["vc"]}
+            matrix = torch.as_tensor(_dense(entry["confusion"], self.num_classes), device=self.device)
+            frames = int(entry["frames"])
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise DataError(f"video {name}: malformed metric entry ({type(err).__name__}: {err})") from None
+        if sorted(vc) != sorted(self.windows):
+            raise ConfigError(f"video {name}: VC windows {sorted(vc)}, expected {sorted(self.windows)}")
+        if frames > self.min_video_frames:
+            self.confusion += matrix
+        for n, (total, count) in vc.items():
+            self.vc[n][0] += total
+            self.vc[n][1] += count
+        self.videos[name] = entry
+
     # combining and saving -------------------------------------------------------------------
     def _config(self) -> dict:
         return {"num_classes": self.num_classes, "gt_lut": self.gt_lut, "windows": list(self.windows),
@@ -180,33 +199,6 @@ class VideoSegMetrics:
         self.confusion = torch.as_tensor(_dense(state["confusion"], self.num_classes), device=self.device)
         self.vc = {n: [total, count] for n, total, count in state["vc"]}
         self.videos = dict(state["videos"])
-
-    def all_reduce(self, group=None) -> None:
-        """Make every process hold the sum of all processes' states (call once, all videos closed).
-
-        Integer totals are summed with dist.all_reduce on this accumulator's device (gloo: CPU,
-        nccl: CUDA); per-video entries travel with all_gather_object.
-        """
-        self._check_closed("all_reduce()")
-        gathered: list = [None] * dist.get_world_size(group)
-        dist.all_gather_object(gathered, (self._config(), self.videos), group=group)
-        for rank, (config, _) in enumerate(gathered):
-            self._check_config(config, f"all_reduce(): rank {rank}")
-        videos = _union([rank_videos for _, rank_videos in gathered])
-        mask, words = (1 << WORD_BITS) - 1, []
-        for n in self.windows:  # a sum reaches 2**128 only after 2**64 windows
-            total, count = self.vc[n]
-            words += [(total >> (WORD_BITS * i)) & mask for i in range(WORDS)] + [count]
-        flat = torch.cat([self.confusion.reshape(-1),
-                          torch.tensor(words, dtype=torch.int64, device=self.device)])
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
-        k2 = self.num_classes ** 2
-        self.confusion = flat[:k2].reshape(self.num_classes, self.num_classes).clone()
-        summed = flat[k2:].tolist()
-        for j, n in enumerate(self.windows):
-            chunk = summed[j * (WORDS + 1):(j + 1) * (WORDS + 1)]
-            self.vc[n] = [sum(w << (WORD_BITS * i) for i, w in enumerate(chunk[:WORDS])), chunk[WORDS]]
-        self.videos = videos
 
     # results ---------------------------------------------------------------------------------
     def compute(self, *, seen_index: Sequence[int] | None = None, unseen_index: Sequence[int] | None = None,
