@@ -103,8 +103,14 @@ def processes(record: dict[str, Any]) -> int:
 
 
 def batch_size(record: dict[str, Any]) -> int | None:
+    """The batch size, from the options or, when every session of the run agreed on one, from
+    the sessions (a run resumed with another batch size has none)."""
     value = record["options"].get("batch_size")
-    return int(value) if value is not None else None
+    if value is not None:
+        return int(value)
+    sessions = (record.get("run") or {}).get("sessions") or []
+    sizes = {s.get("batch_size") for s in sessions if isinstance(s, dict)}
+    return int(sizes.pop()) if len(sizes) == 1 and None not in sizes and isinstance(next(iter(sizes)), int) else None
 
 
 def fps_per_process(record: dict[str, Any]) -> float | None:

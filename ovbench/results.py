@@ -264,11 +264,20 @@ def format_summary(record: dict[str, Any]) -> str:
     ]
     timing = record.get("timing")
     if timing:
+        processes = timing.get("processes") or 1
+        per_process = f" ({timing['fps_end_to_end'] / processes:.1f} per process of {processes})" if processes > 1 else ""
         lines.append(
-            f"{timing['frames']} frames in {timing['seconds']:.1f} s: {timing['fps_end_to_end']:.1f} frames/s end to end,"
+            f"{timing['frames']} frames in {timing['seconds']:.1f} s: {timing['fps_end_to_end']:.1f} frames/s end to end{per_process},"
             f" {timing['fps_model']:.1f} model only ({record['env']['device']}, {record['env']['precision']})"
         )
     skipped = record["dataset"].get("skipped") or []
     if skipped:
         lines.append(f"SKIPPED {len(skipped)} video(s): " + "; ".join(f"{s['video']}: {s['error']}" for s in skipped[:5]))
+    from .records import partial_reasons, random_init  # records reads this module's schema
+
+    if random_init(record):
+        lines.append("RANDOM WEIGHTS (untrained): a smoke test, not a result of the method")
+    reasons = partial_reasons(record)
+    if reasons:
+        lines.append("PARTIAL RUN (" + "; ".join(reasons) + "): the leaderboard leaves it out unless --include-partial")
     return "\n".join(lines)
