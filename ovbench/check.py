@@ -16,7 +16,8 @@ from .api import SegmentationModel, WeightsInfo
 from .data.synthetic import write_synthetic_vspw
 from .data.datasets import open_dataset
 from .errors import OvbenchError
-from .runner import RunOptions, build_model, output_problem, resolve_device, run
+from .devices import resolve_device
+from .runner import RunOptions, build_model, output_problem, run
 from .splits import load_split
 
 CHECK_SPLIT = "vspw_all"

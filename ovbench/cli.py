@@ -71,31 +71,6 @@ def resolve_data(data_root: str | None, announce: Callable[[str], None], kind: s
     return path, dataset_name(path), True
 
 
-def _distributed() -> tuple[int, int, int] | None:
-    """(rank, world size, local rank) under torchrun, after joining the process group."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return None
-    import torch
-    import torch.distributed as dist
-
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)  # NCCL's object collectives use the current device
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world, local_rank
-
-
-def _process_device(device: str, launched: tuple[int, int, int] | None) -> str:
-    """Under torchrun each process takes the GPU of its local rank unless told otherwise."""
-    if launched is None or device not in ("auto", "cuda"):
-        return device
-    import torch
-
-    return f"cuda:{launched[2]}" if torch.cuda.is_available() else "cpu"
-
-
 def _warn_limited(limit: int | None) -> None:
     if limit is not None:
         _stderr(f"*** --limit-videos {limit}: only the split's first {limit} video(s); a smoke test, not comparable with a full run ***")
@@ -109,16 +84,18 @@ def _report(record: dict, path: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .devices import join, process_device, torchrun_launch
     from .runner import RunOptions, run
     from .splits import load_split
 
     split = load_split(args.split)
-    launched = _distributed()
-    shard, device = args.shard, _process_device(args.device, launched)
+    device = process_device(args.device, torchrun_launch())
+    launched = join(device)
+    shard = args.shard
     if launched:
         if args.shard != (0, 1):
             raise ConfigError("--shard cannot be combined with torchrun (torchrun already shards)")
-        shard = launched[:2]
+        shard = (launched.rank, launched.world)
     quiet = shard[0] != 0
     data_root, dataset_name, on_sample = resolve_data(args.data_root, _stderr if not quiet else _silent, split.dataset)
     if not quiet:
@@ -130,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dataset_name=dataset_name,
         out_dir=Path(args.out),
         model_args=args.model_args,
-        device=device,
+        device=str(device),
         precision=args.precision,
         batch_size=args.batch_size,
         workers=args.workers,
@@ -194,7 +171,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from .api import TrainableModel, TrainJob
     from .registry import get_model_class
-    from .runner import build_model, resolve_device
+    from .devices import join, process_device, torchrun_launch
+    from .runner import build_model
     from .splits import load_split
 
     split = load_split(args.split)
@@ -203,8 +181,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not issubclass(get_model_class(args.model), TrainableModel):
         raise ConfigError(f"model {args.model!r} cannot be trained by ovbench (it is not a TrainableModel)")
     data_root, _, _ = resolve_data(args.data_root, _stderr, split.dataset)
-    device = _process_device(args.device, _distributed())
-    model = build_model(args.model, args.model_args, resolve_device(device), on_sample=False, log=_stderr)
+    device = process_device(args.device, torchrun_launch())
+    join(device)
+    model = build_model(args.model, args.model_args, device, on_sample=False, log=_stderr)
     job = TrainJob(
         data_root=data_root,
         split=split,
@@ -593,21 +572,10 @@ def main(argv: list[str] | None = None) -> int:
         print("ovbench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
     finally:
-        _leave_process_group(wait_for_others=finished)
+        if "torch.distributed" in sys.modules:  # only a command that used torch can have joined
+            from .devices import leave
 
-
-def _leave_process_group(wait_for_others: bool) -> None:
-    """Under torchrun, close the group before exiting: a process that exits with it open can
-    abort in the collective library's threads (SIGABRT) after its work is done. After a failure
-    the other ranks are not waited for (they may be inside another collective); torchrun stops them."""
-    if "torch.distributed" not in sys.modules:
-        return
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        if wait_for_others:
-            dist.barrier()
-        dist.destroy_process_group()
+            leave(wait_for_others=finished)
 
 
 if __name__ == "__main__":

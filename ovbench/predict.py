@@ -23,7 +23,8 @@ from PIL import Image
 from .api import args_to_dict
 from .errors import ConfigError, ModelError
 from .palette import blend, hex_colour, legend_panel, legend_width, palette_image
-from .runner import PRECISIONS, build_model, labels_from_output, resolve_device
+from .devices import resolve_device
+from .runner import PRECISIONS, build_model, labels_from_output
 from .textcache import TextCache
 from .video import FrameBatch, VideoWriter, open_input
 

@@ -25,6 +25,7 @@ from . import results
 from .api import SegmentationModel, parse_model_args, parse_pairs
 from .data.loader import VideoFrames, frame_loader
 from .data.datasets import VideoDataset, open_dataset
+from .devices import resolve_device
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import list_videos, new_metrics
 from .identity import describe_model, finished_record, run_fingerprint
@@ -62,21 +63,6 @@ class RunOptions:
     progress: bool = True
     command: list[str] | None = None  # the command line, for the record (None: called from Python)
     max_model_failures: int = 3  # consecutive videos the model fails on before the run stops
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise ConfigError(f"--device {spec!r} is not a device (auto, cpu, cuda, cuda:K)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {spec}: CUDA is not available on this machine")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 def build_model(model_id: str, model_args: str, device: torch.device, on_sample: bool,
