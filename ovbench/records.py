@@ -37,7 +37,7 @@ _OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "options": {"limit_videos": (int,), "batch_size": (int,), "min_video_frames": (int,), "partial": (bool,),
                 "miou_convention": (str,), "save_predictions": (str,)},
     "timing": {"frames": (int,), "seconds": _NUMBER, "fps_end_to_end": _NUMBER, "fps_model": _NUMBER,
-               "processes": (int,)},
+               "processes": (int,), "fps_per_process_end_to_end": _NUMBER},
     "env": {"device": (str,), "precision": (str,), "torch": (str,)},
 }
 
@@ -116,7 +116,10 @@ def batch_size(record: dict[str, Any]) -> int | None:
 def fps_per_process(record: dict[str, Any]) -> float | None:
     """End-to-end frames/s of one process (one GPU, or one CPU process): the record's total
     divided by the processes that ran side by side, so a 2-process torchrun is not "2x faster"."""
-    value = (record.get("timing") or {}).get("fps_end_to_end")
+    timing = record.get("timing") or {}
+    if timing.get("fps_per_process_end_to_end") is not None:  # measured: frames / busy time of all processes
+        return float(timing["fps_per_process_end_to_end"])
+    value = timing.get("fps_end_to_end")
     if value is None:
         return None
     return float(value) / processes(record)

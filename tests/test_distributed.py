@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.records import fps_per_process
 from ovbench.results import load_record
 from ovbench.runstate import RunState
 
@@ -78,6 +79,11 @@ def test_torchrun_two_processes_equal_one(data, reference, tmp_path):
     record = only_record(tmp_path)
     assert_same(reference, record)
     assert record["timing"]["processes"] == 2
+    # the leaderboard compares one process with one process: the busy time of both ranks, not the wall time
+    timing = record["timing"]
+    busy = sum(result.seconds for result in RunState(next(tmp_path.glob("*.state"))).contents().finished)
+    assert fps_per_process(record) == timing["fps_per_process_end_to_end"] == pytest.approx(timing["frames"] / busy)
+    assert fps_per_process(record) < timing["fps_end_to_end"]  # two ranks side by side: per process is less than the total
 
 
 def test_two_shards_merged_equal_one(data, reference, tmp_path):
