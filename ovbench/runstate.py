@@ -30,23 +30,11 @@ import torch
 from .errors import ConfigError, DataError
 from .fileio import write_json
 from .results import now
-from .splits import Split, load_split
+from .splits import Split, load_split, protocol_file
 
 FINGERPRINT = "fingerprint.json"
 SPLIT = "split.json"  # the run's split definition, so a merge needs neither the user's file nor its path
 FINISHED, SKIPPED, SESSIONS = "videos", "skipped", "sessions"
-
-
-def split_definition(split: Split) -> dict[str, Any]:
-    """A split file defining exactly `split` (the same hash when loaded back)."""
-    kind = "unseen" if split.vocabulary == split.unseen else "seen" if split.vocabulary == split.seen else "all"
-    return {
-        "protocol": split.protocol,
-        "version": split.version,
-        "provenance": split.provenance,
-        "unseen": list(split.unseen),
-        "splits": {split.name: {"subset": split.subset, "vocabulary": kind}},
-    }
 
 
 def new_session_id() -> str:
@@ -200,7 +188,7 @@ class RunState:
                 )
             return
         if split is not None:
-            _write(self.directory / SPLIT, split_definition(split))
+            _write(self.directory / SPLIT, protocol_file(split))
         _write(marker, fingerprint)
 
     def fingerprint(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class Split:
     source: str = ""  # what load_split was given (a name, or path.json#name), to load it again
     dataset: str = "vspw"  # the data set kind (ovbench.data.datasets.KINDS) the split reads
     videos: str = "all"  # VIDEO_SELECTIONS
+    explicit_seen: bool = False  # its file lists the seen classes (else: every class not unseen)
 
     def gt_lut(self) -> np.ndarray:
         """Converted VSPW id -> vocabulary index; classes outside the vocabulary are ignored."""
@@ -115,7 +116,23 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         class_names=tuple(names[c] for c in vocabulary),
         dataset=dataset,
         videos=videos,
+        explicit_seen=explicit_seen,
     )
+
+
+def protocol_file(split: Split) -> dict:
+    """The contents of a split file that defines exactly `split` (loaded back: the same hash),
+    so a run can keep its split beside its state and need neither the user's file nor its path."""
+    kind = "unseen" if split.vocabulary == split.unseen else "seen" if split.vocabulary == split.seen else "all"
+    entry = {"subset": split.subset, "vocabulary": kind}
+    if split.videos != Split.videos:
+        entry["videos"] = split.videos
+    protocol = {"protocol": split.protocol, "version": split.version, "provenance": split.provenance, "unseen": list(split.unseen)}
+    if split.explicit_seen:
+        protocol["seen"] = list(split.seen)
+    if split.dataset != Split.dataset:
+        protocol["dataset"] = split.dataset
+    return {**protocol, "splits": {split.name: entry}}
 
 
 def _is_id_list(value) -> bool:

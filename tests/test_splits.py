@@ -185,3 +185,16 @@ def test_a_split_name_shipped_by_two_protocol_files_is_refused(tmp_path, monkeyp
     finally:
         monkeypatch.undo()
         splits.builtin_splits.cache_clear()
+
+
+def test_a_split_written_back_as_a_file_has_the_same_hash(tmp_path):
+    """What a run keeps beside its state: every shipped split, and a user's with its own seen list."""
+    from ovbench.splits import protocol_file
+
+    mine = tmp_path / "mine.json"
+    mine.write_bytes(_protocol(seen=[5, 3], dataset="vipseg", splits={"s": {"subset": "train", "vocabulary": "seen", "videos": "without_unseen"}}))
+    for split in [*list_splits(), load_split(f"{mine}#s")]:
+        copy = tmp_path / f"copy-{split.name}.json"
+        copy.write_text(json.dumps(protocol_file(split)))
+        again = load_split(f"{copy}#{split.name}")
+        assert (again.hash, again.vocabulary, again.dataset, again.videos) == (split.hash, split.vocabulary, split.dataset, split.videos)
