@@ -184,15 +184,15 @@ def test_network_output_contract_on_odd_size(tiny, clip_model):
         padded = network(F.pad(images, (0, 128 - 117, 0, 96 - 67)), text, owner, 4)
     q, d = tiny.num_queries, tiny.text_dim
     assert out["pred_logits"].shape == (2, q, 5)
-    assert out["pred_masks"].shape == (2, q, 17, 30)
+    assert out["pred_masks"].shape == (2, q, 24, 32)  # the padded canvas 96 x 128 at stride 4
     assert out["pred_embed"].shape == (2, q, d) and out["kd_embed"].shape == (2, q, d)
     torch.testing.assert_close(out["pred_embed"].norm(dim=-1), torch.ones(2, q))
     torch.testing.assert_close(out["kd_embed"].norm(dim=-1), torch.ones(2, q))
     assert len(out["aux_outputs"]) == tiny.decoder_layers
     for aux in out["aux_outputs"]:
         assert {k: v.shape for k, v in aux.items()} == {k: out[k].shape for k in aux}
-    # padding happens inside the network, with zeros, and outputs are cropped back
-    torch.testing.assert_close(out["pred_masks"], padded["pred_masks"][..., :17, :30])
+    # padding happens inside the network, with zeros; the masks cover the padded canvas
+    torch.testing.assert_close(out["pred_masks"], padded["pred_masks"])
     torch.testing.assert_close(out["pred_logits"], padded["pred_logits"])
 
 
@@ -225,19 +225,34 @@ def test_logit_scale_starts_at_clip_temperature_and_is_clamped(tiny):
         assert float(network.classify(embed, embed[0], torch.tensor([0]), 1)[0, 0, 0]) == pytest.approx(100.0, abs=1e-3)
 
 
+def upsampled_value(grid: torch.Tensor, y: int, x: int, factor: int) -> float:
+    """Value at output pixel (y, x) of a (h, w) grid upsampled by `factor` as bilinear with
+    pixel centres (i + 0.5) and edge clamping: source = (i + 0.5) / factor - 0.5, floored at 0."""
+    height, width = grid.shape
+    sy, sx = max((y + 0.5) / factor - 0.5, 0.0), max((x + 0.5) / factor - 0.5, 0.0)
+    y0, x0 = min(int(sy), height - 1), min(int(sx), width - 1)
+    y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+    fy, fx = sy - y0, sx - x0
+    top = (1 - fx) * float(grid[y0, x0]) + fx * float(grid[y0, x1])
+    bottom = (1 - fx) * float(grid[y1, x0]) + fx * float(grid[y1, x1])
+    return (1 - fy) * top + fy * bottom
+
+
 def test_semantic_inference_literal_formula():
+    """Masks upsampled x4 to the padded canvas (12 x 20), cropped to the image (10 x 17), then
+    sum over queries of softmax probability x sigmoid of the upsampled logit."""
     torch.manual_seed(0)
-    logits, masks = torch.randn(2, 4, 4), torch.randn(2, 4, 3, 5)  # 3 classes + no object
-    scores = GKCNetwork.semantic_inference(logits, masks)
-    assert scores.shape == (2, 3, 3, 5)
+    logits, masks = torch.randn(2, 4, 4), torch.randn(2, 4, 3, 5) * 4  # 3 classes + no object
+    scores = GKCNetwork.semantic_inference(logits, masks, (10, 17), (10, 17))
+    assert scores.shape == (2, 3, 10, 17)
     for b in range(2):
         for c in range(3):
-            for y in range(3):
-                for x in range(5):
+            for y in range(10):
+                for x in range(17):
                     expected = 0.0
                     for q in range(4):
                         p = math.exp(logits[b, q, c]) / sum(math.exp(v) for v in logits[b, q].tolist())
-                        expected += p / (1 + math.exp(-float(masks[b, q, y, x])))
+                        expected += p / (1 + math.exp(-upsampled_value(masks[b, q], y, x, 4)))
                     assert float(scores[b, c, y, x]) == pytest.approx(expected, abs=1e-5)
 
 

@@ -224,6 +224,7 @@ class GKC(TrainableModel):
     def _scores(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         network = self._network_for(frames.device.type)
         images = normalize_pixels(frames)
+        frame_size = tuple(frames.shape[-2:])
         if self.args.input_size is not None:
             scale = self.args.input_size / min(images.shape[-2:])
             size = (round(images.shape[-2] * scale), round(images.shape[-1] * scale))
@@ -231,7 +232,8 @@ class GKC(TrainableModel):
         classes, parts, _ = text.shape
         owner = torch.arange(classes, device=text.device).repeat_interleave(parts)
         out = network(images, text.flatten(0, 1), owner, classes, aux=False)
-        return network.semantic_inference(out["pred_logits"], out["pred_masks"])
+        # scores at the frame's own size, so the runner takes the argmax as is
+        return network.semantic_inference(out["pred_logits"], out["pred_masks"], tuple(images.shape[-2:]), frame_size)
 
     def weights(self) -> WeightsInfo:
         if self.checkpoint is None:

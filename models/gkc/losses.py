@@ -186,6 +186,18 @@ def select_regions(counts: list[int], limit: int) -> list[torch.Tensor]:
     return [flags.nonzero().flatten() for flags in chosen.split(counts)]
 
 
+def pad_targets_to_canvas(targets: list[dict[str, torch.Tensor]], canvas: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
+    """Target masks zero-padded at the bottom and right to the padded canvas the predicted
+    masks cover (Mask2Former's prepare_targets), so that the normalised point coordinates of
+    the matcher and the mask losses fall on the same pixel in both."""
+    padded = []
+    for target in targets:
+        height, width = target["masks"].shape[-2:]
+        masks = F.pad(target["masks"], (0, canvas[1] - width, 0, canvas[0] - height))
+        padded.append({**target, "masks": masks})
+    return padded
+
+
 class GKCCriterion(nn.Module):
     """All losses on the final prediction and on every intermediate decoder layer, each layer
     with its own Hungarian matching (and its own region dropout, shared by the plain and the
@@ -200,6 +212,8 @@ class GKCCriterion(nn.Module):
         """Weighted terms summed over layers ({"ce", "syn", "mask", "dice", "kd"} as switched on)
         and their sum under "loss"."""
         layers = [outputs, *outputs["aux_outputs"]]
+        canvas = (outputs["pred_masks"].shape[-2] * 4, outputs["pred_masks"].shape[-1] * 4)
+        step = dataclasses.replace(step, targets=pad_targets_to_canvas(step.targets, canvas))
         syn_logits = self._synonym_logits(layers, step, classify, num_classes) if self.cfg.syn_weight else [None] * len(layers)
         totals: dict[str, torch.Tensor] = {}
         for layer, syn in zip(layers, syn_logits):

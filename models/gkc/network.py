@@ -81,11 +81,29 @@ class GKCNetwork(nn.Module):
         }
 
     @staticmethod
-    def semantic_inference(pred_logits: torch.Tensor, pred_masks: torch.Tensor) -> torch.Tensor:
-        """Mask2Former's semantic inference: per-pixel class scores (B, C, h, w) = sum over queries
-        of P(class | query) (softmax, "no object" dropped) times the query's mask probability."""
-        probs = pred_logits.float().softmax(-1)[..., :-1]
-        return torch.einsum("bqc,bqhw->bchw", probs, pred_masks.float().sigmoid())
+    def semantic_inference(
+        pred_logits: torch.Tensor, pred_masks: torch.Tensor, image_size: tuple[int, int], output_size: tuple[int, int]
+    ) -> torch.Tensor:
+        """Per-pixel class scores (B, C, *output_size), exactly as Mask2Former's inference with
+        sem_seg_postprocess before semantic_inference: the mask logits are upsampled to the
+        padded canvas, cropped to the image area (`image_size`, the network's input), resized
+        to `output_size` (the frame), and only then turned into probabilities and summed over
+        queries weighted by P(class | query) (softmax, "no object" dropped). Cropping the
+        stride-4 grid instead would squeeze the padding into the frame and shift every
+        boundary; a sigmoid before resizing would blur them. In fp32 whatever the autocast:
+        a sum of 100 bf16 products would tie classes. One frame at a time, so memory holds Q
+        full-size maps once, not per frame of the batch."""
+        canvas = (pred_masks.shape[-2] * 4, pred_masks.shape[-1] * 4)
+        height, width = image_size
+        with torch.autocast(pred_masks.device.type, enabled=False):
+            probs = pred_logits.float().softmax(-1)[..., :-1]
+            scores = []
+            for frame_probs, masks in zip(probs, pred_masks.float()):
+                masks = F.interpolate(masks[None], canvas, mode="bilinear", align_corners=False)[..., :height, :width]
+                if (height, width) != tuple(output_size):
+                    masks = F.interpolate(masks, output_size, mode="bilinear", align_corners=False)
+                scores.append(torch.einsum("qc,qhw->chw", frame_probs, masks[0].sigmoid()))
+        return torch.stack(scores)
 
     def forward(
         self, images: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int, aux: bool = True
@@ -93,7 +111,10 @@ class GKCNetwork(nn.Module):
         """images (B, 3, H, W) CLIP-normalised, any size; text (P, D) L2-normalised embeddings
         of name parts, `owner` (P,) their class indices in 0..num_classes-1.
 
-        Returns pred_logits (B, Q, C+1), pred_masks (B, Q, ceil(H/4), ceil(W/4)) logits,
+        Returns pred_logits (B, Q, C+1), pred_masks (B, Q, H'/4, W'/4) logits on the padded
+        canvas (H', W' the input padded to multiples of 32, as Mask2Former's: its padding
+        is cropped at full resolution, see semantic_inference, and the targets are padded
+        alike in training),
         pred_embed and kd_embed (B, Q, D) L2-normalised, and aux_outputs: the same dicts for
         the initial queries and every decoder layer but the last (deep supervision); with
         aux=False (inference) that list is empty and the heads run on the last layer only."""
@@ -103,10 +124,9 @@ class GKCNetwork(nn.Module):
         # zero padding in normalised space (the mean colour), as Mask2Former's padded batches
         padded = F.pad(images, (0, pad_w, 0, pad_h))
         mask_features, multi_scale = self.pixel_decoder(self.backbone(padded))
-        out_h, out_w = -(-height // 4), -(-width // 4)
         predictions = self.decoder(multi_scale, mask_features)
         outputs = [
-            self._heads(embedding, masks[..., :out_h, :out_w], text, owner, num_classes)
+            self._heads(embedding, masks, text, owner, num_classes)
             for embedding, masks in (predictions if aux else predictions[-1:])
         ]
         final = outputs.pop()
