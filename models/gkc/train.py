@@ -14,6 +14,7 @@ the gradient scaler, TGKD's scale and the step.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ...api import ModelArgs, TrainJob, parse_model_args
-from ...errors import ConfigError
+from ...errors import ConfigError, ModelError
 from ..clip_loading import encode_class_names
 from ..clip_baseline import TEMPLATE_SETS
 from .checkpoint import load_checkpoint, load_network_state, save_checkpoint
@@ -197,6 +198,36 @@ class StepBuilder:
         return step
 
 
+class TrainStep(nn.Module):
+    """The network and the criterion as one module, so that DistributedDataParallel owns every
+    trainable parameter, TGKD's scale s included: their gradients are averaged alike on every
+    rank, so gradient clipping sees the same norm, a GradScaler finds the same inf/NaN and
+    skips the same steps, and the replicas stay bit-identical (DDP never re-syncs them)."""
+
+    def __init__(self, network: GKCNetwork, criterion: GKCCriterion):
+        super().__init__()
+        self.network, self.criterion = network, criterion
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int,
+                step: StepTargets) -> dict[str, torch.Tensor]:
+        outputs = self.network(images, text, owner, num_classes)
+        return self.criterion(outputs, step, self.network.classify, num_classes)
+
+
+def replica_digests(module: nn.Module, world: int) -> list[str]:
+    """Every rank's sha256 of `module`'s parameters (bytes, in name order): equal digests prove
+    the replicas are bit-identical; rank 0 stores them in the final checkpoint."""
+    digest = hashlib.sha256()
+    for name, param in module.named_parameters():
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    if world == 1:
+        return [digest.hexdigest()]
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, digest.hexdigest())
+    return gathered
+
+
 def _step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> 1)
 
@@ -227,8 +258,9 @@ class _Saver:
         self.args_json = json.dumps(dataclasses.asdict(args), sort_keys=True)
         self.extra = {"split": split.name, "split_hash": split.hash, "train_args": self.args_json}
 
-    def __call__(self, name: str, step: int) -> Path:
-        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, self.extra)
+    def __call__(self, name: str, step: int, extra: dict[str, str] | None = None) -> Path:
+        metadata = {**self.extra, **(extra or {})}
+        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, metadata)
         state = {
             "step": step,
             "weights": weights.name,
@@ -299,11 +331,11 @@ def train_gkc(model, job: TrainJob) -> Path:
     mean_rgb = tuple(round(255 * m) for m in open_clip.OPENAI_DATASET_MEAN)
     dataset = TrainFrames(job.data_root, job.split, Augment(args.crop, args.short_min, args.short_max, mean_rgb))
     loader = iter(train_loader(dataset, args.batch_size, seed, start, rank, world, args.workers, device.type == "cuda"))
-    ddp = network
+    trainable = ddp = TrainStep(network, criterion)
     if world > 1:
-        # a switched-off head (kd_embed without TGKD, the classifier without any CE) gets no gradient
+        # a switched-off head (kd_embed and s without TGKD, the classifier without any CE) gets no gradient
         unused = not args.kd_weight or not (args.ce_weight or args.syn_weight)
-        ddp = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+        ddp = DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     network.train()
     num_classes = len(job.split.class_names)
     text, owner = builder.text.to(device), builder.owner.to(device)
@@ -319,8 +351,7 @@ def train_gkc(model, job: TrainJob) -> Path:
             group["lr"] = group["base_lr"] * factor
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             prepared = builder(images, targets)
-            outputs = ddp(normalize_pixels(images), text, owner, num_classes)
-            losses = criterion(outputs, prepared, network.classify, num_classes)
+            losses = ddp(normalize_pixels(images), text, owner, num_classes, prepared)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["loss"]).backward()
         scaler.unscale_(optimizer)
@@ -344,8 +375,11 @@ def train_gkc(model, job: TrainJob) -> Path:
             save(f"step_{done:07d}.safetensors", done)
     bar.close()
     final = out_dir / FINAL_FILE
+    digests = replica_digests(trainable, world)
+    if len(set(digests)) > 1:
+        raise ModelError(f"training in {out_dir}: the {world} replicas ended with different weights (sha256 {digests})")
     if rank == 0:
-        save(FINAL_FILE, args.iterations)
+        save(FINAL_FILE, args.iterations, {"replica_sha256": json.dumps(digests)})
     if world > 1:
         dist.barrier()
     return final
