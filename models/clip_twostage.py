@@ -113,7 +113,8 @@ def merge_similar(labels: torch.Tensor, colours: torch.Tensor, threshold: float)
 
 @register_model("clip-twostage")
 class ClipTwoStage(ClipBaseline):
-    """Superpixel proposals classified by CLIP on masked crops; scores (B, C, h, w)."""
+    """two-stage CLIP (superpixel proposals): superpixels, not a trained mask generator, each
+    classified by CLIP on its masked crop; scores (B, C, h, w)."""
 
     Args = ClipTwoStageArgs
     sample_args = {"clip": "ovbench-tiny-rn", "pretrained": "none"}
