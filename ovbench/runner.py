@@ -193,7 +193,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     if options.precision not in PRECISIONS:
         raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
     if device.type == "cpu":
-        _leave_cores_to_workers(options.workers)
+        leave_cores_to_workers(options.workers)
     data = VSPW(options.data_root)
     split = options.split
     videos = list_videos(data, split, options.limit_videos)
@@ -207,6 +207,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         "weights_sha256": weights.sha256,
         "random_init": weights.random_init,
         "backbone": weights.backbone,
+        **({"training": weights.training} if weights.training is not None else {}),
     }
     index, count = options.shard
     group = _process_group(count)
@@ -251,7 +252,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     return record, results.write_record(record, options.out_dir, stem=state.directory.stem)
 
 
-def _leave_cores_to_workers(workers: int) -> None:
+def leave_cores_to_workers(workers: int) -> None:
     """On CPU the model's threads and the decoding workers share the cores; oversubscribed,
     OpenMP threads spin at barriers and a run slows down many times (measured: 20x on 2 cores).
     An explicit OMP_NUM_THREADS wins."""

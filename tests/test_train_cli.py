@@ -29,6 +29,19 @@ def test_train_then_evaluate_the_checkpoint(data_root, tmp_path):
                  "--data-root", str(data_root), "--out", str(runs), "--workers", "0", "--no-progress"]) == 0
     record = load_record(next(runs.glob("*.json")))
     assert record["model"]["weights"] == str(final) and len(record["model"]["weights_sha256"]) == 64
+    # the record says what the number is: no image stage, which data, which schedule
+    init, video = record["model"]["training"]
+    assert init == {"stage": "init", "backbone": "CLIP ovbench-tiny-rn visual trunk", "weights": "none", "random_init": True}
+    assert video["stage"] == "video frames" and video["data"].startswith("vspw_train_seen (")
+    assert video["iterations"] == 3 and video["batch"] == 2 and video["schedule"] == "poly"
+    # a second stage started from that checkpoint continues the list
+    again = tmp_path / "again"
+    assert main(["train", *TRAIN, "--split", "vspw_train_seen", "--data-root", str(data_root), "--out", str(again),
+                 "--init", str(final)]) == 0
+    from ovbench.models.gkc.checkpoint import load_checkpoint
+
+    stages = load_checkpoint(again / "final.safetensors").training_stages
+    assert stages[:2] == [init, video] and len(stages) == 3
 
 
 def test_training_on_an_evaluation_split_is_refused(data_root, tmp_path, capsys):

@@ -243,6 +243,7 @@ class GKC(TrainableModel):
             sha256=self.checkpoint.sha256,
             random_init=False,
             backbone=self.config.clip_arch,
+            training=self.checkpoint.training_stages,
         )
 
     def train_model(self, job: TrainJob) -> Path:
