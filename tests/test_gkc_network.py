@@ -312,3 +312,55 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(str(bad))
     r50 = load_config("gkc-r50")
     assert (r50.clip_arch, r50.text_dim, r50.hidden_dim, r50.num_queries, r50.decoder_layers) == ("RN50", 1024, 256, 100, 9)
+
+
+def test_r101_trunk_is_torchvision_resnet101_with_its_imagenet_file(tmp_path):
+    """gkc-r101's backbone loads torchvision's state dict by name and computes torchvision's
+    res2..res5 (batch norms frozen = eval mode); ImageNet statistics normalise its input."""
+    import torchvision
+
+    from ovbench.models.gkc.backbone import TorchvisionResNetTrunk
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet101(weights=None).eval()
+    with torch.no_grad():
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # away from the init, so a missed load shows
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+    path = tmp_path / "resnet101-63fe2227.pth"
+    torch.save(reference.state_dict(), path)
+    trunk = TorchvisionResNetTrunk()
+    trunk.load_pretrained(None, path)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        got = trunk.train()(x)  # frozen norms: training mode changes nothing
+        y = reference.maxpool(reference.relu(reference.bn1(reference.conv1(x))))
+        expected = []
+        for layer in (reference.layer1, reference.layer2, reference.layer3, reference.layer4):
+            y = layer(y)
+            expected.append(y)
+    assert [f.shape[1] for f in got] == trunk.channels == [256, 512, 1024, 2048]
+    for a, b in zip(got, expected):  # FrozenBN folds the norm into one scale: float rounding only
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * float(b.abs().max()))
+    assert not any(p.requires_grad for m in trunk.modules() if type(m).__name__ == "FrozenBatchNorm2d" for p in m.parameters())
+    assert load_config("gkc-r101").pixel_statistics == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class PickledObject:  # weights_only loading must refuse it
+    pass
+
+
+def test_r101_never_starts_from_random_weights(tmp_path):
+    from ovbench.models.gkc.backbone import TorchvisionResNetTrunk
+
+    trunk = TorchvisionResNetTrunk()
+    with pytest.raises(WeightsError, match=r"nowhere\.pth.*nothing is downloaded.*backbone_weights="):
+        trunk.load_pretrained(None, tmp_path / "nowhere.pth")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match=r"other\.pth: not torchvision's ResNet-101"):
+        trunk.load_pretrained(None, tmp_path / "other.pth")
+    torch.save({"x": PickledObject()}, tmp_path / "pickled.pth")
+    with pytest.raises(WeightsError, match=r"pickled\.pth"):
+        trunk.load_pretrained(None, tmp_path / "pickled.pth")

@@ -289,3 +289,14 @@ def test_step_builder_draws_filtered_synonyms_and_feeds_them_to_tgkd(monkeypatch
             crops = masked_crops(images[b], target["masks"][regions.targets], builder.size, builder.mean, builder.std)
             with torch.no_grad():
                 torch.testing.assert_close(regions.teacher, clip.encode_image(crops, normalize=True).float())
+
+
+def test_r101_training_without_its_imagenet_file_is_one_clear_error(data_root, tmp_path):
+    from ovbench.errors import WeightsError
+
+    model = GKC(parse_model_args(GKC.Args, f"config=gkc-r101,clip_pretrained=none,backbone_weights={tmp_path}/r101.pth"),
+                torch.device("cpu"))
+    job = TrainJob(data_root, load_split("vspw_train_seen"), tmp_path / "out", f"iterations=1,batch_size=1,{SMALL}", None, True, "fp32", 0)
+    with pytest.raises(WeightsError, match=r"r101\.pth.*nothing is downloaded"):
+        train_gkc(model, job)
+    assert not (tmp_path / "out").exists()  # nothing written

@@ -57,6 +57,8 @@ class GKCArgs(ModelArgs):
     input_size: int | None = None  # resize frames to this short side; default: as given (VSPW 480p)
     templates: TemplateSet = "single"  # GKC embeds the raw name ("{}")
     cuda_graphs: bool = True  # on CUDA, replay captured graphs instead of launching kernels one by one
+    # training gkc-r101 from ImageNet: torchvision's resnet101-63fe2227.pth; default: torch's hub cache
+    backbone_weights: str | None = None
 
 
 @contextlib.contextmanager
@@ -223,7 +225,7 @@ class GKC(TrainableModel):
 
     def _scores(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         network = self._network_for(frames.device.type)
-        images = normalize_pixels(frames)
+        images = normalize_pixels(frames, self.config.pixel_statistics)
         frame_size = tuple(frames.shape[-2:])
         if self.args.input_size is not None:
             scale = self.args.input_size / min(images.shape[-2:])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from torch import nn
 
 from ..clip_loading import max_over_parts
-from .backbone import CLIPResNetTrunk
+from .backbone import build_backbone
 from .config import GKCConfig
 from .pixel_decoder import MSDeformAttnPixelDecoder
 from .transformer_decoder import MaskedAttentionDecoder
@@ -23,31 +24,34 @@ MAX_LOGIT_SCALE = 100.0  # CLIP's clamp of exp(logit_scale)
 
 
 @functools.cache
-def _pixel_statistics(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _pixel_statistics(device: torch.device, mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     # made once per device: a host-to-device copy per frame would synchronise the GPU
-    mean = torch.tensor(OPENAI_DATASET_MEAN, device=device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(OPENAI_DATASET_STD, device=device).view(1, 3, 1, 1) * 255
-    return mean, std
+    return (torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255, torch.tensor(std, device=device).view(1, 3, 1, 1) * 255)
 
 
-def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
-    """RGB (B, 3, H, W) in 0..255 (uint8 or float) -> float32 with CLIP's normalisation, the
-    input the CLIP-initialised backbone expects (every CLIP ResNet uses OpenAI's statistics)."""
-    mean, std = _pixel_statistics(pixels.device)
+def normalize_pixels(
+    pixels: torch.Tensor, statistics: tuple[tuple[float, ...], tuple[float, ...]] = (OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
+) -> torch.Tensor:
+    """RGB (B, 3, H, W) in 0..255 (uint8 or float) -> float32 normalised with `statistics`
+    ((mean, std) in 0..1): those the backbone's pretrained weights expect, CLIP's by default
+    (every CLIP ResNet uses OpenAI's; GKCConfig.pixel_statistics says which)."""
+    mean, std = _pixel_statistics(pixels.device, tuple(statistics[0]), tuple(statistics[1]))
     return (pixels.float() - mean) / std
 
 
 class GKCNetwork(nn.Module):
-    """`clip_model`, when given, is the open_clip model whose visual trunk initialises the
-    backbone (training from CLIP); leave it out when a checkpoint will supply every weight.
-    The CLIP model itself is not kept: its frozen text tower is not part of this network."""
+    """The backbone starts from pretrained weights when given: `clip_model`'s visual trunk
+    (the CLIP backbone) or torchvision's ImageNet weights in `backbone_file` (the ResNet-101
+    variant, default file: torch's hub cache); leave both out when a checkpoint will supply
+    every weight. The CLIP model itself is not kept: its frozen text tower is not part of this
+    network."""
 
-    def __init__(self, config: GKCConfig, clip_model: nn.Module | None = None):
+    def __init__(self, config: GKCConfig, clip_model: nn.Module | None = None, backbone_file: Path | None = None):
         super().__init__()
         self.config = config
-        self.backbone = CLIPResNetTrunk(config.backbone_layers, config.backbone_width, config.frozen_backbone_bn)
-        if clip_model is not None:
-            self.backbone.load_clip_visual(clip_model.visual)
+        self.backbone = build_backbone(config)
+        if clip_model is not None or backbone_file is not None:
+            self.backbone.load_pretrained(clip_model, backbone_file)
         dim = config.hidden_dim
         self.pixel_decoder = MSDeformAttnPixelDecoder(
             self.backbone.channels, dim, config.mask_dim, config.encoder_layers, config.encoder_ffn_dim,

@@ -36,6 +36,7 @@ from ...api import ModelArgs, TrainJob, parse_model_args
 from ...errors import ConfigError, ModelError, WeightsError
 from ..clip_loading import encode_class_names
 from ..clip_baseline import TEMPLATE_SETS
+from .backbone import default_resnet101_file
 from .checkpoint import Checkpoint, load_checkpoint, load_network_state, save_checkpoint
 from .losses import GKCCriterion, KDRegions, LossConfig, StepTargets, masked_crops, select_regions
 from .network import GKCNetwork, normalize_pixels
@@ -249,14 +250,13 @@ def replica_digests(module: nn.Module, world: int) -> list[str]:
     return gathered
 
 
-def training_stages(init: Checkpoint | None, clip_info, args: TrainArgs, split, world: int) -> list[dict]:
+def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, split, world: int) -> list[dict]:
     """What the weights went through, oldest first, stored in every checkpoint and copied into
     run records (a number must say whether its model saw an image stage, which data and which
     schedule). A run started from an ovbench checkpoint continues its list; from a checkpoint
-    made elsewhere, the list starts with that file."""
+    made elsewhere, the list starts with that file; from pretrained weights, with `origin`."""
     if init is None:
-        stages = [{"stage": "init", "backbone": f"CLIP {clip_info.backbone} visual trunk", "weights": clip_info.source,
-                   "random_init": clip_info.random_init}]
+        stages = [{"stage": "init", **origin}]
     else:
         stages = json.loads(init.metadata.get("training_stages", "null")) or [
             {"stage": "init", "checkpoint": str(init.path), "sha256": init.sha256}
@@ -368,11 +368,19 @@ def train_gkc(model, job: TrainJob) -> Path:
     clip, clip_info = model.load_clip()
     clip.requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(model.config.clip_arch)
-    network = GKCNetwork(model.config, clip).to(device)
     init = job.init or (model.checkpoint.path if model.checkpoint is not None else None)
     init_checkpoint = load_checkpoint(init) if init is not None else None
+    origin: dict = {}  # where the weights start: the init checkpoint's stages say it, or this
     if init_checkpoint is not None:
+        network = GKCNetwork(model.config).to(device)
         load_network_state(network, init_checkpoint)
+    elif model.config.backbone == "clip":
+        network = GKCNetwork(model.config, clip).to(device)
+        origin = {"backbone": f"CLIP {clip_info.backbone} visual trunk", "weights": clip_info.source, "random_init": clip_info.random_init}
+    else:  # gkc-r101: torchvision's ImageNet weights from a local file
+        backbone_file = Path(model.args.backbone_weights).expanduser() if model.args.backbone_weights else default_resnet101_file()
+        network = GKCNetwork(model.config, backbone_file=backbone_file).to(device)
+        origin = {"backbone": f"{model.config.backbone} (ImageNet)", "weights": str(backbone_file)}
     templates = TEMPLATE_SETS[model.args.templates]
     builder = StepBuilder(clip, tokenizer, clip_info.random_init, job.split.class_names, templates, args, world, say)
     if builder.teacher is None:
@@ -380,7 +388,7 @@ def train_gkc(model, job: TrainJob) -> Path:
     criterion = GKCCriterion(args.loss_config()).to(device)
     optimizer = torch.optim.AdamW(_param_groups(network, criterion, args), lr=args.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    stages = training_stages(init_checkpoint, clip_info, args, job.split, world)
+    stages = training_stages(init_checkpoint, origin, args, job.split, world)
     save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split, stages)
 
     start = 0
@@ -402,7 +410,8 @@ def train_gkc(model, job: TrainJob) -> Path:
     if job.precision in AMP_DTYPES and amp_dtype is None:
         say(f"precision {job.precision} applies on CUDA only: training in fp32 on {device}")
 
-    mean_rgb = tuple(round(255 * m) for m in open_clip.OPENAI_DATASET_MEAN)
+    statistics = model.config.pixel_statistics
+    mean_rgb = tuple(round(255 * m) for m in statistics[0])
     dataset = TrainFrames(job.data_root, job.split, Augment(args.crop_size(), args.short_min, args.short_max, mean_rgb))
     loader = iter(train_loader(dataset, args.batch_size, seed, start, rank, world, args.workers, device.type == "cuda"))
     trainable = ddp = TrainStep(network, criterion)
@@ -425,7 +434,7 @@ def train_gkc(model, job: TrainJob) -> Path:
             group["lr"] = group["base_lr"] * factor
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             prepared = builder(images, targets)
-            losses = ddp(normalize_pixels(images), text, owner, num_classes, prepared)
+            losses = ddp(normalize_pixels(images, statistics), text, owner, num_classes, prepared)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["loss"]).backward()
         scaler.unscale_(optimizer)
