@@ -380,3 +380,31 @@ def test_sample_stream_resumes_at_any_step_and_ranks_are_disjoint():
     rank0 = take(StreamSampler(10, 2, seed=3, start_step=0, rank=0, world=2), 4)
     rank1 = take(StreamSampler(10, 2, seed=3, start_step=0, rank=1, world=2), 4)
     assert rank0 + rank1 == [full[i] for i in (0, 1, 4, 5, 2, 3, 6, 7)]
+
+
+def test_one_masked_crop_helper_with_its_two_box_rules():
+    """GKC's teacher (tight box) and the two-stage baseline (square grown by `context`) crop
+    through ovbench.models.masked_crops; boxes come in frame pixels from a map at any scale."""
+    from ovbench.models.masked_crops import crop_regions, region_boxes
+
+    regions = torch.full((1, 10, 12), -1)
+    regions[0, 3:7, 5:9] = 0
+    regions[0, 0:2, 0:12] = 1
+    torch.testing.assert_close(region_boxes(regions, 2, (10, 12)), torch.tensor([[5.0, 3, 9, 7], [0, 0, 12, 2]]))
+    # square: side max(4, 4) grown by 0.25 on each side around the centre (7, 5)
+    torch.testing.assert_close(region_boxes(regions, 2, (10, 12), context=0.25)[0], torch.tensor([4.0, 2, 10, 8]))
+    torch.testing.assert_close(region_boxes(regions, 2, (20, 24))[0], torch.tensor([10.0, 6, 18, 14]))  # a coarser map
+    image = torch.arange(3 * 10 * 12, dtype=torch.float32).view(1, 3, 10, 12)
+    boxes = region_boxes(regions, 2, (10, 12), context=0.25)
+    crop = crop_regions(image, regions, torch.tensor([0]), torch.tensor([0]), boxes[:1], (6, 6), torch.full((3,), -1.0))[0]
+    # the 6 x 6 square starting at (4, 2): pixels copied where the region is, fill elsewhere
+    for y in range(6):
+        for x in range(6):
+            inside = 3 <= y + 2 < 7 and 5 <= x + 4 < 9
+            expected = image[0, :, y + 2, x + 4] if inside else torch.full((3,), -1.0)
+            torch.testing.assert_close(crop[:, y, x], expected)
+    # masked_crops (the teacher's) is that helper with the tight box and GKC's grey
+    mean, std = torch.zeros(3), torch.ones(3)
+    teacher = masked_crops(image[0].to(torch.uint8), regions[0][None] == 0, 4, mean, std)[0] * 255
+    torch.testing.assert_close(teacher, crop_regions(image.to(torch.uint8).float(), regions, torch.tensor([0]), torch.tensor([0]),
+                                                      region_boxes(regions, 2, (10, 12))[:1], (4, 4), torch.full((3,), 128.0))[0])

@@ -344,6 +344,47 @@ class _Saver:
         return weights
 
 
+def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None) -> tuple[GKCNetwork, dict]:
+    """The network a run starts from, and where its weights come from (the first training
+    stage; empty when an init checkpoint's own stages say it)."""
+    config = model.config
+    if init is not None:
+        network = GKCNetwork(config)
+        load_network_state(network, init)
+        return network, {}
+    if config.backbone == "clip":
+        origin = {"backbone": f"CLIP {clip_info.backbone} visual trunk", "weights": clip_info.source, "random_init": clip_info.random_init}
+        return GKCNetwork(config, clip), origin
+    # gkc-r101: torchvision's ImageNet weights from a local file
+    backbone_file = Path(model.args.backbone_weights).expanduser() if model.args.backbone_weights else default_resnet101_file()
+    return GKCNetwork(config, backbone_file=backbone_file), {"backbone": f"{config.backbone} (ImageNet)", "weights": str(backbone_file)}
+
+
+def _restore(state: dict, save: _Saver, args: TrainArgs, say: Callable[[str], None]) -> int:
+    """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
+    load_network_state(save.network, load_checkpoint(save.out_dir / state["weights"]))
+    save.optimizer.load_state_dict(state["optimizer"])
+    save.criterion.load_state_dict(state["criterion"])
+    save.scaler.load_state_dict(state["scaler"])
+    start = int(state["step"])
+    saved = json.loads(state["args"])
+    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
+    if changed:
+        say(f"resuming {save.out_dir} at step {start} with changed train args (saved, now): {changed}")
+    return start
+
+
+def _apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float) -> None:
+    """Backward, then Mask2Former's full-model gradient clipping and the (scaled) step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def train_gkc(model, job: TrainJob) -> Path:
     """Train `model` (a GKC adapter: its config, device and CLIP weights) as `job` says; writes
     step checkpoints, train_state.pt and train_log.jsonl to job.out_dir and returns the path
@@ -370,17 +411,8 @@ def train_gkc(model, job: TrainJob) -> Path:
     tokenizer = open_clip.get_tokenizer(model.config.clip_arch)
     init = job.init or (model.checkpoint.path if model.checkpoint is not None else None)
     init_checkpoint = load_checkpoint(init) if init is not None else None
-    origin: dict = {}  # where the weights start: the init checkpoint's stages say it, or this
-    if init_checkpoint is not None:
-        network = GKCNetwork(model.config).to(device)
-        load_network_state(network, init_checkpoint)
-    elif model.config.backbone == "clip":
-        network = GKCNetwork(model.config, clip).to(device)
-        origin = {"backbone": f"CLIP {clip_info.backbone} visual trunk", "weights": clip_info.source, "random_init": clip_info.random_init}
-    else:  # gkc-r101: torchvision's ImageNet weights from a local file
-        backbone_file = Path(model.args.backbone_weights).expanduser() if model.args.backbone_weights else default_resnet101_file()
-        network = GKCNetwork(model.config, backbone_file=backbone_file).to(device)
-        origin = {"backbone": f"{model.config.backbone} (ImageNet)", "weights": str(backbone_file)}
+    network, origin = _initial_network(model, clip, clip_info, init_checkpoint)
+    network.to(device)
     templates = TEMPLATE_SETS[model.args.templates]
     builder = StepBuilder(clip, tokenizer, clip_info.random_init, job.split.class_names, templates, args, world, say)
     if builder.teacher is None:
@@ -391,18 +423,8 @@ def train_gkc(model, job: TrainJob) -> Path:
     stages = training_stages(init_checkpoint, origin, args, job.split, world)
     save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split, stages)
 
-    start = 0
     state = _load_state(out_dir) if job.resume else None
-    if state is not None:
-        load_network_state(network, load_checkpoint(out_dir / state["weights"]))
-        optimizer.load_state_dict(state["optimizer"])
-        criterion.load_state_dict(state["criterion"])
-        scaler.load_state_dict(state["scaler"])
-        start = int(state["step"])
-        saved = json.loads(state["args"])
-        changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
-        if changed:
-            say(f"resuming {out_dir} at step {start} with changed train args (saved, now): {changed}")
+    start = _restore(state, save, args, say) if state is not None else 0
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(out_dir / LOG_FILE, start)
@@ -435,13 +457,7 @@ def train_gkc(model, job: TrainJob) -> Path:
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             prepared = builder(images, targets)
             losses = ddp(normalize_pixels(images, statistics), text, owner, num_classes, prepared)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["loss"]).backward()
-        scaler.unscale_(optimizer)
-        if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], args.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        _apply_gradients(losses["loss"], optimizer, scaler, args.grad_clip)
         sums = {k: sums.get(k, 0.0) + v.detach() for k, v in losses.items()}  # read back only when logging
         count += 1
         done = step + 1
