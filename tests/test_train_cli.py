@@ -9,6 +9,7 @@ import pytest
 from ovbench.cli import main
 from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
+from ovbench.splits import load_split
 
 TRAIN = ["--model", "gkc", "--model-args", "config=gkc-tiny,clip_pretrained=none",
          "--train-args", "iterations=3,batch_size=2,crop=48,short_min=40,short_max=64,num_points=256,workers=0,log_every=1"]
@@ -32,7 +33,8 @@ def test_train_then_evaluate_the_checkpoint(data_root, tmp_path):
     # the record says what the number is: no image stage, which data, which schedule
     init, video = record["model"]["training"]
     assert init == {"stage": "init", "backbone": "CLIP ovbench-tiny-rn visual trunk", "weights": "none", "random_init": True}
-    assert video["stage"] == "video frames" and video["data"].startswith("vspw_train_seen (")
+    assert video["stage"] == "video frames" and video["data"].startswith("vspw-synthetic-")  # the data set trained on
+    assert video["data"].endswith(f" vspw_train_seen ({load_split('vspw_train_seen').hash})")
     assert video["iterations"] == 3 and video["batch"] == 2 and video["schedule"] == "poly"
     # a second stage started from that checkpoint continues the list
     again = tmp_path / "again"

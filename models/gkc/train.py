@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ...api import ModelArgs, TrainJob, parse_model_args
+from ...data.synthetic import dataset_name
 from ...errors import ConfigError, ModelError, WeightsError
 from ..clip_loading import encode_class_names
 from ..clip_baseline import TEMPLATE_SETS
@@ -250,7 +251,7 @@ def replica_digests(module: nn.Module, world: int) -> list[str]:
     return gathered
 
 
-def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, split, world: int) -> list[dict]:
+def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, dataset: str, split, world: int) -> list[dict]:
     """What the weights went through, oldest first, stored in every checkpoint and copied into
     run records (a number must say whether its model saw an image stage, which data and which
     schedule). A run started from an ovbench checkpoint continues its list; from a checkpoint
@@ -264,7 +265,7 @@ def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, spli
     height, width = args.crop_size()
     stages.append({
         "stage": "video frames",  # ovbench trains on single video frames; it has no COCO image stage
-        "data": f"{split.name} ({split.hash[:12]})",
+        "data": f"{dataset} {split.name} ({split.hash})",
         "iterations": args.iterations,
         "batch": args.batch_size * world,
         "lr": args.lr,
@@ -420,7 +421,7 @@ def train_gkc(model, job: TrainJob) -> Path:
     criterion = GKCCriterion(args.loss_config()).to(device)
     optimizer = torch.optim.AdamW(_param_groups(network, criterion, args), lr=args.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    stages = training_stages(init_checkpoint, origin, args, job.split, world)
+    stages = training_stages(init_checkpoint, origin, args, dataset_name(job.data_root), job.split, world)
     save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split, stages)
 
     state = _load_state(out_dir) if job.resume else None
