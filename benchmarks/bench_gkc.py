@@ -1,7 +1,7 @@
 """GKC's size and speed, side by side with the two-stage CLIP baseline it argues against.
 
-Prints (1) parameters and FLOPs of the paper's configuration (gkc-r50, random init: counts do not
-depend on weights) at 800x1216 next to the published 44.1M / 268 GFLOPs, (2) frames/s of the
+Prints (1) parameters and FLOPs of the paper's configurations (gkc-r50 and gkc-r101, random init:
+counts do not depend on weights) at 800x1216, gkc-r50 next to the published 44.1M / 268 GFLOPs, (2) frames/s of the
 GKC adapter's `predict` (gkc-tiny and gkc-r50) at VSPW's 480x853 and, if
 ovbench.models.clip_twostage is installed, of clip-twostage with the same CLIP arch (RN50),
 timed the same way on the same frames, with the ratio.
@@ -125,6 +125,28 @@ def machine(device: torch.device) -> str:
     return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
+def report_size(config_id: str, size: tuple[int, int], label: str, device: torch.device) -> None:
+    """Trainable parameters and multiply-adds of one config (random init: counts do not
+    depend on weights), against the published gkc-r50 figures."""
+    config = load_config(config_id)
+    network = GKCNetwork(config).to(device)
+    # trainable parameters: fvcore (the paper's counter) sees no frozen-BN buffers either
+    params = sum(p.numel() for p in network.parameters() if p.requires_grad)
+    flops, blocks = count_flops(network, size, device)
+    sampling = deformable_sampling_macs(config, size)
+    gmacs = flops / 2e9
+    published = config_id == "gkc-r50"
+    versus = lambda value, ref: f"; published {ref} ({value / ref - 1:+.1%})" if published else ""
+    print(f"\n{config_id} trainable parameters (frozen CLIP text tower and frozen BN excluded): {params / 1e6:.2f}M"
+          + versus(params / 1e6, PUBLISHED["params_m"]))
+    print(f"{config_id} at {label}: {gmacs:.1f} GMACs (FlopCounterMode flops / 2)"
+          f" + {sampling / 1e9:.1f} GMACs deformable sampling (analytic) = {gmacs + sampling / 1e9:.1f}"
+          + (f"; published {PUBLISHED['gflops']:.0f} GFLOPs (fvcore: 1 flop = 1 multiply-add)"
+             f" ({gmacs / PUBLISHED['gflops'] - 1:+.1%} without sampling)" if published else ""))
+    for name, value in blocks.items():
+        print(f"  {name:16s} {value / 2e9:8.1f} GMACs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
@@ -135,6 +157,7 @@ def main() -> None:
     parser.add_argument("--size", default="480x853", help="frame size for frames/s (VSPW 480p)")
     parser.add_argument("--flops-size", default="800x1216")
     parser.add_argument("--configs", default="gkc-tiny,gkc-r50")
+    parser.add_argument("--flops-configs", default="gkc-r50,gkc-r101", help="configs whose size is counted")
     parser.add_argument("--twostage-args", action="append",
                         help="clip-twostage model args, repeatable; default: 32 proposals, and its default 100 as the"
                              " two-stage methods GKC compares with (merge=0: every superpixel is a proposal)")
@@ -146,23 +169,8 @@ def main() -> None:
     print(f"device: {machine(device)}; torch {torch.__version__}; precision {args.precision}")
 
     if not args.skip_flops:
-        config = load_config("gkc-r50")
-        network = GKCNetwork(config).to(device)
-        # trainable parameters: fvcore (the paper's counter) sees no frozen-BN buffers either
-        params = sum(p.numel() for p in network.parameters() if p.requires_grad)
-        flops, blocks = count_flops(network, parse_size(args.flops_size), device)
-        sampling = deformable_sampling_macs(config, parse_size(args.flops_size))
-        gmacs = flops / 2e9
-        print(f"\ngkc-r50 trainable parameters (frozen CLIP text tower and frozen BN excluded): {params / 1e6:.2f}M;"
-              f" published {PUBLISHED['params_m']}M"
-              f" ({(params / 1e6) / PUBLISHED['params_m'] - 1:+.1%})")
-        print(f"gkc-r50 at {args.flops_size}: {gmacs:.1f} GMACs (FlopCounterMode flops / 2)"
-              f" + {sampling / 1e9:.1f} GMACs deformable sampling (analytic) = {gmacs + sampling / 1e9:.1f};"
-              f" published {PUBLISHED['gflops']:.0f} GFLOPs (fvcore: 1 flop = 1 multiply-add)"
-              f" ({gmacs / PUBLISHED['gflops'] - 1:+.1%} without sampling)")
-        for name, value in blocks.items():
-            print(f"  {name:16s} {value / 2e9:8.1f} GMACs")
-        del network
+        for config_id in args.flops_configs.split(","):
+            report_size(config_id, parse_size(args.flops_size), args.flops_size, device)
 
     size = parse_size(args.size)
     names = [f"class {i}" for i in range(VSPW_CLASSES)]

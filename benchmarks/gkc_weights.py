@@ -17,4 +17,6 @@ def random_gkc_checkpoint(config_id: str, folder: Path) -> Path:
     """A checkpoint of `config_id` with random network and (stored) random text tower."""
     trainer = GKC(parse_model_args(GKC.Args, f"config={config_id},clip_pretrained=none"), torch.device("cpu"))
     clip, info = trainer.load_clip()
-    return save_checkpoint(folder / f"{config_id}.safetensors", GKCNetwork(trainer.config, clip), clip, info, steps=0)
+    # the CLIP trunk initialises a CLIP backbone; any other stays random (no ImageNet file needed)
+    network = GKCNetwork(trainer.config, clip if trainer.config.backbone == "clip" else None)
+    return save_checkpoint(folder / f"{config_id}.safetensors", network, clip, info, steps=0)

@@ -22,6 +22,7 @@ overlap, keeping each pass near CLIP's square training shape.
 from __future__ import annotations
 
 import dataclasses
+from importlib.metadata import version
 from typing import Literal
 
 import torch
@@ -31,6 +32,9 @@ from open_clip.transformer import VisionTransformer
 from ..errors import ConfigError
 from ..registry import register_model
 from .clip_baseline import ClipArgs, ClipBaseline, class_scores
+
+
+OPEN_CLIP_TESTED = ">=2.26,<3.4"  # as pyproject.toml declares: the versions CI runs these tests on
 
 
 @dataclasses.dataclass
@@ -53,6 +57,21 @@ def value_path(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     value = F.linear(block.ln_1(x), attn.in_proj_weight[2 * width :], attn.in_proj_bias[2 * width :])
     x = x + block.ls_1(attn.out_proj(value))
     return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def block_layout(blocks: torch.nn.ModuleList) -> bool:
+    """Whether the ViT's blocks take (batch, tokens, width) (True) or (tokens, batch, width),
+    read from the nn.MultiheadAttention each block calls: open_clip before 2.26 built them
+    sequence-first, later ones batch-first, and a wrong guess would attend across the frames
+    of a batch instead of across patches, silently. Anything else fails in one line."""
+    attentions = [getattr(block, "attn", None) for block in blocks]
+    layouts = {a.batch_first for a in attentions if isinstance(a, torch.nn.MultiheadAttention)}
+    if len(layouts) != 1 or not all(isinstance(a, torch.nn.MultiheadAttention) for a in attentions):
+        raise ConfigError(
+            f"open_clip {version('open_clip_torch')}: its ViT blocks are not nn.MultiheadAttention blocks of one batch"
+            f" layout, which clip-dense reads; install open_clip_torch {OPEN_CLIP_TESTED}"
+        )
+    return layouts.pop()
 
 
 def window_starts(length: int, size: int, stride: int) -> list[int]:
@@ -80,6 +99,7 @@ class ClipDense(ClipBaseline):
             raise ConfigError(
                 f"model argument clip={args.clip}: clip-dense needs a CLIP ViT with plain attention blocks"
             )
+        self.batch_first = block_layout(visual.transformer.resblocks)
         self.patch = visual.patch_size[0]
         for key in ("input_size", "stride"):
             if getattr(args, key) % self.patch:
@@ -111,11 +131,10 @@ class ClipDense(ClipBaseline):
         x = torch.cat([visual.class_embedding.to(x.dtype).expand(n, 1, -1), x], dim=1)
         x = visual.ln_pre(x + self.positional_embedding(grid_h, grid_w).to(x.dtype))
         blocks = visual.transformer.resblocks
-        batch_first = getattr(visual.transformer, "batch_first", True)
-        x = x if batch_first else x.transpose(0, 1)
+        x = x if self.batch_first else x.transpose(0, 1)
         for block in blocks[:-1]:
             x = block(x)
-        x = x if batch_first else x.transpose(0, 1)
+        x = x if self.batch_first else x.transpose(0, 1)
         x = visual.ln_post(value_path(blocks[-1], x[:, 1:])) @ visual.proj
         return F.normalize(x.float(), dim=-1).view(n, grid_h, grid_w, -1)
 

@@ -27,11 +27,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import roi_align
 
 from ..errors import ConfigError
 from ..registry import register_model
 from .clip_baseline import ClipArgs, ClipBaseline, class_scores
+from .masked_crops import crop_regions, region_boxes
 
 KMEANS_ITERATIONS = 10
 
@@ -113,7 +113,8 @@ def merge_similar(labels: torch.Tensor, colours: torch.Tensor, threshold: float)
 
 @register_model("clip-twostage")
 class ClipTwoStage(ClipBaseline):
-    """Superpixel proposals classified by CLIP on masked crops; scores (B, C, h, w)."""
+    """two-stage CLIP (superpixel proposals): superpixels, not a trained mask generator, each
+    classified by CLIP on its masked crop; scores (B, C, h, w)."""
 
     Args = ClipTwoStageArgs
     sample_args = {"clip": "ovbench-tiny-rn", "pretrained": "none"}
@@ -138,46 +139,17 @@ class ClipTwoStage(ClipBaseline):
     def crop_boxes(self, proposal: torch.Tensor, frame_of: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
         """Square crop boxes (N, 5) = (frame, x0, y0, x1, y1) in frame pixels (continuous
         coordinates), the proposal's box grown by `context` on each side."""
-        count = len(frame_of)
-        batch, height, width = proposal.shape
-        flat = proposal.flatten()
-        ys = torch.arange(height, device=flat.device).view(1, -1, 1).expand_as(proposal).flatten()
-        xs = torch.arange(width, device=flat.device).view(1, 1, -1).expand_as(proposal).flatten()
-
-        def extent(coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            low = coords.new_full((count,), 1 << 30).scatter_reduce(0, flat, coords, "amin")
-            high = coords.new_full((count,), -1).scatter_reduce(0, flat, coords, "amax") + 1
-            return low.float(), high.float()
-
-        scale_y, scale_x = frame_size[0] / height, frame_size[1] / width
-        top, bottom = (v * scale_y for v in extent(ys))
-        left, right = (v * scale_x for v in extent(xs))
-        half = torch.maximum(bottom - top, right - left) * (0.5 + self.args.context)
-        centre_y, centre_x = (top + bottom) / 2, (left + right) / 2
-        return torch.stack(
-            [frame_of.float(), centre_x - half, centre_y - half, centre_x + half, centre_y + half], dim=1
-        )
+        boxes = region_boxes(proposal, len(frame_of), frame_size, self.args.context)
+        return torch.cat([frame_of.float().view(-1, 1), boxes], dim=1)
 
     def masked_crops(
         self, frames: torch.Tensor, proposal: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor
     ) -> torch.Tensor:
         """The CLIP inputs (n, 3, S, S) of the proposals `index`: box crops of the frames with
         the pixels outside each proposal painted `background`, CLIP-normalised."""
-        height, width = frames.shape[-2:]
-        map_h, map_w = proposal.shape[-2:]
-        boxes = boxes[index]
-        crops = roi_align(frames.float(), boxes, output_size=self.crop_size, aligned=True)
-        # The proposal each output pixel falls in, sampled at the same bin centres.
-        steps = [(torch.arange(n, device=boxes.device) + 0.5) / n for n in self.crop_size]
-        y = boxes[:, 2:3] + steps[0] * (boxes[:, 4:5] - boxes[:, 2:3])
-        x = boxes[:, 1:2] + steps[1] * (boxes[:, 3:4] - boxes[:, 1:2])
-        inside = ((y >= 0) & (y < height))[:, :, None] & ((x >= 0) & (x < width))[:, None, :]
-        row = (y * map_h / height).long().clamp(0, map_h - 1)
-        col = (x * map_w / width).long().clamp(0, map_w - 1)
-        frame = boxes[:, 0].long()
-        owner = proposal[frame[:, None, None], row[:, :, None], col[:, None, :]]
-        mask = inside & (owner == index[:, None, None])
-        return self.normalize(torch.where(mask[:, None], crops, self._fill))
+        chosen = boxes[index]
+        crops = crop_regions(frames, proposal, index, chosen[:, 0], chosen[:, 1:], self.crop_size, self._fill)
+        return self.normalize(crops)
 
     @torch.no_grad()
     def predict(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:

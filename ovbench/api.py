@@ -54,6 +54,8 @@ class WeightsInfo:
     sha256: str | None = None
     random_init: bool = False
     backbone: str | None = None
+    # how trained weights were made (stages, data, schedule), for weights that say so
+    training: list[dict] | None = None
 
 
 class SegmentationModel(abc.ABC):

@@ -189,7 +189,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     if options.precision not in PRECISIONS:
         raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
     if device.type == "cpu":
-        _leave_cores_to_workers(options.workers)
+        leave_cores_to_workers(options.workers)
     data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
     videos = list_videos(data, split, options.limit_videos, broken_ok=True)
@@ -314,7 +314,7 @@ def is_accelerator_error(err: BaseException | None) -> bool:
     return isinstance(err, RuntimeError) and any(fault in str(err) for fault in ACCELERATOR_FAULTS)
 
 
-def _leave_cores_to_workers(workers: int) -> None:
+def leave_cores_to_workers(workers: int) -> None:
     """On CPU the model's threads and the decoding workers share the cores; oversubscribed,
     OpenMP threads spin at barriers and a run slows down many times (measured: 20x on 2 cores).
     An explicit OMP_NUM_THREADS wins."""

@@ -10,8 +10,15 @@ documents (and redoes) how it was made, byte for byte:
 
 The WordNet database files are read directly (index.noun for a lemma's senses, data.noun for
 each sense's lemmas, noun.exc plus WordNet's noun suffix rules for plurals such as "textiles"),
-so no nltk corpus download is needed. Polysemy is kept on purpose (all senses): the per-segment
-CLIP filter at training time discards senses that do not match the segment.
+so no nltk corpus download is needed.
+
+Senses: a class name's first WordNet sense (the most frequent) that names a visible thing says
+what kind of thing the class is (an artifact, an animal, a substance...), and only the senses
+in that same lexicographer file are kept: "tool" keeps the implement and loses the slang body-part and
+person senses, "stone" loses the people named Stone, "water" loses urine. Among what remains,
+the per-segment CLIP filter at training time discards senses that do not match the segment.
+BLOCKLIST then removes, whatever their sense, the words reviewed as vulgar or offensive or as
+naming drugs, which must never become training text.
 A lemma that is a name part of another VSPW class is dropped: using "instrument" (unseen) as a
 synonym of "tool" (seen) would train the unseen name on seen pixels. A lemma found for several
 classes ("bike": bicycle and motorcycle; "bath": bathtub and tub) is dropped too: it tells
@@ -33,6 +40,21 @@ DEFAULT_OUT = Path(__file__).resolve().parents[1] / "splits" / "synonyms" / "vsp
 # WordNet's morphy detachment rules for nouns (suffix -> replacement), tried in this order.
 NOUN_SUFFIX_RULES = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"),
                      ("shes", "sh"), ("men", "man"), ("ies", "y"))
+# WordNet lexicographer files of things a segment can show: noun.Tops (03), animal, artifact,
+# food, object, person, plant, substance. Not noun.location (15): its first sense would make
+# "tyre" the city of Tyre ("sur") rather than a tire.
+VISIBLE_KINDS = frozenset({3, 5, 6, 13, 17, 18, 20, 27})
+# Reviewed by hand against the generated list: vulgar, offensive or drug words. Most are
+# already gone with their senses (see above); this list holds whatever a sense keeps.
+BLOCKLIST = frozenset({
+    "arse", "ass", "ballock", "bollock", "bum", "butt", "buttocks", "cock", "dick", "fanny", "keister",
+    "pecker", "piss", "pee", "piddle", "prat", "prick", "putz", "tooshie", "tush", "weewee", "urine",
+    "meth", "methamphetamine", "methamphetamine hydrochloride", "methedrine", "deoxyephedrine", "shabu",
+    "crank", "ice", "glass", "chalk", "trash", "khat", "kat", "qat", "quat", "african tea", "arabian tea",
+    "testicle", "testis", "nut", "orchis", "egg", "old bag", "frump", "blackguard", "bounder", "cad",
+    "idiot box", "boob tube", "tummy", "potbelly",
+    "dope", "gage", "grass", "green goddess", "locoweed", "mary jane", "sens", "sess", "skunk", "smoke", "weed",
+})
 
 
 def read_index(wordnet: Path) -> dict[str, list[int]]:
@@ -48,9 +70,10 @@ def read_index(wordnet: Path) -> dict[str, list[int]]:
     return senses
 
 
-def read_synset_lemmas(wordnet: Path, offsets: set[int]) -> dict[int, list[str]]:
-    """synset offset -> its lemmas, for the wanted synsets only (data.noun lines start with the offset)."""
-    lemmas: dict[int, list[str]] = {}
+def read_synset_lemmas(wordnet: Path, offsets: set[int]) -> dict[int, tuple[int, list[str]]]:
+    """synset offset -> (lexicographer file number, its lemmas), for the wanted synsets only
+    (data.noun lines start with the offset, then the file number)."""
+    lemmas: dict[int, tuple[int, list[str]]] = {}
     for line in (wordnet / "data.noun").read_text().splitlines():
         if line.startswith(" "):
             continue
@@ -60,7 +83,7 @@ def read_synset_lemmas(wordnet: Path, offsets: set[int]) -> dict[int, list[str]]
             continue
         word_count = int(fields[3], 16)
         words = fields[4].split(" ")[: 2 * word_count : 2]
-        lemmas[offset] = [w.replace("_", " ").lower() for w in words]
+        lemmas[offset] = (int(fields[1]), [w.replace("_", " ").lower() for w in words])
     return lemmas
 
 
@@ -84,6 +107,13 @@ def base_form(word: str, index: dict[str, list[int]], exceptions: dict[str, str]
     return None
 
 
+def same_kind_lemmas(offsets: list[int], synsets: dict[int, tuple[int, list[str]]]) -> set[str]:
+    """Lemmas of the senses in the lexicographer file of the first sense that names a visible
+    thing (none when no sense does)."""
+    kinds = [synsets[o][0] for o in offsets if synsets[o][0] in VISIBLE_KINDS]
+    return {w for o in offsets if kinds and synsets[o][0] == kinds[0] for w in synsets[o][1]}
+
+
 def make_synonyms(wordnet: Path) -> dict[str, list[str]]:
     """class name -> its own name parts first, then the other WordNet lemmas sorted."""
     index, exceptions = read_index(wordnet), read_exceptions(wordnet)
@@ -93,7 +123,8 @@ def make_synonyms(wordnet: Path) -> dict[str, list[str]]:
     wanted = {o for lemmas in lemma_of.values() for lemma in lemmas if lemma for o in index[lemma]}
     synset_lemmas = read_synset_lemmas(wordnet, wanted)
     found = {
-        name: {w for lemma in lemma_of[name] if lemma for o in index[lemma] for w in synset_lemmas[o]} - set(parts[name])
+        name: {w for lemma in lemma_of[name] if lemma for w in same_kind_lemmas(index[lemma], synset_lemmas)}
+        - set(parts[name]) - BLOCKLIST
         for name in names
     }
     claims = Counter(w for name in names for w in found[name] | set(parts[name]))
@@ -108,7 +139,8 @@ def main() -> None:
     if not (args.wordnet / "index.noun").is_file():
         raise SystemExit(f"{args.wordnet}/index.noun not found: apt-get install wordnet-base, or pass --wordnet DIR")
     payload = {
-        "source": "WordNet 3.0 noun lemmas of every sense of each class name part (scripts/make_synonyms.py)",
+        "source": "WordNet 3.0 noun lemmas of the senses of each class name part of the same kind as its first"
+                  " sense, reviewed blocklist removed (scripts/make_synonyms.py)",
         "synonyms": make_synonyms(args.wordnet),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

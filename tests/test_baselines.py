@@ -59,6 +59,15 @@ def test_registered():
     assert get_model_class("clip-twostage") is ClipTwoStage
 
 
+def test_twostage_is_listed_as_what_it_is(capsys):
+    """Its proposals are superpixels, not a trained mask generator: `ovbench ls models` says so."""
+    from ovbench.cli import main
+
+    assert main(["ls", "models"]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("clip-twostage "))
+    assert "two-stage CLIP (superpixel proposals)" in line
+
+
 @pytest.mark.parametrize("model_fixture", ["dense", "twostage"])
 def test_encode_text_parts_and_templates(model_fixture, request):
     model = request.getfixturevalue(model_fixture)
@@ -144,6 +153,39 @@ def test_dense_value_path_matches_a_literal_reimplementation(dense):
     finally:
         visual.output_tokens = False
     assert not torch.allclose(F.normalize(tokens[0] @ visual.proj, dim=-1).double(), expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_dense_reads_the_block_layout_and_refuses_an_unknown_one(batch_first):
+    """open_clip before 2.26 built its blocks sequence-first: the layout comes from the blocks'
+    own attention, never assumed; blocks of another kind are one clear error."""
+    from ovbench.models.clip_dense import block_layout
+
+    blocks = torch.nn.ModuleList([torch.nn.Module() for _ in range(2)])
+    for block in blocks:
+        block.attn = torch.nn.MultiheadAttention(8, 2, batch_first=batch_first)
+    assert block_layout(blocks) is batch_first
+    blocks[1].attn = torch.nn.MultiheadAttention(8, 2, batch_first=not batch_first)
+    with pytest.raises(ConfigError, match="open_clip .*nn.MultiheadAttention"):
+        block_layout(blocks)
+    blocks[1].attn = torch.nn.Linear(8, 8)  # a future open_clip's own attention
+    with pytest.raises(ConfigError, match="open_clip_torch >="):
+        block_layout(blocks)
+
+
+def test_dense_sequence_first_blocks_give_the_same_embeddings(dense):
+    """The same weights run as sequence-first blocks (open_clip < 2.26) give the same patch
+    embeddings: frames of a batch never attend to each other."""
+    import copy
+
+    pixels = torch.randn(2, 3, 32, 48)
+    with torch.no_grad():
+        expected = dense.patch_embeddings(pixels)
+        old = copy.deepcopy(dense)
+        for block in old.clip.visual.transformer.resblocks:
+            block.attn.batch_first = False
+        old.batch_first = False
+        torch.testing.assert_close(old.patch_embeddings(pixels), expected)
 
 
 def test_dense_positional_embedding_resizing(dense):

@@ -24,7 +24,7 @@ SHORT = "iterations=2,batch_size=2,crop=48,short_min=40,short_max=64,num_points=
 def test_the_image_stage_has_the_authors_schedule_by_default():
     gkc = get_model_class("gkc")
     image, video = parse_train_args(gkc, "", "coco"), parse_train_args(gkc, "", "vipseg")
-    assert (image.iterations, image.crop, image.short_min, image.short_max) == (50000, 512, 256, 1024)
+    assert (image.iterations, image.crop_size(), image.short_min, image.short_max) == (50000, (512, 512), 256, 1024)
     assert video.iterations == TrainArgs.iterations and video.crop == TrainArgs.crop
     assert parse_train_args(gkc, "iterations=7", "coco").iterations == 7  # the user's words win
 

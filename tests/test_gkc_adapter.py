@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ovbench.api import WeightsInfo, parse_model_args
 from ovbench.errors import ConfigError, WeightsError
@@ -56,7 +57,7 @@ def test_encode_text_and_predict_contract(model, tiny_checkpoint):
     frames = torch.randint(0, 256, (2, 3, 67, 117), dtype=torch.uint8)
     with torch.inference_mode():
         scores = model.predict(frames, text)
-    assert scores.shape == (2, 4, 17, 30) and scores.dtype == torch.float32
+    assert scores.shape == (2, 4, 67, 117) and scores.dtype == torch.float32  # the frame's size
     assert torch.isfinite(scores).all() and (scores >= 0).all()
 
 
@@ -67,7 +68,7 @@ def test_predict_equals_the_network_on_unpadded_parts(model, tiny_checkpoint):
     parts, owner = encode_class_names(clip, model.tokenizer, NAMES)
     with torch.inference_mode():
         out = network(normalize_pixels(frames), parts, owner, len(NAMES))
-        expected = GKCNetwork.semantic_inference(out["pred_logits"], out["pred_masks"])
+        expected = GKCNetwork.semantic_inference(out["pred_logits"], out["pred_masks"], (40, 70), (40, 70))
         got = model.predict(frames, model.encode_text(NAMES))
     torch.testing.assert_close(got, expected)
 
@@ -81,9 +82,64 @@ def test_autocast_copy_computes_what_autocast_would(model):
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         got = model.predict(frames, text)
         out = model.network(normalize_pixels(frames), parts, owner, len(NAMES))
-        expected = GKCNetwork.semantic_inference(out["pred_logits"], out["pred_masks"])
+        expected = GKCNetwork.semantic_inference(out["pred_logits"], out["pred_masks"], (40, 70), (40, 70))
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
     assert all(p.dtype == torch.float32 for p in model.network.parameters())
+
+
+def mask2former_semantic(pred_logits, pred_masks, image_size, output_size):
+    """Mask2Former's inference transcribed (MaskFormer.forward with
+    sem_seg_postprocess_before_inference, sem_seg_postprocess, semantic_inference): the
+    padded canvas is the input rounded up to multiples of 32 (size_divisibility)."""
+    padded = tuple(-(-s // 32) * 32 for s in image_size)
+    mask_pred_results = F.interpolate(pred_masks, size=padded, mode="bilinear", align_corners=False)
+    results = []
+    for mask_cls, mask_pred in zip(pred_logits, mask_pred_results):
+        mask_pred = mask_pred[:, : image_size[0], : image_size[1]].expand(1, -1, -1, -1)
+        mask_pred = F.interpolate(mask_pred, size=output_size, mode="bilinear", align_corners=False)[0]
+        mask_cls = F.softmax(mask_cls, dim=-1)[..., :-1]
+        results.append(torch.einsum("qc,qhw->chw", mask_cls, mask_pred.sigmoid()))
+    return torch.stack(results)
+
+
+@pytest.mark.parametrize("height, width", [(480, 853), (480, 854), (479, 863), (33, 31), (1, 1)])
+def test_predict_is_mask2former_inference_at_frame_size(model, height, width):
+    """The scores the runner gets are Mask2Former's, at the frame's size: the stride-4 grid
+    covers the padded canvas, not ceil(H/4) x ceil(W/4) stretched over the frame."""
+    torch.manual_seed(height + width)
+    frames = torch.randint(0, 256, (2, 3, height, width), dtype=torch.uint8)
+    text = model.encode_text(NAMES)
+    parts, owner = text.flatten(0, 1), torch.arange(len(NAMES)).repeat_interleave(text.shape[1])
+    with torch.inference_mode():
+        out = model.network(normalize_pixels(frames), parts, owner, len(NAMES), aux=False)
+        got = model.predict(frames, text)
+    assert out["pred_masks"].shape[-2:] == (-(-height // 32) * 8, -(-width // 32) * 8)
+    assert got.shape == (2, len(NAMES), height, width)
+    torch.testing.assert_close(got, mask2former_semantic(out["pred_logits"], out["pred_masks"], (height, width), (height, width)))
+
+
+@pytest.mark.parametrize("image_size, output_size", [((480, 853), (480, 853)), ((479, 863), (480, 864)), ((360, 640), (480, 853))])
+def test_semantic_inference_matches_mask2former_on_random_outputs(image_size, output_size):
+    """Random logits, masks with sharp random edges; the image resized from the frame
+    (input_size) is scored back at the frame's size."""
+    torch.manual_seed(sum(image_size))
+    grid = tuple(-(-s // 32) * 8 for s in image_size)
+    logits = torch.randn(2, 7, 5) * 3
+    masks = torch.randn(2, 7, *grid) * 20
+    got = GKCNetwork.semantic_inference(logits, masks, image_size, output_size)
+    torch.testing.assert_close(got, mask2former_semantic(logits, masks, image_size, output_size))
+
+
+def test_input_size_scores_at_frame_size_as_mask2former(tiny_checkpoint):
+    model = build(f"checkpoint={tiny_checkpoint[0]},input_size=40")
+    frames = torch.randint(0, 256, (1, 3, 61, 97), dtype=torch.uint8)
+    text = model.encode_text(NAMES)
+    parts, owner = text.flatten(0, 1), torch.arange(len(NAMES)).repeat_interleave(text.shape[1])
+    with torch.inference_mode():
+        resized = F.interpolate(normalize_pixels(frames), size=(40, 64), mode="bilinear", align_corners=False, antialias=True)
+        out = model.network(resized, parts, owner, len(NAMES), aux=False)
+        got = model.predict(frames, text)
+    torch.testing.assert_close(got, mask2former_semantic(out["pred_logits"], out["pred_masks"], (40, 64), (61, 97)))
 
 
 def test_no_clip_image_encoder_kept(model):
@@ -105,7 +161,7 @@ def test_input_size_resizes_short_side(tiny_checkpoint):
     model = build(f"checkpoint={tiny_checkpoint[0]},input_size=32")
     frames = torch.randint(0, 256, (1, 3, 64, 128), dtype=torch.uint8)
     with torch.inference_mode():
-        assert model.predict(frames, model.encode_text(NAMES[:2])).shape == (1, 2, 8, 16)
+        assert model.predict(frames, model.encode_text(NAMES[:2])).shape == (1, 2, 64, 128)
 
 
 def test_missing_checkpoint_is_a_weights_error_at_use():
@@ -146,7 +202,7 @@ def test_cuda_bf16_autocast_and_graphs_agree_with_fp32(tiny_checkpoint):
             replayed = [graphed.predict(frames, text), graphed.predict(frames[:2], text), graphed.predict(frames[1:3], text)]
             other_size = graphed.predict(frames[:1, :, :67, :117], text)
             expected_other = eager.predict(frames[:1, :, :67, :117], text)
-    assert half.shape == full.shape == (4, 4, 30, 54)
+    assert half.shape == full.shape == (4, 4, 120, 214)
     assert torch.isfinite(half).all()
     assert (half.float() - full).abs().max() <= 0.05 * full.abs().max()
     assert (half.argmax(1) == full.argmax(1)).float().mean() > 0.9

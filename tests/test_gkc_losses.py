@@ -276,28 +276,54 @@ def test_packaged_synonyms_start_with_the_class_name_parts_and_are_not_shared():
     assert load_synonyms(["my_new_class"]) == [["my new class"]]
 
 
+def load_make_synonyms():
+    spec = importlib.util.spec_from_file_location("make_synonyms", REPO / "scripts" / "make_synonyms.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_make_synonyms_reads_wordnet_files(tmp_path):
-    """A fake two-word WordNet: index/data/exception files in WordNet 3.0's format."""
+    """A fake WordNet: index/data/exception files in WordNet 3.0's format. Only the senses of
+    the first visible sense's kind are kept (tool: the artifacts, not the person or the body
+    part), and blocklisted words go whatever their sense."""
     (tmp_path / "index.noun").write_text(
         "  1 license header line\n"
         "textile n 1 1 @ 1 0 00000100  \n"
         "fabric n 1 1 @ 1 0 00000100  \n"
-        "sky n 2 1 @ 2 0 00000200 00000300  \n"
+        "sky n 3 1 @ 3 0 00000400 00000200 00000300  \n"
+        "tool n 4 1 @ 4 0 00000500 00000600 00000700 00000800  \n"
     )
     (tmp_path / "data.noun").write_text(
         "  1 license header line\n"
         "00000100 06 n 03 fabric 0 cloth 0 textile 0 000 | a woven material\n"
-        "00000200 15 n 01 sky 0 000 | the atmosphere\n"
-        "00000300 15 n 02 Sky_Blue 0 wall 0 000 | fake sense naming another class\n"
+        "00000200 17 n 01 sky 0 000 | the atmosphere\n"
+        "00000300 17 n 02 Sky_Blue 0 wall 0 000 | fake sense naming another class\n"
+        "00000400 15 n 02 sky 0 heaven 0 000 | a location: not a visible kind, never decides\n"
+        "00000500 06 n 02 tool 0 implement 0 000 | an artifact\n"
+        "00000600 18 n 02 tool 0 puppet 0 000 | a person\n"
+        "00000700 08 n 02 tool 0 pecker 0 000 | a body part\n"
+        "00000800 06 n 02 tool 0 putz 0 000 | an artifact sense holding a blocklisted word\n"
     )
     (tmp_path / "noun.exc").write_text("mice mouse\n")
-    spec = importlib.util.spec_from_file_location("make_synonyms", REPO / "scripts" / "make_synonyms.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    table = module.make_synonyms(tmp_path)
+    table = load_make_synonyms().make_synonyms(tmp_path)
     assert table["textiles"] == ["textiles", "cloth", "fabric", "textile"]  # plural -> lemma
-    assert table["sky"] == ["sky", "sky blue"]  # "wall" is another class's name
+    assert table["sky"] == ["sky", "sky blue"]  # "wall" is another class's name; heaven another kind
     assert table["wall"] == ["wall"]
+    assert table["tool"] == ["tool", "implement"]
+
+
+# vulgar, offensive, drug and clearly wrong senses once in the shipped list (never again)
+UNWANTED = {"arse", "ass", "butt", "buttocks", "cock", "dick", "pecker", "prick", "putz", "piss", "pee", "urine",
+            "testicle", "bollock", "ballock", "meth", "methamphetamine", "shabu", "mary jane", "weed", "dope",
+            "puppet", "hombre", "guy", "bozo", "george sand", "oliver stone", "natalie wood", "lucille ball",
+            "john cage", "president", "chairman", "sur", "computed tomography"}
+
+
+def test_shipped_synonyms_hold_no_unwanted_word():
+    table = json.loads((REPO / "splits" / "synonyms" / "vspw.json").read_text())["synonyms"]
+    assert not {word for words in table.values() for word in words} & UNWANTED
+    assert load_make_synonyms().BLOCKLIST.isdisjoint(w for name in table for w in table[name][len(class_name_parts(name)):])
 
 
 def test_shipped_synonym_file_is_sorted_json():
@@ -317,7 +343,7 @@ def test_augment_pads_with_ignore_and_targets_cover_the_present_classes():
     labels = np.zeros((20, 30), dtype=np.uint8)
     labels[:, 15:] = 4
     labels[0, 0] = 255
-    aug = Augment(crop=32, short_min=16, short_max=16, pad_rgb=(1, 2, 3))
+    aug = Augment(crop=(32, 32), short_min=16, short_max=16, pad_rgb=(1, 2, 3))
     out_image, out_labels = augment(image, labels, aug, np.random.default_rng(0))
     assert out_image.shape == (32, 32, 3) and out_labels.shape == (32, 32)
     padding = out_labels == 255
@@ -326,6 +352,23 @@ def test_augment_pads_with_ignore_and_targets_cover_the_present_classes():
     classes, masks = segment_targets(out_labels)
     assert classes.tolist() == [0, 4]
     assert torch.equal(masks.sum(0) == 1, torch.from_numpy(out_labels != 255))
+
+
+def test_default_video_crops_of_a_vspw_frame_hold_no_padding():
+    """The authors' video settings (short side 360-480) on a 480 x 853 frame: the default crop
+    (352 x 512) is always filled by the frame, never by ignore padding."""
+    from ovbench.models.gkc.train import parse_train_args
+    from ovbench.models.gkc import GKC
+
+    args = parse_train_args(GKC, "")
+    assert args.crop_size() == (352, 512) and (args.short_min, args.short_max) == (360, 480)
+    assert parse_train_args(GKC, "crop=48,short_min=40,crop_height=40").crop_size() == (40, 48)
+    aug = Augment(args.crop_size(), args.short_min, args.short_max, pad_rgb=(1, 2, 3))
+    labels = np.zeros((480, 853), dtype=np.uint8)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        _, out = augment(np.zeros((480, 853, 3), dtype=np.uint8), labels, aug, rng)
+        assert out.shape == (352, 512) and not (out == 255).any()
 
 
 def test_sample_stream_resumes_at_any_step_and_ranks_are_disjoint():
@@ -337,3 +380,31 @@ def test_sample_stream_resumes_at_any_step_and_ranks_are_disjoint():
     rank0 = take(StreamSampler(10, 2, seed=3, start_step=0, rank=0, world=2), 4)
     rank1 = take(StreamSampler(10, 2, seed=3, start_step=0, rank=1, world=2), 4)
     assert rank0 + rank1 == [full[i] for i in (0, 1, 4, 5, 2, 3, 6, 7)]
+
+
+def test_one_masked_crop_helper_with_its_two_box_rules():
+    """GKC's teacher (tight box) and the two-stage baseline (square grown by `context`) crop
+    through ovbench.models.masked_crops; boxes come in frame pixels from a map at any scale."""
+    from ovbench.models.masked_crops import crop_regions, region_boxes
+
+    regions = torch.full((1, 10, 12), -1)
+    regions[0, 3:7, 5:9] = 0
+    regions[0, 0:2, 0:12] = 1
+    torch.testing.assert_close(region_boxes(regions, 2, (10, 12)), torch.tensor([[5.0, 3, 9, 7], [0, 0, 12, 2]]))
+    # square: side max(4, 4) grown by 0.25 on each side around the centre (7, 5)
+    torch.testing.assert_close(region_boxes(regions, 2, (10, 12), context=0.25)[0], torch.tensor([4.0, 2, 10, 8]))
+    torch.testing.assert_close(region_boxes(regions, 2, (20, 24))[0], torch.tensor([10.0, 6, 18, 14]))  # a coarser map
+    image = torch.arange(3 * 10 * 12, dtype=torch.float32).view(1, 3, 10, 12)
+    boxes = region_boxes(regions, 2, (10, 12), context=0.25)
+    crop = crop_regions(image, regions, torch.tensor([0]), torch.tensor([0]), boxes[:1], (6, 6), torch.full((3,), -1.0))[0]
+    # the 6 x 6 square starting at (4, 2): pixels copied where the region is, fill elsewhere
+    for y in range(6):
+        for x in range(6):
+            inside = 3 <= y + 2 < 7 and 5 <= x + 4 < 9
+            expected = image[0, :, y + 2, x + 4] if inside else torch.full((3,), -1.0)
+            torch.testing.assert_close(crop[:, y, x], expected)
+    # masked_crops (the teacher's) is that helper with the tight box and GKC's grey
+    mean, std = torch.zeros(3), torch.ones(3)
+    teacher = masked_crops(image[0].to(torch.uint8), regions[0][None] == 0, 4, mean, std)[0] * 255
+    torch.testing.assert_close(teacher, crop_regions(image.to(torch.uint8).float(), regions, torch.tensor([0]), torch.tensor([0]),
+                                                      region_boxes(regions, 2, (10, 12))[:1], (4, 4), torch.full((3,), 128.0))[0])

@@ -184,15 +184,15 @@ def test_network_output_contract_on_odd_size(tiny, clip_model):
         padded = network(F.pad(images, (0, 128 - 117, 0, 96 - 67)), text, owner, 4)
     q, d = tiny.num_queries, tiny.text_dim
     assert out["pred_logits"].shape == (2, q, 5)
-    assert out["pred_masks"].shape == (2, q, 17, 30)
+    assert out["pred_masks"].shape == (2, q, 24, 32)  # the padded canvas 96 x 128 at stride 4
     assert out["pred_embed"].shape == (2, q, d) and out["kd_embed"].shape == (2, q, d)
     torch.testing.assert_close(out["pred_embed"].norm(dim=-1), torch.ones(2, q))
     torch.testing.assert_close(out["kd_embed"].norm(dim=-1), torch.ones(2, q))
     assert len(out["aux_outputs"]) == tiny.decoder_layers
     for aux in out["aux_outputs"]:
         assert {k: v.shape for k, v in aux.items()} == {k: out[k].shape for k in aux}
-    # padding happens inside the network, with zeros, and outputs are cropped back
-    torch.testing.assert_close(out["pred_masks"], padded["pred_masks"][..., :17, :30])
+    # padding happens inside the network, with zeros; the masks cover the padded canvas
+    torch.testing.assert_close(out["pred_masks"], padded["pred_masks"])
     torch.testing.assert_close(out["pred_logits"], padded["pred_logits"])
 
 
@@ -225,19 +225,34 @@ def test_logit_scale_starts_at_clip_temperature_and_is_clamped(tiny):
         assert float(network.classify(embed, embed[0], torch.tensor([0]), 1)[0, 0, 0]) == pytest.approx(100.0, abs=1e-3)
 
 
+def upsampled_value(grid: torch.Tensor, y: int, x: int, factor: int) -> float:
+    """Value at output pixel (y, x) of a (h, w) grid upsampled by `factor` as bilinear with
+    pixel centres (i + 0.5) and edge clamping: source = (i + 0.5) / factor - 0.5, floored at 0."""
+    height, width = grid.shape
+    sy, sx = max((y + 0.5) / factor - 0.5, 0.0), max((x + 0.5) / factor - 0.5, 0.0)
+    y0, x0 = min(int(sy), height - 1), min(int(sx), width - 1)
+    y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
+    fy, fx = sy - y0, sx - x0
+    top = (1 - fx) * float(grid[y0, x0]) + fx * float(grid[y0, x1])
+    bottom = (1 - fx) * float(grid[y1, x0]) + fx * float(grid[y1, x1])
+    return (1 - fy) * top + fy * bottom
+
+
 def test_semantic_inference_literal_formula():
+    """Masks upsampled x4 to the padded canvas (12 x 20), cropped to the image (10 x 17), then
+    sum over queries of softmax probability x sigmoid of the upsampled logit."""
     torch.manual_seed(0)
-    logits, masks = torch.randn(2, 4, 4), torch.randn(2, 4, 3, 5)  # 3 classes + no object
-    scores = GKCNetwork.semantic_inference(logits, masks)
-    assert scores.shape == (2, 3, 3, 5)
+    logits, masks = torch.randn(2, 4, 4), torch.randn(2, 4, 3, 5) * 4  # 3 classes + no object
+    scores = GKCNetwork.semantic_inference(logits, masks, (10, 17), (10, 17))
+    assert scores.shape == (2, 3, 10, 17)
     for b in range(2):
         for c in range(3):
-            for y in range(3):
-                for x in range(5):
+            for y in range(10):
+                for x in range(17):
                     expected = 0.0
                     for q in range(4):
                         p = math.exp(logits[b, q, c]) / sum(math.exp(v) for v in logits[b, q].tolist())
-                        expected += p / (1 + math.exp(-float(masks[b, q, y, x])))
+                        expected += p / (1 + math.exp(-upsampled_value(masks[b, q], y, x, 4)))
                     assert float(scores[b, c, y, x]) == pytest.approx(expected, abs=1e-5)
 
 
@@ -297,3 +312,55 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(str(bad))
     r50 = load_config("gkc-r50")
     assert (r50.clip_arch, r50.text_dim, r50.hidden_dim, r50.num_queries, r50.decoder_layers) == ("RN50", 1024, 256, 100, 9)
+
+
+def test_r101_trunk_is_torchvision_resnet101_with_its_imagenet_file(tmp_path):
+    """gkc-r101's backbone loads torchvision's state dict by name and computes torchvision's
+    res2..res5 (batch norms frozen = eval mode); ImageNet statistics normalise its input."""
+    import torchvision
+
+    from ovbench.models.gkc.backbone import TorchvisionResNetTrunk
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet101(weights=None).eval()
+    with torch.no_grad():
+        for module in reference.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # away from the init, so a missed load shows
+                module.running_mean.uniform_(-0.1, 0.1)
+                module.running_var.uniform_(0.5, 1.5)
+                module.weight.uniform_(0.5, 1.5)
+    path = tmp_path / "resnet101-63fe2227.pth"
+    torch.save(reference.state_dict(), path)
+    trunk = TorchvisionResNetTrunk()
+    trunk.load_pretrained(None, path)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        got = trunk.train()(x)  # frozen norms: training mode changes nothing
+        y = reference.maxpool(reference.relu(reference.bn1(reference.conv1(x))))
+        expected = []
+        for layer in (reference.layer1, reference.layer2, reference.layer3, reference.layer4):
+            y = layer(y)
+            expected.append(y)
+    assert [f.shape[1] for f in got] == trunk.channels == [256, 512, 1024, 2048]
+    for a, b in zip(got, expected):  # FrozenBN folds the norm into one scale: float rounding only
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * float(b.abs().max()))
+    assert not any(p.requires_grad for m in trunk.modules() if type(m).__name__ == "FrozenBatchNorm2d" for p in m.parameters())
+    assert load_config("gkc-r101").pixel_statistics == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+class PickledObject:  # weights_only loading must refuse it
+    pass
+
+
+def test_r101_never_starts_from_random_weights(tmp_path):
+    from ovbench.models.gkc.backbone import TorchvisionResNetTrunk
+
+    trunk = TorchvisionResNetTrunk()
+    with pytest.raises(WeightsError, match=r"nowhere\.pth.*nothing is downloaded.*backbone_weights="):
+        trunk.load_pretrained(None, tmp_path / "nowhere.pth")
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(WeightsError, match=r"other\.pth: not torchvision's ResNet-101"):
+        trunk.load_pretrained(None, tmp_path / "other.pth")
+    torch.save({"x": PickledObject()}, tmp_path / "pickled.pth")
+    with pytest.raises(WeightsError, match=r"pickled\.pth"):
+        trunk.load_pretrained(None, tmp_path / "pickled.pth")

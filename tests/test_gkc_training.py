@@ -24,7 +24,7 @@ from ovbench.models.gkc.train import parse_train_args, train_gkc
 from ovbench.splits import load_split
 
 TINY = "config=gkc-tiny,clip_pretrained=none"
-SMALL = "crop=48,short_min=40,short_max=64,num_points=256,workers=0"
+SMALL = "crop=48,crop_height=48,short_min=40,short_max=64,num_points=256,workers=0"
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +137,65 @@ def test_an_interrupted_run_resumes_to_the_same_weights(data_root, tmp_path, mon
         assert sorted(a.keys()) == sorted(b.keys())
         for key in a.keys():
             assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
-    # --overwrite (resume=False) starts over instead, and a different seed gives other weights
+    # --overwrite (resume=False) on the finished folder starts over: with seed 1 it ends where a
+    # fresh seed-1 run ends (a resume would have kept the seed-0 weights), with a fresh log
     other = run(GKC, data_root, tmp_path / "c", options, seed=1)
-    with safetensors.safe_open(str(reference), "pt") as a, safetensors.safe_open(str(other), "pt") as c:
+    overwritten = run(GKC, data_root, tmp_path / "b", options, resume=False, seed=1)
+    assert untimed(tmp_path / "b") == untimed(tmp_path / "c")
+    with safetensors.safe_open(str(reference), "pt") as a, safetensors.safe_open(str(other), "pt") as c, \
+            safetensors.safe_open(str(overwritten), "pt") as b:
         assert not torch.equal(a.get_tensor("network.kd_embed.weight"), c.get_tensor("network.kd_embed.weight"))
+        for key in c.keys():
+            assert torch.equal(b.get_tensor(key), c.get_tensor(key)), key
+
+
+def test_a_half_written_log_line_does_not_stop_a_resume(data_root, tmp_path):
+    options = f"iterations=2,batch_size=1,checkpoint_every=1,log_every=1,{SMALL}"
+    run(GKC, data_root, tmp_path, options)
+    log = tmp_path / "train_log.jsonl"
+    log.write_text(log.read_text().splitlines(keepends=True)[0] + '{"step": 2, "lo')  # killed mid-write
+    state = torch.load(tmp_path / "train_state.pt", weights_only=True)
+    state["step"], state["weights"] = 1, "step_0000001.safetensors"
+    torch.save(state, tmp_path / "train_state.pt")
+    run(GKC, data_root, tmp_path, options)
+    assert [r["step"] for r in read_log(tmp_path)] == [1, 2]
+
+
+class Payload:  # a pickled object: weights_only loading must refuse it
+    pass
+
+
+@pytest.mark.parametrize("content", [b"\x80\x04 truncated", "pickled"])
+def test_a_damaged_or_pickled_train_state_is_one_line_naming_it(data_root, tmp_path, content):
+    from ovbench.errors import WeightsError
+
+    if content == "pickled":
+        torch.save({"step": Payload()}, tmp_path / "train_state.pt")
+    else:
+        (tmp_path / "train_state.pt").write_bytes(content)
+    with pytest.raises(WeightsError, match=r"train_state\.pt: cannot resume") as caught:
+        run(GKC, data_root, tmp_path, f"iterations=1,batch_size=1,{SMALL}")
+    assert "\n" not in str(caught.value)
+    run(GKC, data_root, tmp_path, f"iterations=1,batch_size=1,{SMALL}", resume=False)  # --overwrite starts over
+
+
+def test_weight_decay_as_mask2former_biases_decayed_norms_and_scalars_not():
+    from ovbench.models.gkc.losses import GKCCriterion, LossConfig
+    from ovbench.models.gkc.network import GKCNetwork
+
+    args = parse_train_args(GKC, "")
+    network = GKCNetwork(GKC(parse_model_args(GKC.Args, TINY), torch.device("cpu")).config)
+    criterion = GKCCriterion(LossConfig())
+    decay = {id(p): g["weight_decay"] for g in train_module._param_groups(network, criterion, args) for p in g["params"]}
+    norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.Embedding)
+    for module in network.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            expected = 0.0 if isinstance(module, norms) or param.ndim == 0 else args.weight_decay
+            assert decay[id(param)] == expected, (type(module).__name__, name)
+    assert decay[id(network.class_embed[0].bias)] == args.weight_decay
+    assert decay[id(network.logit_scale)] == 0.0 and decay[id(criterion.kd_scale)] == 0.0
 
 
 def test_checkpoint_round_trips_into_the_adapter(data_root, tmp_path, monkeypatch):
@@ -185,8 +240,8 @@ def test_train_args_reject_bad_values_and_apply_the_model_defaults():
 
 
 def test_step_builder_draws_filtered_synonyms_and_feeds_them_to_tgkd(monkeypatch):
-    """With real (here: treated as real) CLIP weights every distilled segment draws among the
-    synonyms the filter keeps; its T_i is the drawn synonym's embedding, which also fills the
+    """With real (here: treated as real) CLIP weights every segment draws among the synonyms
+    the filter keeps for its crop; its T_i is the drawn synonym's embedding, which also fills the
     class's slot in the image's rebuilt vocabulary; the teacher sees at most max_kd_regions."""
     import open_clip
 
@@ -216,17 +271,43 @@ def test_step_builder_draws_filtered_synonyms_and_feeds_them_to_tgkd(monkeypatch
     targets = [{"labels": torch.tensor([0, 1, 2]), "masks": masks}, {"labels": torch.tensor([1]), "masks": masks[:1]}]
     step = builder(images, targets)
     assert sum(len(r.targets) for r in step.kd) == 3  # capped at max_kd_regions
-    filtered = iter(kept_log)  # one filter call per image with distilled segments, in order
-    for b, (target, regions) in enumerate(zip(targets, step.kd)):
+    # every segment is filtered, the one beyond the distillation cap too: one call per image
+    assert [classes for classes, _ in kept_log] == [t["labels"].tolist() for t in targets]
+    for b, (target, regions, (_, kept)) in enumerate(zip(targets, step.kd, kept_log)):
         present = target["labels"].tolist()
         text, owner = step.syn_vocab[b]
         assert sorted(owner.tolist()) == sorted([o for o in builder.owner.tolist() if o not in present] + present)
-        if not len(regions.targets):
-            continue
-        classes, kept = next(filtered)
-        assert classes == target["labels"][regions.targets].tolist()
-        for r, t_i, allowed in zip(regions.targets.tolist(), regions.text, kept):
-            cls = present[r]
-            assert torch.equal(text[owner == cls][0], t_i)  # T_i is the synonym in the class's slot
-            row = int((builder.bank.embeddings == t_i).all(1).nonzero()[0])
-            assert row - int(builder.bank.starts[cls]) in allowed  # drawn among the kept ones
+        for r, cls in enumerate(present):
+            drawn = text[owner == cls][0]
+            row = int((builder.bank.embeddings == drawn).all(1).nonzero()[0])
+            assert row - int(builder.bank.starts[cls]) in kept[r]  # drawn among the kept ones
+        for r, t_i in zip(regions.targets.tolist(), regions.text):
+            assert torch.equal(text[owner == present[r]][0], t_i)  # T_i is the synonym in the class's slot
+        if len(regions.targets):  # TGKD's teacher: the filter's embeddings of exactly its regions
+            from ovbench.models.gkc.losses import masked_crops
+
+            crops = masked_crops(images[b], target["masks"][regions.targets], builder.size, builder.mean, builder.std)
+            with torch.no_grad():
+                torch.testing.assert_close(regions.teacher, clip.encode_image(crops, normalize=True).float())
+
+
+def test_r101_training_without_its_imagenet_file_is_one_clear_error(data_root, tmp_path):
+    from ovbench.errors import WeightsError
+
+    model = GKC(parse_model_args(GKC.Args, f"config=gkc-r101,clip_pretrained=none,backbone_weights={tmp_path}/r101.pth"),
+                torch.device("cpu"))
+    job = TrainJob(data_root, load_split("vspw_train_seen"), tmp_path / "out", f"iterations=1,batch_size=1,{SMALL}", None, True, "fp32", 0)
+    with pytest.raises(WeightsError, match=r"r101\.pth.*nothing is downloaded"):
+        train_gkc(model, job)
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_cpu_training_uses_the_runners_thread_policy(data_root, tmp_path, monkeypatch):
+    """20 tiny iterations ran 17x slower with OpenMP threads fighting the data workers: train
+    leaves cores to its workers exactly as `ovbench run` does."""
+    import ovbench.runner
+
+    calls = []
+    monkeypatch.setattr(ovbench.runner, "leave_cores_to_workers", calls.append)
+    run(GKC, data_root, tmp_path, f"iterations=1,batch_size=1,{SMALL}")
+    assert calls == [0]  # SMALL has workers=0

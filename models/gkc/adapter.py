@@ -57,6 +57,8 @@ class GKCArgs(ModelArgs):
     input_size: PositiveInt | None = None  # resize frames to this short side; default: as given (VSPW 480p)
     templates: TemplateSet = "single"  # GKC embeds the raw name ("{}")
     cuda_graphs: bool = True  # on CUDA, replay captured graphs instead of launching kernels one by one
+    # training gkc-r101 from ImageNet: torchvision's resnet101-63fe2227.pth; default: torch's hub cache
+    backbone_weights: str | None = None
 
 
 @contextlib.contextmanager
@@ -223,7 +225,8 @@ class GKC(TrainableModel):
 
     def _scores(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         network = self._network_for(frames.device.type)
-        images = normalize_pixels(frames)
+        images = normalize_pixels(frames, self.config.pixel_statistics)
+        frame_size = tuple(frames.shape[-2:])
         if self.args.input_size is not None:
             scale = self.args.input_size / min(images.shape[-2:])
             size = (round(images.shape[-2] * scale), round(images.shape[-1] * scale))
@@ -231,7 +234,8 @@ class GKC(TrainableModel):
         classes, parts, _ = text.shape
         owner = torch.arange(classes, device=text.device).repeat_interleave(parts)
         out = network(images, text.flatten(0, 1), owner, classes, aux=False)
-        return network.semantic_inference(out["pred_logits"], out["pred_masks"])
+        # scores at the frame's own size, so the runner takes the argmax as is
+        return network.semantic_inference(out["pred_logits"], out["pred_masks"], tuple(images.shape[-2:]), frame_size)
 
     def weights(self) -> WeightsInfo:
         if self.checkpoint is None:
@@ -241,6 +245,7 @@ class GKC(TrainableModel):
             sha256=self.checkpoint.sha256,
             random_init=False,
             backbone=self.config.clip_arch,
+            training=self.checkpoint.training_stages,
         )
 
     def train_model(self, job: TrainJob) -> Path:

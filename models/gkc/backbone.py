@@ -1,12 +1,35 @@
-"""GKC's backbone: the image trunk of a CLIP ResNet (open_clip's ModifiedResNet without its
+"""GKC's backbones: the image trunk of a CLIP ResNet (open_clip's ModifiedResNet without its
 attention pool), so the segmenter starts from CLIP's visual features and its queries live close
-to CLIP's embedding space."""
+to CLIP's embedding space; and the paper's second variant, an ImageNet ResNet-101 (torchvision's
+weights, read from a local file: nothing is downloaded)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+import torchvision
 from open_clip.modified_resnet import ModifiedResNet
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
+
+from ...errors import WeightsError
+from .config import GKCConfig
+
+# torchvision's IMAGENET1K_V1 ResNet-101 (the classic weights detectron2-era models start from)
+RESNET101_FILE = "resnet101-63fe2227.pth"
+RESNET101_URL = f"https://download.pytorch.org/models/{RESNET101_FILE}"
+
+
+def default_resnet101_file() -> Path:
+    """Where torchvision itself would have cached the weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / RESNET101_FILE
+
+
+def build_backbone(config: GKCConfig) -> nn.Module:
+    if config.backbone == "torchvision-resnet101":
+        return TorchvisionResNetTrunk()
+    return CLIPResNetTrunk(config.backbone_layers, config.backbone_width, config.frozen_backbone_bn)
 
 
 class CLIPResNetTrunk(ModifiedResNet):
@@ -39,6 +62,11 @@ class CLIPResNetTrunk(ModifiedResNet):
                 norm.train(False)
         return self
 
+    def load_pretrained(self, clip_model: nn.Module | None, weights_file: Path | None) -> None:
+        """Initialise from the CLIP model's image tower (the weights file is not used)."""
+        if clip_model is not None:
+            self.load_clip_visual(clip_model.visual)
+
     def load_clip_visual(self, visual: nn.Module) -> None:
         """Copy the trunk weights of a CLIP ResNet image tower (attention pool excluded)."""
         own = self.state_dict()
@@ -50,6 +78,45 @@ class CLIPResNetTrunk(ModifiedResNet):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.stem(x)
+        features = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            features.append(x)
+        return features
+
+
+class TorchvisionResNetTrunk(nn.Module):
+    """torchvision's ResNet-101 without pooling and classifier, returning res2..res5 (strides
+    4/8/16/32), with frozen batch norms as Mask2Former's R-101 (detectron2's FrozenBN: fixed
+    statistics, scales and shifts not trained). Parameter names are torchvision's, so its
+    ImageNet state dict loads by name."""
+
+    def __init__(self):
+        super().__init__()
+        resnet = torchvision.models.resnet101(weights=None, norm_layer=FrozenBatchNorm2d)
+        self.conv1, self.bn1, self.relu, self.maxpool = resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4
+        self.channels = [256, 512, 1024, 2048]
+
+    def load_pretrained(self, clip_model: nn.Module | None, weights_file: Path | None) -> None:
+        """Initialise from torchvision's ImageNet weights in `weights_file` (default: torch's hub
+        cache). Never a silent random init: a missing or unreadable file is one clear error."""
+        path = Path(weights_file) if weights_file is not None else default_resnet101_file()
+        if not path.is_file():
+            raise WeightsError(
+                f"gkc-r101 starts from torchvision's ImageNet ResNet-101, not found at {path} (nothing is downloaded):"
+                f" fetch {RESNET101_URL} there, or pass backbone_weights=FILE"
+            )
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            own = self.state_dict()
+            self.load_state_dict({key: value for key, value in state.items() if key in own})
+        except Exception as error:  # truncated, pickled objects, another network's weights
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise WeightsError(f"{path}: not torchvision's ResNet-101 state dict ({reason})") from None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         features = []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = layer(x)

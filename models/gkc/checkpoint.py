@@ -85,6 +85,13 @@ class Checkpoint:
         )
 
     @property
+    def training_stages(self) -> list[dict] | None:
+        """The stages the weights went through (see train.training_stages); None for a
+        checkpoint that does not record them (the built-in sample, a random benchmark file)."""
+        stored = self.metadata.get("training_stages")
+        return json.loads(stored) if stored else None
+
+    @property
     def steps(self) -> int:
         return int(self.metadata.get("steps", "0"))
 

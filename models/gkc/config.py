@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
+from open_clip.constants import IMAGENET_MEAN, IMAGENET_STD, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ...errors import ConfigError
 from ...resolve import resolve
@@ -17,6 +18,7 @@ from ...suggest import did_you_mean
 from ..clip_loading import register_tiny_configs
 
 CONFIG_DIR = Path(__file__).with_name("configs")
+BACKBONES = ("clip", "torchvision-resnet101")
 GROUP_NORM_GROUPS = 32  # Mask2Former's GroupNorm(32, C) in the pixel decoder
 
 
@@ -30,7 +32,8 @@ class GKCConfig:
     initial queries and one after each layer)."""
 
     id: str
-    clip_arch: str = "RN50"
+    clip_arch: str = "RN50"  # the frozen text tower (and, with backbone "clip", the trunk's weights)
+    backbone: str = "clip"  # "clip": the CLIP ResNet trunk; "torchvision-resnet101": ImageNet R-101
     frozen_backbone_bn: bool = True  # detectron2's FrozenBN; off for random-init tiny trunks
     hidden_dim: int = 256
     encoder_layers: int = 6
@@ -50,7 +53,9 @@ class GKCConfig:
                 f"GKC config {self.id!r}: unknown CLIP architecture {self.clip_arch!r}"
                 f"{did_you_mean(self.clip_arch, open_clip.list_models())}"
             )
-        if not isinstance(self._clip_cfg()["vision_cfg"].get("layers"), (list, tuple)):
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"GKC config {self.id!r}: backbone {self.backbone!r}: choose {', '.join(BACKBONES)}")
+        if self.backbone == "clip" and not isinstance(self._clip_cfg()["vision_cfg"].get("layers"), (list, tuple)):
             raise ConfigError(f"GKC config {self.id!r}: {self.clip_arch} is not a CLIP ResNet (GKC's backbone is one)")
         for name in ("hidden_dim", "deform_heads", "decoder_heads"):
             if getattr(self, name) <= 0:
@@ -68,6 +73,13 @@ class GKCConfig:
     def text_dim(self) -> int:
         """Width of the CLIP joint embedding space the classifier projects into."""
         return int(self._clip_cfg()["embed_dim"])
+
+    @property
+    def pixel_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) of RGB in 0..1 that the backbone's pretrained weights expect."""
+        if self.backbone == "clip":
+            return tuple(OPENAI_DATASET_MEAN), tuple(OPENAI_DATASET_STD)
+        return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
 
     @property
     def backbone_layers(self) -> list[int]:

@@ -13,8 +13,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import roi_align
 
+from ..masked_crops import crop_regions, region_boxes
 from .matcher import match, point_sample
 
 IGNORE_INDEX = -100  # F.cross_entropy's: a dropped region takes no part in the loss
@@ -150,30 +150,21 @@ def tgkd_loss(student: torch.Tensor, teacher: torch.Tensor, text: torch.Tensor, 
     return pairwise + own
 
 
-def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """Bounding boxes (n, 4) as (left, top, right, bottom) pixel edges of non-empty bool masks
-    (n, H, W), computed on the masks' device without a host round trip."""
-    rows, cols = masks.any(2), masks.any(1)
-    height, width = rows.shape[1], cols.shape[1]
-    top, left = rows.int().argmax(1), cols.int().argmax(1)
-    bottom, right = height - rows.flip(1).int().argmax(1), width - cols.flip(1).int().argmax(1)
-    return torch.stack([left, top, right, bottom], dim=1).float()
-
-
 def masked_crops(
     image: torch.Tensor, masks: torch.Tensor, size: int, mean: torch.Tensor, std: torch.Tensor
 ) -> torch.Tensor:
-    """TGKD's teacher input: per mask, the image with pixels outside the mask painted grey 128,
-    cropped to the mask's bounding box, resized to size x size and CLIP-normalised.
+    """TGKD's teacher input (ovbench.models.masked_crops, GKC's rule): per mask, the image
+    cropped to the mask's bounding box, resized to size x size, pixels outside the mask painted
+    grey 128, CLIP-normalised.
 
-    image uint8 (3, H, W), masks bool (n, H, W) non-empty -> float (n, 3, size, size).
-    The crop and resize are one batched RoIAlign: bilinear samples averaged over each output
-    pixel's footprint (so large boxes are shrunk without aliasing); a box of exactly
-    size x size pixels is copied unchanged."""
-    painted = torch.where(masks[:, None], image[None], GREY).float()
-    index = torch.arange(len(masks), device=masks.device, dtype=torch.float32)[:, None]
-    boxes = torch.cat([index, mask_boxes(masks)], dim=1)
-    crops = roi_align(painted, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=-1, aligned=True) / 255.0
+    image uint8 (3, H, W), masks bool (n, H, W) non-empty and disjoint (segments of one image)
+    -> float (n, 3, size, size)."""
+    count = len(masks)
+    regions = torch.where(masks.any(0), masks.int().argmax(0), -1)[None]
+    boxes = region_boxes(regions, count, tuple(masks.shape[-2:]))
+    zeros = torch.zeros(count, dtype=torch.long, device=masks.device)
+    ids = torch.arange(count, device=masks.device)
+    crops = crop_regions(image[None], regions, ids, zeros, boxes, (size, size), torch.full((3,), float(GREY))) / 255.0
     return (crops - mean.view(1, 3, 1, 1).to(crops)) / std.view(1, 3, 1, 1).to(crops)
 
 
@@ -184,6 +175,18 @@ def select_regions(counts: list[int], limit: int) -> list[torch.Tensor]:
     chosen = torch.zeros(total, dtype=torch.bool)
     chosen[torch.randperm(total)[:limit]] = True
     return [flags.nonzero().flatten() for flags in chosen.split(counts)]
+
+
+def pad_targets_to_canvas(targets: list[dict[str, torch.Tensor]], canvas: tuple[int, int]) -> list[dict[str, torch.Tensor]]:
+    """Target masks zero-padded at the bottom and right to the padded canvas the predicted
+    masks cover (Mask2Former's prepare_targets), so that the normalised point coordinates of
+    the matcher and the mask losses fall on the same pixel in both."""
+    padded = []
+    for target in targets:
+        height, width = target["masks"].shape[-2:]
+        masks = F.pad(target["masks"], (0, canvas[1] - width, 0, canvas[0] - height))
+        padded.append({**target, "masks": masks})
+    return padded
 
 
 class GKCCriterion(nn.Module):
@@ -200,6 +203,8 @@ class GKCCriterion(nn.Module):
         """Weighted terms summed over layers ({"ce", "syn", "mask", "dice", "kd"} as switched on)
         and their sum under "loss"."""
         layers = [outputs, *outputs["aux_outputs"]]
+        canvas = (outputs["pred_masks"].shape[-2] * 4, outputs["pred_masks"].shape[-1] * 4)
+        step = dataclasses.replace(step, targets=pad_targets_to_canvas(step.targets, canvas))
         syn_logits = self._synonym_logits(layers, step, classify, num_classes) if self.cfg.syn_weight else [None] * len(layers)
         totals: dict[str, torch.Tensor] = {}
         for layer, syn in zip(layers, syn_logits):

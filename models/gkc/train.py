@@ -14,8 +14,8 @@ the gradient scaler, TGKD's scale and the step.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,11 +32,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ...api import ModelArgs, TrainJob, parse_model_args, parse_pairs
-from ...errors import ConfigError
+from ...data.synthetic import dataset_name
+from ...errors import ConfigError, ModelError, WeightsError
+from ...devices import join
 from ...fileio import write_atomic
 from ..clip_loading import encode_class_names
 from ..clip_baseline import TEMPLATE_SETS
-from .checkpoint import load_checkpoint, load_network_state, save_checkpoint
+from .backbone import default_resnet101_file
+from .checkpoint import Checkpoint, load_checkpoint, load_network_state, save_checkpoint
 from .losses import GKCCriterion, KDRegions, LossConfig, StepTargets, masked_crops, select_regions
 from .network import GKCNetwork, normalize_pixels
 from .synonyms import SynonymBank, SynonymFilter, rebuild_vocabulary
@@ -45,6 +48,7 @@ from .train_data import Augment, TrainFrames, train_loader
 STATE_FILE = "train_state.pt"
 FINAL_FILE = "final.safetensors"
 LOG_FILE = "train_log.jsonl"
+TEACHER_BATCH = 256  # masked crops per CLIP image forward (memory only)
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 NORM_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm2d, nn.Embedding)
 
@@ -64,7 +68,8 @@ class TrainArgs(LossConfig, ModelArgs):
     lr_steps: str = "0.89:0.96"  # fractions of `iterations` where the step schedule multiplies lr by 0.1
     warmup_iters: int = 0
     grad_clip: float = 0.01  # max L2 norm of all gradients together (Mask2Former's "full_model"); 0 = off
-    crop: int = 512
+    crop: int = 512  # crop width
+    crop_height: int = 0  # 0: see crop_size()
     short_min: int = 360
     short_max: int = 480
     # the loss weights and point sampling are LossConfig's fields
@@ -79,6 +84,16 @@ class TrainArgs(LossConfig, ModelArgs):
         fields = {f.name for f in dataclasses.fields(LossConfig)}
         return LossConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in fields})
 
+    def crop_size(self) -> tuple[int, int]:
+        """(height, width) of the training crops. By default the height is the largest multiple
+        of 32 within both `crop` and `short_min` (352 x 512 for the video settings): a
+        landscape frame scaled to a short side of 360-480 then always fills the crop, where
+        a 512 x 512 crop would be 6-30% ignore padding, and no network padding is added."""
+        if self.crop_height:
+            return self.crop_height, self.crop
+        limit = min(self.crop, self.short_min)
+        return (limit // 32 * 32 if limit >= 32 else limit), self.crop
+
     def lr_factor(self, step: int) -> float:
         if step < self.warmup_iters:
             return (step + 1) / self.warmup_iters
@@ -89,7 +104,7 @@ class TrainArgs(LossConfig, ModelArgs):
 
 # GKC's image stage on COCO Panoptic (gkc.md): 50k iterations on 512x512 crops; the scale jitter
 # is Mask2Former's 512-crop semantic config (short side 0.5x..2x of 512), which the authors keep.
-IMAGE_STAGE_DEFAULTS = {"iterations": 50000, "crop": 512, "short_min": 256, "short_max": 1024}
+IMAGE_STAGE_DEFAULTS = {"iterations": 50000, "crop": 512, "crop_height": 512, "short_min": 256, "short_max": 1024}
 DATASET_DEFAULTS = {"coco": IMAGE_STAGE_DEFAULTS}
 
 
@@ -98,6 +113,8 @@ def parse_train_args(model_cls: type, options: str, dataset: str = "vspw") -> Tr
     `default_train_options` (gkc-base switches syn and kd off), overridden by the user's words."""
     chosen = {**DATASET_DEFAULTS.get(dataset, {}), **getattr(model_cls, "default_train_options", {}), **parse_pairs(options)}
     args = parse_model_args(TrainArgs, chosen)
+    if args.crop_height < 0:
+        raise ConfigError(f"train argument crop_height={args.crop_height}: must be positive (0: automatic)")
     for name in ("iterations", "batch_size", "crop", "num_points", "log_every", "checkpoint_every"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"train argument {name}={getattr(args, name)}: must be positive")
@@ -114,23 +131,17 @@ def parse_train_args(model_cls: type, options: str, dataset: str = "vspw") -> Tr
     return args
 
 
-def _distributed(device: torch.device) -> tuple[int, int]:
-    """(rank, world size); joins the process group when torchrun started several processes."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
-
-
 def _param_groups(network: nn.Module, criterion: nn.Module, args: TrainArgs) -> list[dict]:
-    """Backbone at lr x backbone_lr_mult; no weight decay on norms, embeddings, biases and
-    scalars (Mask2Former exempts norms and embeddings; decay would also pull the learned
-    logit scale and TGKD's s towards 0)."""
+    """Backbone at lr x backbone_lr_mult; weight decay on every weight and bias except those of
+    norms and embeddings, as detectron2's Mask2Former optimiser (WEIGHT_DECAY_NORM and
+    WEIGHT_DECAY_EMBED 0). The two learned scalars, CLIP's logit scale and TGKD's s, are
+    temperatures rather than weights and are not decayed: decay would pull the logit scale
+    towards a flat softmax."""
     no_decay = {id(p) for m in network.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters(recurse=False)}
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in network.named_parameters():
         if param.requires_grad:
-            decay = id(param) not in no_decay and param.ndim > 1
+            decay = id(param) not in no_decay and param.ndim > 0
             groups.setdefault((name.startswith("backbone."), decay), []).append(param)
     groups.setdefault((False, False), []).extend(criterion.parameters())
     return [
@@ -147,8 +158,9 @@ def _param_groups(network: nn.Module, criterion: nn.Module, args: TrainArgs) -> 
 class StepBuilder:
     """Builds the per-step inputs of the GKC terms (shared by every decoder layer): the teacher
     embeddings of up to `max_kd_regions` masked segment crops, the synonym drawn for each
-    segment (among those CLIP keeps for it; a segment beyond the cap, which the teacher does
-    not see, draws among all of its synonyms) and each image's vocabulary rebuilt with them."""
+    segment among those CLIP keeps for that segment's crop (every segment is filtered, as in
+    GKC; the teacher then embeds every segment, in chunks of TEACHER_BATCH crops, and TGKD
+    reuses the embeddings of its chosen regions) and each image's vocabulary rebuilt with them."""
 
     def __init__(self, clip: nn.Module, tokenizer, clip_random: bool, class_names, templates, args: TrainArgs, world: int,
                  say: Callable[[str], None]):
@@ -178,31 +190,90 @@ class StepBuilder:
         if self.world > 1:
             dist.all_reduce(num_masks)
         step = StepTargets(targets, max(float(num_masks) / self.world, 1.0))
-        regions = teacher = None
-        if self.teacher is not None:
-            regions = select_regions(counts, self.args.max_kd_regions)
-            crops = [masked_crops(img, t["masks"][r], self.size, self.mean, self.std) for img, t, r in zip(images, targets, regions) if len(r)]
-            teacher = self.teacher.encode_image(torch.cat(crops), normalize=True).float() if crops else None
-        per_image_teacher = list(teacher.split([len(r) for r in regions])) if teacher is not None else None
+        regions = select_regions(counts, self.args.max_kd_regions) if self.args.kd_weight else None
+        # the filter needs every segment's crop, TGKD only its regions'
+        embedded = [torch.arange(n) for n in counts] if self.filter is not None else regions
+        teacher = self._teacher_embeddings(images, targets, embedded) if embedded is not None else None
         drawn = []
         for b, t in enumerate(targets):
             if self.bank is None:
                 drawn.append(self.class_text[t["labels"]])
                 continue
-            kept: list = [None] * counts[b]
-            if self.filter is not None and per_image_teacher is not None and len(regions[b]):
-                for r, keep in zip(regions[b].tolist(), self.filter.keep(per_image_teacher[b], t["labels"][regions[b]])):
-                    kept[r] = keep
+            kept = self.filter.keep(teacher[b], t["labels"]) if self.filter is not None and counts[b] else [None] * counts[b]
             drawn.append(self.bank.embeddings[self.bank.draw(t["labels"], kept)])
         if self.bank is not None:
             step.syn_vocab = [rebuild_vocabulary(self.text, self.owner, t["labels"], d) for t, d in zip(targets, drawn)]
-        if self.args.kd_weight:
-            empty = torch.empty(0, self.text.shape[1], device=images.device)
+        if regions is not None:
             step.kd = [
-                KDRegions(r, per_image_teacher[b] if len(r) else empty, drawn[b][r.to(drawn[b].device)])
+                KDRegions(r, teacher[b][r.to(teacher[b].device)] if self.filter is not None else teacher[b], drawn[b][r.to(drawn[b].device)])
                 for b, r in enumerate(regions)
             ]
         return step
+
+    def _teacher_embeddings(self, images: torch.Tensor, targets: list[dict], segments: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per image (n_b, D) L2-normalised CLIP embeddings of the masked crops of `segments[b]`."""
+        crops = [masked_crops(img, t["masks"][s.to(t["masks"].device)], self.size, self.mean, self.std)
+                 for img, t, s in zip(images, targets, segments) if len(s)]
+        dim = self.text.shape[1]
+        flat = torch.cat(crops) if crops else torch.empty(0, 3, self.size, self.size, device=images.device)
+        embeddings = [self.teacher.encode_image(chunk, normalize=True).float() for chunk in flat.split(TEACHER_BATCH)]
+        joined = torch.cat(embeddings) if embeddings else torch.empty(0, dim, device=images.device)
+        return list(joined.split([len(s) for s in segments]))
+
+
+class TrainStep(nn.Module):
+    """The network and the criterion as one module, so that DistributedDataParallel owns every
+    trainable parameter, TGKD's scale s included: their gradients are averaged alike on every
+    rank, so gradient clipping sees the same norm, a GradScaler finds the same inf/NaN and
+    skips the same steps, and the replicas stay bit-identical (DDP never re-syncs them)."""
+
+    def __init__(self, network: GKCNetwork, criterion: GKCCriterion):
+        super().__init__()
+        self.network, self.criterion = network, criterion
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int,
+                step: StepTargets) -> dict[str, torch.Tensor]:
+        outputs = self.network(images, text, owner, num_classes)
+        return self.criterion(outputs, step, self.network.classify, num_classes)
+
+
+def replica_digests(module: nn.Module, world: int) -> list[str]:
+    """Every rank's sha256 of `module`'s parameters (bytes, in name order): equal digests prove
+    the replicas are bit-identical; rank 0 stores them in the final checkpoint."""
+    digest = hashlib.sha256()
+    for name, param in module.named_parameters():
+        digest.update(name.encode())
+        digest.update(param.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    if world == 1:
+        return [digest.hexdigest()]
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, digest.hexdigest())
+    return gathered
+
+
+def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, dataset: str, split, world: int) -> list[dict]:
+    """What the weights went through, oldest first, stored in every checkpoint and copied into
+    run records (a number must say whether its model saw an image stage, which data and which
+    schedule). A run started from an ovbench checkpoint continues its list; from a checkpoint
+    made elsewhere, the list starts with that file; from pretrained weights, with `origin`."""
+    if init is None:
+        stages = [{"stage": "init", **origin}]
+    else:
+        stages = json.loads(init.metadata.get("training_stages", "null")) or [
+            {"stage": "init", "checkpoint": str(init.path), "sha256": init.sha256}
+        ]
+    height, width = args.crop_size()
+    stages.append({
+        "stage": "video frames",  # ovbench trains on single video frames; it has no COCO image stage
+        "data": f"{dataset} {split.name} ({split.hash})",
+        "iterations": args.iterations,
+        "batch": args.batch_size * world,
+        "lr": args.lr,
+        "schedule": args.schedule,
+        "crop": f"{height}x{width}, short side {args.short_min}-{args.short_max}",
+        "losses": {"ce": args.ce_weight, "synonym_ce": args.syn_weight, "tgkd": args.kd_weight},
+    })
+    return stages
 
 
 def _step_seed(seed: int, rank: int, step: int) -> int:
@@ -214,14 +285,33 @@ def _say(message: str) -> None:
 
 
 def _load_state(out_dir: Path) -> dict | None:
+    """train_state.pt, or None when there is none; never unpickles code (weights_only)."""
     path = out_dir / STATE_FILE
-    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not {"step", "weights", "optimizer", "criterion", "scaler", "args"} <= state.keys():
+            raise ValueError("not a GKC train state")
+        return state
+    except Exception as error:  # any unreadable file: truncated, foreign, or pickled objects
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightsError(f"{path}: cannot resume from it ({reason[:200]}); delete it or pass --overwrite to start over") from None
+
+
+def _log_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line half written when the process was killed
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Keep the log lines up to `step`: a resumed run rewrites what followed its checkpoint."""
-    lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
-    path.write_text("".join(line for line in lines if json.loads(line)["step"] <= step))
+    """Keep the complete log lines up to `step`: a resumed run rewrites what followed its
+    checkpoint, and a line cut short by a kill is dropped rather than stopping the resume."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    kept = [line + "\n" for line in lines if (logged := _log_step(line)) is not None and logged <= step]
+    path.write_text("".join(kept))
 
 
 class _Saver:
@@ -229,14 +319,17 @@ class _Saver:
     train_state.pt naming it, each atomically (temp file + rename), in that order, so the state
     file always points to a complete checkpoint."""
 
-    def __init__(self, out_dir: Path, network, clip, clip_info, optimizer, criterion, scaler, args: TrainArgs, seed: int, split):
+    def __init__(self, out_dir: Path, network, clip, clip_info, optimizer, criterion, scaler, args: TrainArgs, seed: int, split,
+                 stages: list[dict]):
         self.out_dir, self.network, self.clip, self.clip_info = out_dir, network, clip, clip_info
         self.optimizer, self.criterion, self.scaler, self.seed = optimizer, criterion, scaler, seed
         self.args_json = json.dumps(dataclasses.asdict(args), sort_keys=True)
-        self.extra = {"split": split.name, "split_hash": split.hash, "train_args": self.args_json}
+        self.extra = {"split": split.name, "split_hash": split.hash, "train_args": self.args_json,
+                      "training_stages": json.dumps(stages, sort_keys=True)}
 
-    def __call__(self, name: str, step: int) -> Path:
-        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, self.extra)
+    def __call__(self, name: str, step: int, extra: dict[str, str] | None = None) -> Path:
+        metadata = {**self.extra, **(extra or {})}
+        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, metadata)
         state = {
             "step": step,
             "weights": weights.name,
@@ -250,6 +343,47 @@ class _Saver:
         return weights
 
 
+def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None) -> tuple[GKCNetwork, dict]:
+    """The network a run starts from, and where its weights come from (the first training
+    stage; empty when an init checkpoint's own stages say it)."""
+    config = model.config
+    if init is not None:
+        network = GKCNetwork(config)
+        load_network_state(network, init)
+        return network, {}
+    if config.backbone == "clip":
+        origin = {"backbone": f"CLIP {clip_info.backbone} visual trunk", "weights": clip_info.source, "random_init": clip_info.random_init}
+        return GKCNetwork(config, clip), origin
+    # gkc-r101: torchvision's ImageNet weights from a local file
+    backbone_file = Path(model.args.backbone_weights).expanduser() if model.args.backbone_weights else default_resnet101_file()
+    return GKCNetwork(config, backbone_file=backbone_file), {"backbone": f"{config.backbone} (ImageNet)", "weights": str(backbone_file)}
+
+
+def _restore(state: dict, save: _Saver, args: TrainArgs, say: Callable[[str], None]) -> int:
+    """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
+    load_network_state(save.network, load_checkpoint(save.out_dir / state["weights"]))
+    save.optimizer.load_state_dict(state["optimizer"])
+    save.criterion.load_state_dict(state["criterion"])
+    save.scaler.load_state_dict(state["scaler"])
+    start = int(state["step"])
+    saved = json.loads(state["args"])
+    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
+    if changed:
+        say(f"resuming {save.out_dir} at step {start} with changed train args (saved, now): {changed}")
+    return start
+
+
+def _apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float) -> None:
+    """Backward, then Mask2Former's full-model gradient clipping and the (scaled) step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 def train_gkc(model, job: TrainJob) -> Path:
     """Train `model` (a GKC adapter: its config, device and CLIP weights) as `job` says; writes
     step checkpoints, train_state.pt and train_log.jsonl to job.out_dir and returns the path
@@ -258,22 +392,27 @@ def train_gkc(model, job: TrainJob) -> Path:
     device = torch.device(model.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    rank, world = _distributed(device)
+    launch = join(device)  # a no-op when the CLI joined already
+    rank, world = (launch.rank, launch.world) if launch else (0, 1)
     say = _say if rank == 0 else (lambda message: None)
     seed = job.seed if args.seed is None else args.seed
     out_dir = Path(job.out_dir)
     amp_dtype = AMP_DTYPES.get(job.precision) if device.type == "cuda" else None
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    else:
+        from ...runner import leave_cores_to_workers
+
+        leave_cores_to_workers(args.workers)  # the runner's policy: 17x slower oversubscribed
 
     torch.manual_seed(seed)
     clip, clip_info = model.load_clip()
     clip.requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(model.config.clip_arch)
-    network = GKCNetwork(model.config, clip).to(device)
     init = job.init or (model.checkpoint.path if model.checkpoint is not None else None)
-    if init is not None:
-        load_network_state(network, load_checkpoint(init))
+    init_checkpoint = load_checkpoint(init) if init is not None else None
+    network, origin = _initial_network(model, clip, clip_info, init_checkpoint)
+    network.to(device)
     templates = TEMPLATE_SETS[model.args.templates]
     builder = StepBuilder(clip, tokenizer, clip_info.random_init, job.split.class_names, templates, args, world, say)
     if builder.teacher is None:
@@ -281,20 +420,11 @@ def train_gkc(model, job: TrainJob) -> Path:
     criterion = GKCCriterion(args.loss_config()).to(device)
     optimizer = torch.optim.AdamW(_param_groups(network, criterion, args), lr=args.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split)
+    stages = training_stages(init_checkpoint, origin, args, dataset_name(job.data_root), job.split, world)
+    save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split, stages)
 
-    start = 0
     state = _load_state(out_dir) if job.resume else None
-    if state is not None:
-        load_network_state(network, load_checkpoint(out_dir / state["weights"]))
-        optimizer.load_state_dict(state["optimizer"])
-        criterion.load_state_dict(state["criterion"])
-        scaler.load_state_dict(state["scaler"])
-        start = int(state["step"])
-        saved = json.loads(state["args"])
-        changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
-        if changed:
-            say(f"resuming {out_dir} at step {start} with changed train args (saved, now): {changed}")
+    start = _restore(state, save, args, say) if state is not None else 0
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(out_dir / LOG_FILE, start)
@@ -302,14 +432,15 @@ def train_gkc(model, job: TrainJob) -> Path:
     if job.precision in AMP_DTYPES and amp_dtype is None:
         say(f"precision {job.precision} applies on CUDA only: training in fp32 on {device}")
 
-    mean_rgb = tuple(round(255 * m) for m in open_clip.OPENAI_DATASET_MEAN)
-    dataset = TrainFrames(job.data_root, job.split, Augment(args.crop, args.short_min, args.short_max, mean_rgb))
+    statistics = model.config.pixel_statistics
+    mean_rgb = tuple(round(255 * m) for m in statistics[0])
+    dataset = TrainFrames(job.data_root, job.split, Augment(args.crop_size(), args.short_min, args.short_max, mean_rgb))
     loader = iter(train_loader(dataset, args.batch_size, seed, start, rank, world, args.workers, device.type == "cuda"))
-    ddp = network
+    trainable = ddp = TrainStep(network, criterion)
     if world > 1:
-        # a switched-off head (kd_embed without TGKD, the classifier without any CE) gets no gradient
+        # a switched-off head (kd_embed and s without TGKD, the classifier without any CE) gets no gradient
         unused = not args.kd_weight or not (args.ce_weight or args.syn_weight)
-        ddp = DistributedDataParallel(network, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+        ddp = DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
     network.train()
     num_classes = len(job.split.class_names)
     text, owner = builder.text.to(device), builder.owner.to(device)
@@ -325,15 +456,8 @@ def train_gkc(model, job: TrainJob) -> Path:
             group["lr"] = group["base_lr"] * factor
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             prepared = builder(images, targets)
-            outputs = ddp(normalize_pixels(images), text, owner, num_classes)
-            losses = criterion(outputs, prepared, network.classify, num_classes)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(losses["loss"]).backward()
-        scaler.unscale_(optimizer)
-        if args.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], args.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+            losses = ddp(normalize_pixels(images, statistics), text, owner, num_classes, prepared)
+        _apply_gradients(losses["loss"], optimizer, scaler, args.grad_clip)
         sums = {k: sums.get(k, 0.0) + v.detach() for k, v in losses.items()}  # read back only when logging
         count += 1
         done = step + 1
@@ -350,8 +474,11 @@ def train_gkc(model, job: TrainJob) -> Path:
             save(f"step_{done:07d}.safetensors", done)
     bar.close()
     final = out_dir / FINAL_FILE
+    digests = replica_digests(trainable, world)
+    if len(set(digests)) > 1:
+        raise ModelError(f"training in {out_dir}: the {world} replicas ended with different weights (sha256 {digests})")
     if rank == 0:
-        save(FINAL_FILE, args.iterations)
+        save(FINAL_FILE, args.iterations, {"replica_sha256": json.dumps(digests)})
     if world > 1:
         dist.barrier()
     return final

@@ -29,30 +29,31 @@ from ...textcache import cache_root
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
-    """Short side drawn uniformly in [short_min, short_max], then a crop x crop window (padded
-    with `pad_rgb` and ignore where the frame is smaller), flipped with probability 1/2."""
+    """Short side drawn uniformly in [short_min, short_max], then a crop window (height, width)
+    (padded with `pad_rgb` and ignore where the frame is smaller), flipped with probability 1/2."""
 
-    crop: int
+    crop: tuple[int, int]
     short_min: int
     short_max: int
     pad_rgb: tuple[int, int, int]
 
 
 def augment(image: np.ndarray, labels: np.ndarray, aug: Augment, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """image uint8 (H, W, 3), labels uint8 (H, W) vocabulary indices -> both crop x crop."""
+    """image uint8 (H, W, 3), labels uint8 (H, W) vocabulary indices -> both of the crop's size."""
     height, width = labels.shape
     scale = rng.uniform(aug.short_min, aug.short_max) / min(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
     labels = np.asarray(Image.fromarray(labels).resize(size, Image.NEAREST))
-    pad_h, pad_w = max(0, aug.crop - size[1]), max(0, aug.crop - size[0])
+    crop_h, crop_w = aug.crop
+    pad_h, pad_w = max(0, crop_h - size[1]), max(0, crop_w - size[0])
     if pad_h or pad_w:
         image = np.stack([np.pad(image[..., c], ((0, pad_h), (0, pad_w)), constant_values=aug.pad_rgb[c]) for c in range(3)], -1)
         labels = np.pad(labels, ((0, pad_h), (0, pad_w)), constant_values=IGNORE)
-    top = int(rng.integers(0, labels.shape[0] - aug.crop + 1))
-    left = int(rng.integers(0, labels.shape[1] - aug.crop + 1))
-    image = image[top : top + aug.crop, left : left + aug.crop]
-    labels = labels[top : top + aug.crop, left : left + aug.crop]
+    top = int(rng.integers(0, labels.shape[0] - crop_h + 1))
+    left = int(rng.integers(0, labels.shape[1] - crop_w + 1))
+    image = image[top : top + crop_h, left : left + crop_w]
+    labels = labels[top : top + crop_h, left : left + crop_w]
     if rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
     return np.ascontiguousarray(image), np.ascontiguousarray(labels)
