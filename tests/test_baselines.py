@@ -88,6 +88,7 @@ def test_class_scores_take_the_max_over_parts():
     torch.testing.assert_close(class_scores(features, text), expected)
 
 
+@pytest.mark.slow
 def test_text_cache_key(weight_files):
     random_key = build(ClipDense).text_cache_key()  # the seeded random init is identified by seed and versions
     assert "random-init:seed0" in random_key and random_key == build(ClipDense).text_cache_key()

@@ -184,6 +184,7 @@ def test_ensure_sample_once_then_on_new_version(tmp_path, monkeypatch):
     assert [p.name for p in cache.iterdir()] == [synthetic.SAMPLE_DIRNAME]  # no temp folders left
 
 
+@pytest.mark.slow
 def test_each_generated_set_has_its_own_dataset_name(tmp_path):
     from ovbench.data.synthetic import SAMPLE, dataset_name, ensure_sample
 
@@ -220,6 +221,7 @@ print(root, sorted(p.name for p in (root / "data").iterdir()))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_generate_the_sample_once(tmp_path):
     """torchrun's ranks all call ensure_sample on a fresh cache: one generates, the others wait
     for it instead of generating too and renaming the sample away while it is read."""

@@ -29,6 +29,7 @@ def test_the_image_stage_has_the_authors_schedule_by_default():
     assert parse_train_args(gkc, "iterations=7", "coco").iterations == 7  # the user's words win
 
 
+@pytest.mark.slow
 def test_coco_then_init_into_vipseg_then_a_vipseg_run(tmp_path):
     coco = write_synthetic_coco(tmp_path / "coco", images=4, height=40, width=60, seed=3)
     vipseg = write_synthetic_vipseg(tmp_path / "vipseg", videos=4, frames=3, height=40, width=60, seed=3)

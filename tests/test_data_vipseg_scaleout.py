@@ -12,6 +12,8 @@ from ovbench.data.synthetic import dataset_name
 from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
 from test_distributed import assert_same, check, env, only_record, single, torchrun
 
+pytestmark = pytest.mark.slow  # real torchrun and shard processes
+
 
 def words(data: Path, out: Path) -> list[str]:
     return ["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vipseg_all", "--data-root", str(data),

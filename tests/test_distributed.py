@@ -18,6 +18,8 @@ from ovbench.records import fps_per_process
 from ovbench.results import load_record
 from ovbench.runstate import RunState
 
+pytestmark = pytest.mark.slow  # real torchrun, shard and SIGKILL processes
+
 TESTS = Path(__file__).parent
 COMPARED = ("metrics", "per_class", "per_video")
 

@@ -18,6 +18,8 @@ from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.models.gkc.checkpoint import load_checkpoint
 from ovbench.models.gkc.train import replica_digests
 
+pytestmark = pytest.mark.slow  # real 2-process training
+
 TRAIN_ARGS = "iterations=3,batch_size=1,crop=48,short_min=40,short_max=64,num_points=256,workers=0,log_every=1"
 
 

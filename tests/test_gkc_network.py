@@ -314,6 +314,7 @@ def test_config_errors_name_the_problem(tmp_path):
     assert (r50.clip_arch, r50.text_dim, r50.hidden_dim, r50.num_queries, r50.decoder_layers) == ("RN50", 1024, 256, 100, 9)
 
 
+@pytest.mark.slow
 def test_r101_trunk_is_torchvision_resnet101_with_its_imagenet_file(tmp_path):
     """gkc-r101's backbone loads torchvision's state dict by name and computes torchvision's
     res2..res5 (batch norms frozen = eval mode); ImageNet statistics normalise its input."""
@@ -352,6 +353,7 @@ class PickledObject:  # weights_only loading must refuse it
     pass
 
 
+@pytest.mark.slow
 def test_r101_never_starts_from_random_weights(tmp_path):
     from ovbench.models.gkc.backbone import TorchvisionResNetTrunk
 

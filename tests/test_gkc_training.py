@@ -80,6 +80,7 @@ def seen_miou(checkpoint: Path, data_root: Path) -> tuple[float, float]:
     return float(iou.mean()), float(majority)
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss_and_learns_the_seen_classes(data_root, tmp_path):
     out = tmp_path / "run"
     # the backbone is random-init here (tiny random CLIP), so it learns at the full rate
@@ -106,6 +107,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_weights(data_root, tmp_path, monkeypatch):
     options = f"iterations=6,batch_size=2,checkpoint_every=3,log_every=1,{SMALL}"
     reference = run(GKC, data_root, tmp_path / "a", options)
@@ -149,6 +151,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(data_root, tmp_path, mon
             assert torch.equal(b.get_tensor(key), c.get_tensor(key)), key
 
 
+@pytest.mark.slow
 def test_a_half_written_log_line_does_not_stop_a_resume(data_root, tmp_path):
     options = f"iterations=2,batch_size=1,checkpoint_every=1,log_every=1,{SMALL}"
     run(GKC, data_root, tmp_path, options)
@@ -198,6 +201,7 @@ def test_weight_decay_as_mask2former_biases_decayed_norms_and_scalars_not():
     assert decay[id(network.logit_scale)] == 0.0 and decay[id(criterion.kd_scale)] == 0.0
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trips_into_the_adapter(data_root, tmp_path, monkeypatch):
     final = run(GKCBase, data_root, tmp_path / "base", f"iterations=2,batch_size=2,log_every=1,{SMALL}")
     log = read_log(tmp_path / "base")
@@ -291,6 +295,7 @@ def test_step_builder_draws_filtered_synonyms_and_feeds_them_to_tgkd(monkeypatch
                 torch.testing.assert_close(regions.teacher, clip.encode_image(crops, normalize=True).float())
 
 
+@pytest.mark.slow
 def test_r101_training_without_its_imagenet_file_is_one_clear_error(data_root, tmp_path):
     from ovbench.errors import WeightsError
 

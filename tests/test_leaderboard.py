@@ -473,6 +473,7 @@ def test_bootstrap_leaves_out_videos_below_min_video_frames():
         video_bootstrap(record)
 
 
+@pytest.mark.slow
 def test_ci_in_tables(tmp_path, cli):
     write(tmp_path, "gkc.json", bootstrap_record(TWO_VIDEOS, TWO_CLASSES))
     broken = bootstrap_record(TWO_VIDEOS, TWO_CLASSES, model="clip-dense", weights="openai")
@@ -500,6 +501,7 @@ def test_ci_in_tables(tmp_path, cli):
 # ----------------------------------------------------------------------------- plots
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["acc-fps", "per-class"])
 def test_plots_are_valid_png(results, tmp_path, cli, kind):
     out = tmp_path / f"{kind}.png"
@@ -523,6 +525,7 @@ def test_plot_needs_out(results, cli):
 # ----------------------------------------------------------------------------- HTML
 
 
+@pytest.mark.slow
 def test_html_is_self_contained_and_escaped(results, tmp_path, cli):
     out = tmp_path / "board.html"
     cli("--results", str(results), "--out", str(out), "--include-partial")  # format from the suffix
@@ -575,6 +578,7 @@ def artifacts_dir(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_html_page_in_chromium(results, tmp_path, cli, chromium):
     page = tmp_path / "board.html"
     cli("--results", str(results), "--format", "html", "--out", str(page), "--ci")
@@ -745,6 +749,7 @@ GARBAGE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("spoil", "field"), GARBAGE)
 def test_garbage_in_a_record_is_a_note_naming_file_and_field(tmp_path, cli, spoil, field):
     write(tmp_path, "good.json", make_record("clip-dense", metrics=all_metrics(0.3, 0.1), weights="openai"))
@@ -919,6 +924,7 @@ def decode_data_url(url: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
 
 
+@pytest.mark.slow
 def test_html_shows_a_strip_of_saved_predictions(tmp_path, cli, monkeypatch):
     from ovbench.leaderboard import strip
 

@@ -37,6 +37,7 @@ def test_an_adapter_instance_gives_the_cli_run_numbers(data_root, tmp_path):
         ovbench.evaluate(instance, "vspw_all", data_root, out_dir=tmp_path / "api", batchsize=2)
 
 
+@pytest.mark.slow
 def test_import_ovbench_stays_light():
     code = "import sys, ovbench; assert 'torch' not in sys.modules, 'torch imported'; assert callable(ovbench.evaluate)"
     subprocess.run([sys.executable, "-c", code], check=True)

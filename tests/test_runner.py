@@ -127,6 +127,7 @@ def test_a_model_failing_before_any_success_stops_the_run(data_root, tmp_path):
     assert not RunState(next(tmp_path.glob("*.state"))).done_videos()
 
 
+@pytest.mark.slow
 def test_failing_video_first_in_a_shard_or_a_resume_is_skipped_as_in_one_run(data_root, tmp_path):
     """Whether a model failure stops the run depends on the video (the run's first), never on
     which process met it first or on what an earlier session finished."""
@@ -155,6 +156,7 @@ def test_failing_video_first_in_a_shard_or_a_resume_is_skipped_as_in_one_run(dat
     same(reference, resumed)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["writing the predictions", "saving the state"])
 def test_interrupt_while_closing_a_video_resumes_exactly(data_root, tmp_path, monkeypatch, where):
     """Ctrl-C between a video's last frame and its bookkeeping: the video must end up counted
@@ -180,6 +182,7 @@ def test_interrupt_while_closing_a_video_resumes_exactly(data_root, tmp_path, mo
     assert sorted(p.stem for p in predictions.glob("*.json")) == sorted(reference["per_video"])
 
 
+@pytest.mark.slow
 def test_a_real_ctrl_c_while_a_video_is_closed_resumes_exactly(data_root, tmp_path, monkeypatch):
     import os
     import signal

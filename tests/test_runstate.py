@@ -55,6 +55,7 @@ def one_line_error(capsys) -> str:
     return err[0]
 
 
+@pytest.mark.slow
 def test_two_copies_of_one_command_on_one_out(data_root, tmp_path):
     """A double submit: the second stops at once naming the first, which finishes the run."""
     go_on = tmp_path / "go-on"  # the first run's model waits for it: the second starts mid-run
@@ -158,6 +159,7 @@ def test_a_full_disk_mid_run_is_one_line_and_keeps_what_was_finished(data_root, 
     assert load_record(next(tmp_path.glob("*.json")))["dataset"]["videos"] == len(listed(data_root))
 
 
+@pytest.mark.slow
 def test_sigterm_mid_run_then_resume_gives_the_same_record(data_root, finished, tmp_path):
     import signal
 

@@ -11,6 +11,8 @@ from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
 from ovbench.splits import load_split
 
+pytestmark = pytest.mark.slow  # trains, then evaluates, through the CLI
+
 TRAIN = ["--model", "gkc", "--model-args", "config=gkc-tiny,clip_pretrained=none",
          "--train-args", "iterations=3,batch_size=2,crop=48,short_min=40,short_max=64,num_points=256,workers=0,log_every=1"]
 

@@ -30,6 +30,7 @@ def saved(tmp_path_factory) -> tuple[Path, Path, Path]:
     return data_root, records[0], records[1]
 
 
+@pytest.mark.slow
 def test_named_videos_give_a_panel_per_frame_and_column_in_png_and_pdf(saved, tmp_path, capsys):
     data_root, record_a, record_b = saved
     videos = (data_root / "val.txt").read_text().split()[:2]
