@@ -120,8 +120,10 @@ def read_ahead(read: Callable[[str, str], Any], videos: list[VideoFrames], threa
 
 
 def decode_threads() -> int:
-    """One core for the metric, the rest (at most 2: then the metric is the bottleneck) decode."""
-    return max(1, min(2, (os.cpu_count() or 1) - 1))
+    """One core for the metric, the rest (at most 2: then the metric is the bottleneck) decode.
+    Cores this process may use, not the machine's: taskset, cgroups and SLURM restrict them."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(2, cores - 1))
 
 
 @contextmanager
