@@ -203,3 +203,77 @@ def test_torch_runs_single_threaded_while_scoring_unless_told(monkeypatch):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def write_tricky_set(root: Path, rng: np.random.Generator) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """A hand-made VSPW root whose videos are 20 frames (VC8 and VC16 windows), 16 (exactly a
+    VC16 window: skipped), 5 (shorter than every window) and 9 frames of all-void ground truth.
+    Ground truth mixes classes with raw 0, 255 and 130 (all void); predictions hold arbitrary
+    bytes at void pixels, classes absent from the ground truth, and long static stretches (ties
+    between windows). Returns raw (gt, prediction) frames per video."""
+    classes = np.array([1, 2, 12, 33, 124])  # raw ids; 12 and 33 are unseen in vspw (pillar, ice)
+    videos = {}
+    for name, length, void_only in (("v20", 20, False), ("v16", 16, False), ("v05", 5, False), ("void", 9, True)):
+        gt = rng.choice(np.append(classes, [0, 255, 130]), (6, 8)).astype(np.uint8)
+        pred = rng.choice(classes - 1, (6, 8)).astype(np.uint8)
+        frames = []
+        for t in range(length):
+            if t % 4:  # every fourth frame is a copy of the one before: runs of equal windows
+                gt = np.where(rng.random(gt.shape) < 0.04, rng.choice(np.append(classes, 0), gt.shape), gt).astype(np.uint8)
+                pred = np.where(rng.random(gt.shape) < 0.06, rng.choice(classes - 1, gt.shape), pred).astype(np.uint8)
+            shown_gt = np.full_like(gt, 255) if void_only else gt
+            shown_pred = np.where(np.isin(shown_gt, [0, 255, 130]), rng.integers(0, 256, gt.shape), pred).astype(np.uint8)
+            frames.append((shown_gt, shown_pred))
+        videos[name] = frames
+    root.mkdir(parents=True)
+    (root / "val.txt").write_text("".join(f"{name}\n" for name in videos))
+    for name, frames in videos.items():
+        for folder in ("origin", "mask"):
+            (root / "data" / name / folder).mkdir(parents=True)
+        for t, (gt, _) in enumerate(frames):
+            Image.new("RGB", (8, 6)).save(root / "data" / name / "origin" / f"{t:08d}.jpg")
+            Image.fromarray(gt).save(root / "data" / name / "mask" / f"{t:08d}.png")
+    return videos
+
+
+@pytest.mark.parametrize("split_name, convention, min_frames", [
+    ("vspw_all", "vspw", 0), ("vspw_all", "mmseg", 16), ("vspw_unseen", "vspw", 0), ("vspw_unseen", "mmseg", 0),
+])
+def test_tricky_cases_match_the_plain_references(tmp_path, split_name, convention, min_frames):
+    from reference_metrics import ref_confusion, ref_scores, ref_vc
+
+    videos = write_tricky_set(tmp_path / "root", np.random.default_rng(11))
+    split = load_split(split_name)
+    lut, k = split.gt_lut(), len(split.vocabulary)
+    to_converted = np.full(256, 255, dtype=np.uint8)
+    to_converted[1:125] = np.arange(124)
+    pred_dir = tmp_path / "pred"
+    for name, frames in videos.items():
+        (pred_dir / name).mkdir(parents=True)
+        for t, (gt, pred) in enumerate(frames):
+            keep = lut[to_converted[gt]] != 255  # counted pixels must hold a class of the split
+            fixed = np.where(keep & (lut[pred] == 255), split.vocabulary[t % k], pred).astype(np.uint8)
+            Image.fromarray(fixed).save(pred_dir / name / f"{t:08d}.png")
+    assert score(tmp_path / "root", pred_dir, tmp_path / "out", split_name, "--miou-convention", convention,
+                 "--min-video-frames", str(min_frames)) == 0
+    record = load_record(records(tmp_path / "out")[0])
+
+    total, vc_videos = np.zeros((k, k), dtype=np.int64), []
+    for name, frames in videos.items():
+        gts = [to_converted[gt] for gt, _ in frames]
+        preds = [lut[np.array(Image.open(pred_dir / name / f"{t:08d}.png"))] for t in range(len(frames))]
+        matrix = sum(ref_confusion(lut[g], p, k) for g, p in zip(gts, preds))
+        got = np.zeros((k, k), dtype=np.int64)
+        for g, p, c in record["per_video"][name]["confusion"]:
+            got[g, p] = c
+        assert np.array_equal(got, matrix), name
+        total += matrix if len(frames) > min_frames else 0
+        vc_videos.append((gts, preds))
+    want = ref_scores(total, split.seen_index() or None, split.unseen_index() or None, convention)
+    want = {key: value for key, value in want.items() if key != "per_class"}
+    want.update({f"VC{n}": ref_vc(vc_videos, n) for n in (8, 16)})
+    if not (split.seen_index() and split.unseen_index()):
+        want = {key: value for key, value in want.items() if key not in ("mIoU_seen", "mIoU_unseen", "hIoU")}
+    assert record["metrics"].keys() == want.keys()
+    for key, value in want.items():
+        assert record["metrics"][key] == pytest.approx(value, abs=1e-12), key
