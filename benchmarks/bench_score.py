@@ -8,7 +8,8 @@ default compression), then times, each as a fresh process started the way a user
   score     `ovbench score --split vspw_all` (process start included);
   official  benchmarks/official_eval.py as the official evaluation.sh runs it: mIoU, VC8, VC16,
             three processes in a row, each reading every mask again;
-  decode    one plain process that decodes every ground-truth and prediction PNG, nothing else.
+  decode    one plain process that decodes every ground-truth and prediction PNG, nothing else;
+  start     `ovbench --version`: the interpreter, torch and the CLI's imports, paid by any command.
 
 once on a quiet machine and once while a busy-loop process keeps one core busy, and prints the
 ratios against the targets (official/score >= 3 quiet, >= 2 busy; score/decode <= 1.5). The
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -88,15 +90,18 @@ def write_predictions(root: Path, pred: Path) -> None:
             Image.fromarray(labels).save(pred / video / f"{stem}.png")
 
 
-def timed(commands: list[list[str]]) -> tuple[float, str]:
-    """Wall seconds of the commands run one after the other, and their joined output."""
-    start, output = time.perf_counter(), []
+def timed(commands: list[list[str]]) -> tuple[float, float, str]:
+    """Wall and CPU (user + system, all threads) seconds of the commands run one after the
+    other, and their joined output. CPU time barely depends on what else the machine runs."""
+    start, before, output = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), []
     for command in commands:
         done = subprocess.run(command, capture_output=True, text=True, env=user_env())
         if done.returncode:
             sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
         output.append(done.stdout)
-    return time.perf_counter() - start, "".join(output)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return time.perf_counter() - start, cpu, "".join(output)
 
 
 def commands(root: Path, pred: Path, out: Path) -> dict[str, list[list[str]]]:
@@ -107,6 +112,7 @@ def commands(root: Path, pred: Path, out: Path) -> dict[str, list[list[str]]]:
         "official": [[*official, "miou", str(root), str(pred)], [*official, "vc", "8", str(root), str(pred)],
                      [*official, "vc", "16", str(root), str(pred)]],
         "decode": [[sys.executable, "-c", DECODE, str(root), str(pred)]],
+        "start": [[sys.executable, "-m", "ovbench", "--version"]],  # what any ovbench command pays first
     }
 
 
@@ -132,21 +138,26 @@ def check_agreement(score_out: Path, official_text: str) -> str:
     return "mIoU, VC8, VC16 agree"
 
 
-def measure(cmds: dict[str, list[list[str]]], repeats: int, busy: bool) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in cmds}
+def measure(cmds: dict[str, list[list[str]]], repeats: int, busy: bool) -> dict[str, list[tuple[float, float]]]:
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
     with busy_core(busy):
         for _ in range(repeats):  # interleaved, so a burst of load elsewhere hits every contender
             for name, command in cmds.items():
-                times[name].append(timed(command)[0])
+                times[name].append(timed(command)[:2])
     return times
 
 
-def report(label: str, times: dict[str, list[float]], frames: int) -> None:
-    best = {name: min(values) for name, values in times.items()}
-    print(f"\n{label}: wall seconds, fastest of {len(times['score'])} (all runs)")
+def report(label: str, times: dict[str, list[tuple[float, float]]], frames: int) -> None:
+    best = {name: min(wall for wall, _ in values) for name, values in times.items()}
+    cpu = {name: min(c for _, c in values) for name, values in times.items()}
+    print(f"\n{label} (load average {os.getloadavg()[0]:.1f} after): wall seconds, fastest of "
+          f"{len(times['score'])} (all runs), and CPU seconds (user + system, fewest)")
     for name, values in times.items():
-        print(f"  {name:9s} {best[name]:7.2f}   ({', '.join(f'{v:.2f}' for v in values)})   {frames / best[name]:6.1f} frames/s")
-    print(f"  official / score = {best['official'] / best['score']:.2f}x   score / decode = {best['score'] / best['decode']:.2f}x")
+        print(f"  {name:9s} {best[name]:7.2f}   ({', '.join(f'{w:.2f}' for w, _ in values)})   "
+              f"{frames / best[name]:6.1f} frames/s   cpu {cpu[name]:6.2f}")
+    print(f"  cpu: official / score = {cpu['official'] / cpu['score']:.2f}x   score / decode = {cpu['score'] / cpu['decode']:.2f}x")
+    print(f"  official / score = {best['official'] / best['score']:.2f}x   score / decode = {best['score'] / best['decode']:.2f}x"
+          f"   (score - start) / decode = {(best['score'] - best['start']) / best['decode']:.2f}x")
 
 
 def main() -> None:
@@ -166,7 +177,7 @@ def main() -> None:
               f"{environment('cpu', 'n/a')['device']}, python {platform.python_version()}, "
               f"load average {os.getloadavg()[0]:.1f} before")
         timed(cmds["score"])
-        print(check_agreement(out, timed(cmds["official"])[1]))
+        print(check_agreement(out, timed(cmds["official"])[2]))
         quiet = measure(cmds, args.repeats, busy=False)
         busy = measure(cmds, args.repeats, busy=True)
         report("quiet", quiet, frames)
