@@ -144,7 +144,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from .results import write_record
-    from .score import ScoreOptions, score
+    from .score import ScoreOptions, record_stem, score
     from .splits import load_split
 
     split = load_split(args.split)
@@ -164,7 +164,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     )
-    _report(record, write_record(record, Path(args.out)))
+    _report(record, write_record(record, Path(args.out), stem=record_stem(record, Path(args.pred))))
     return 0
 
 

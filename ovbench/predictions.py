@@ -103,31 +103,40 @@ class PredictionReader:
         self.flat = flat
         self._rle: tuple[str, dict] | None = None
 
-    def read(self, video: str, stem: str) -> np.ndarray:
+    def read(self, video: str, stem: str, lut: np.ndarray | None = None) -> np.ndarray:
+        """Raw prediction values of one frame, or lut[value] for a (256,) uint8 `lut`."""
         png = self.directory / video / f"{stem}.png"
         if self.flat and not png.is_file():
             png = self.directory / f"{stem}.png"
         if png.is_file():
-            return read_raw_mask(png, "prediction")
+            return read_raw_mask(png, "prediction", lut)
         frames = self._rle_frames(video)
         if frames is None or stem not in frames:
             raise DataError(f"no prediction for video {video} frame {stem} (expected {png} or {self.directory / video}.json)")
+        where = f"{self.directory / video}.json: video {video} frame {stem}"
         try:
             height, width = frames[stem]["size"]
-            out = np.full((height, width), 255, dtype=np.uint8)
+            out = np.full((height, width), 255 if lut is None else lut[255], dtype=np.uint8)
             for class_id, counts in frames[stem]["classes"].items():
-                out[mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)] = int(class_id)
+                value = int(class_id)
+                if not 0 <= value <= 255:
+                    raise DataError(f"{where}: class id {value} is outside 0..255")
+                pixels = mask_utils.decode({"size": [height, width], "counts": counts.encode("ascii")}).astype(bool)
+                out[pixels] = value if lut is None else lut[value]
         except (KeyError, TypeError, ValueError) as err:
-            raise DataError(f"{self.directory / video}.json: malformed RLE entry for frame {stem} ({err})") from None
+            raise DataError(f"{where}: malformed RLE entry ({err})") from None
         return out
 
     def _rle_frames(self, video: str) -> dict | None:
-        if self._rle is None or self._rle[0] != video:
-            path = self.directory / f"{video}.json"
-            if not path.is_file():
-                return None
-            try:
-                self._rle = (video, json.loads(path.read_text())["frames"])
-            except (OSError, json.JSONDecodeError, KeyError) as err:
-                raise DataError(f"{path}: unreadable RLE predictions ({err})") from None
-        return self._rle[1]
+        cached = self._rle  # read once: decoding threads may share this reader
+        if cached is not None and cached[0] == video:
+            return cached[1]
+        path = self.directory / f"{video}.json"
+        if not path.is_file():
+            return None
+        try:
+            frames = json.loads(path.read_text())["frames"]
+        except (OSError, json.JSONDecodeError, KeyError) as err:
+            raise DataError(f"{path}: unreadable RLE predictions ({err})") from None
+        self._rle = (video, frames)
+        return frames
