@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import logging
 import pickle
 import warnings
@@ -92,13 +93,25 @@ def _quiet_open_clip():
         logging.root.setLevel(previous)
 
 
+def _load_checkpoint(model: torch.nn.Module, path: Path) -> None:
+    """open_clip's loader (its key conversions and position-embedding resizes), never letting
+    it unpickle objects: open_clip >= 3 is told weights_only; before, its loader would unpickle
+    anything, so the file is first read with torch's weights-only loader."""
+    if "weights_only" in inspect.signature(open_clip.load_checkpoint).parameters:
+        open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
+        return
+    if path.suffix != ".safetensors":
+        torch.load(path, map_location="cpu", weights_only=True)  # raises on anything but tensors
+    open_clip.load_checkpoint(model, str(path), strict=True)
+
+
 def load_weights_file(model: torch.nn.Module, path: Path, arch: str) -> None:
     """Load a CLIP weights file without ever unpickling Python objects (safetensors, or torch's
     weights-only loader), turning every way the file can be bad into one line naming it."""
     try:
         with warnings.catch_warnings():  # torch's note on pickle protocols would break the one line
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True, device="cpu")
+            _load_checkpoint(model, path)
     except pickle.UnpicklingError:
         raise WeightsError(
             f"CLIP weights file {path} holds pickled Python objects besides tensors, which ovbench never loads;"
