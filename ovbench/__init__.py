@@ -1,6 +1,6 @@
-"""ovbench: an honest benchmark for open-vocabulary video semantic segmentation on VSPW."""
+"""ovbench: an honest benchmark for open-vocabulary video semantic segmentation (VSPW, VIPSeg, COCO Panoptic)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name: str):
