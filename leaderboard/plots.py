@@ -19,6 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..errors import ConfigError, DataError
+from ..records import random_init
 from .quantities import FPS, Value, evaluate, run_with
 from .records import Run
 from .select import Row
@@ -63,7 +64,7 @@ def accuracy_fps_figure(board: Leaderboard) -> tuple[Figure, list[str]]:
     for row, accuracy, fps in points:
         colour = SEPARATE_COLOUR if accuracy.separate else ONE_RUN_COLOUR
         ax.scatter(fps.value, 100 * accuracy.value, s=40, color=colour, zorder=3)
-        labels.append(ax.annotate(_plain(row.label + (" †" if accuracy.separate else "")),
+        labels.append(ax.annotate(_plain(row.label + _marks(row, accuracy.separate)),
                                   (fps.value, 100 * accuracy.value), textcoords="offset points", xytext=(5, 4),
                                   fontsize=8, arrowprops=_LEADER))
     ax.set_xscale("log")
@@ -77,6 +78,8 @@ def accuracy_fps_figure(board: Leaderboard) -> tuple[Figure, list[str]]:
         handles.append(
             Line2D([], [], marker="o", linestyle="", color=SEPARATE_COLOUR, label="† separate seen / unseen runs")
         )
+    marked = "".join(_marks(row, False) for row, _, _ in points)
+    handles += [Line2D([], [], linestyle="", label=text) for mark, text in _ROW_MARKS.items() if mark in marked]
     ax.legend(handles=handles, fontsize=8, loc="best")
     ax.set_xlabel(f"frames/s end to end per process ({_plain(', '.join(devices))})")
     ax.set_ylabel(f"{name} (%)")
@@ -84,6 +87,16 @@ def accuracy_fps_figure(board: Leaderboard) -> tuple[Figure, list[str]]:
     ax.grid(True, which="both", alpha=0.3)
     place_labels(fig, labels)
     return fig, notes
+
+
+_ROW_MARKS = {"‡": "‡ partial run (not every video)", "§": "§ random weights"}
+
+
+def _marks(row: Row, separate: bool) -> str:
+    """The tables' footnote marks for a plotted row: a partial or random-weights run is never
+    plotted unmarked."""
+    return ((" †" if separate else "") + (" ‡" if row.partial else "")
+            + (" §" if any(random_init(run.record) for run in row.runs) else ""))
 
 
 # Offsets (points) tried in turn for a label: beside the marker first, then rings further out.

@@ -15,25 +15,20 @@ import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib.colors import hsv_to_rgb
 from PIL import Image
 
+from ..palette import PALETTE
 from .records import Run
 
 FRAMES = 6
 THUMB_HEIGHT = 72
 MAX_BYTES = 200_000  # per strip, before base64
-VOID = 255
 
 
 def palette() -> np.ndarray:
-    """(256, 3) uint8: class id -> colour, hues spread by the golden ratio so neighbouring ids
-    differ; void (255) is black."""
-    hues = (np.arange(256) * 0.618033988749895) % 1.0
-    colours = hsv_to_rgb(np.stack([hues, np.full(256, 0.65), np.full(256, 0.95)], axis=1))
-    table = (255 * colours).round().astype(np.uint8)
-    table[VOID] = 0
-    return table
+    """(256, 3) uint8: class id -> colour, the one palette of label PNGs, overlays and figures,
+    so a class has the same colour on the page as everywhere else; void (255) is black."""
+    return PALETTE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -61,9 +61,9 @@ def resolve_weights(arch: str, pretrained: str) -> Path | None:
         raise ConfigError(f"unknown CLIP architecture {arch!r}{did_you_mean(arch, open_clip.list_models())}")
     if pretrained.lower() == RANDOM_INIT:
         return None
-    if names_a_file(pretrained, open_clip.list_pretrained_tags_by_model(arch)):
-        return user_file(pretrained, "CLIP weights file", WeightsError)
     tags = open_clip.list_pretrained_tags_by_model(arch)
+    if names_a_file(pretrained, tags):
+        return user_file(pretrained, "CLIP weights file", WeightsError)
     if pretrained not in tags:
         raise ConfigError(
             f"{arch} has no open_clip pretrained tag {pretrained!r}{did_you_mean(pretrained, tags)};"
@@ -136,7 +136,8 @@ def create_clip(arch: str, pretrained: str, device: torch.device | str = "cpu") 
         load_weights_file(model, path, arch)
     model.eval()
     info = WeightsInfo(
-        source=RANDOM_INIT if path is None else (str(path) if names_a_file(pretrained) else pretrained),
+        # an open_clip tag is recorded as the tag; anything else resolved to a file, recorded by its path
+        source=RANDOM_INIT if path is None else (pretrained if pretrained in open_clip.list_pretrained_tags_by_model(arch) else str(path)),
         sha256=None if path is None else file_sha256(path),
         random_init=path is None,
         backbone=arch,

@@ -212,6 +212,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     top = ", ".join(f"{c['name']} {100 * c['mean_share']:.1f}%" for c in summary["classes_found"][:8])
     print(f"{summary['frames']} frame(s) -> {args.out}: labels/ (palette PNGs), overlays/, overlay.mp4, summary.json, shares.csv")
     print(f"classes found (mean share of the picture): {top or 'none'}")
+    if summary["model"]["random_init"]:
+        print("RANDOM WEIGHTS (untrained): these classes say nothing about the model")
     return 0
 
 
@@ -268,15 +270,17 @@ def _builtin_files(package: str, folder: str, suffix: str) -> list[str]:
 
 
 def _list_splits(data_root: str | None) -> None:
-    """With a data root, the number of videos each split has there."""
+    """With a data root, the number of videos each split of the root's data set has there ("-"
+    for the other data sets' splits, and where the count needs the masks: base_delete)."""
     from .splits import list_splits
 
     splits = list_splits()
-    counts = _videos_per_subset(Path(data_root).expanduser(), {split.subset for split in splits}) if data_root else {}
+    kind, counts = _videos_per_subset(Path(data_root).expanduser()) if data_root else (None, {})
     print(f"{'split':24s} {'protocol':9s} {'ver':>3s} {'subset':6s} {'vocab':>5s} {'seen':>4s} {'unseen':>6s}  "
-          + ("videos@root  " if counts else "") + "hash")
+          + ("videos@root  " if data_root else "") + "hash")
     for split in splits:
-        count = f"{counts[split.subset]:>11d}  " if counts else ""
+        known = split.dataset == kind and split.videos == "all" and split.subset in counts
+        count = (f"{counts[split.subset]:>11d}  " if known else f"{'-':>11s}  ") if data_root else ""
         print(
             f"{split.name:24s} {split.protocol:9s} {split.version:>3d} {split.subset:6s} {len(split.vocabulary):>5d}"
             f" {len(split.seen_index()):>4d} {len(split.unseen_index()):>6d}  {count}{split.hash[:19]}"
@@ -286,15 +290,26 @@ def _list_splits(data_root: str | None) -> None:
         if split.protocol not in seen_protocols:
             seen_protocols.add(split.protocol)
             print(f"  {split.protocol}: {split.provenance}")
-    if counts:
-        print(f"videos@root: videos listed in {data_root}/<subset>.txt")
+    if data_root:
+        print(f"videos@root: the videos of each subset in {data_root} ({kind} data)")
 
 
-def _videos_per_subset(root: Path, subsets: set[str]) -> dict[str, int]:
-    from .data.vspw import VSPW
+def _videos_per_subset(root: Path) -> tuple[str, dict[str, int]]:
+    """The root's data set kind and the videos of each of its subsets (a subset it lacks: left out)."""
+    from .data.datasets import detect_kind, open_dataset
+    from .errors import DataError
 
-    data = VSPW(root)
-    return {subset: len(data.videos(subset)) for subset in subsets}
+    kind = detect_kind(root)
+    if kind is None:
+        raise DataError(f"{root}: not a VSPW_480p, VIPSeg_720P or COCO root")
+    data = open_dataset(kind, root)
+    counts = {}
+    for subset in ("train", "val", "test"):
+        try:
+            counts[subset] = len(data.videos(subset))
+        except DataError:
+            continue
+    return kind, counts
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -453,7 +468,7 @@ def configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="a video (mp4, mkv, avi, webm, ...), a folder of frames, or one image")
     _add_model_words(parser)
     vocabulary = parser.add_mutually_exclusive_group(required=True)
-    vocabulary.add_argument("--classes", help='comma-separated class names, e.g. "dog,person,grass" (at most 256)')
+    vocabulary.add_argument("--classes", help='comma-separated class names, e.g. "dog,person,grass" (at most 255)')
     vocabulary.add_argument("--vocabulary", choices=["vspw", "vipseg", "coco"], help="a data set's class names")
     parser.add_argument("--out", required=True, help="folder for labels/, overlays/, overlay.mp4, summary.json, shares.csv")
     _add_device(parser)

@@ -14,7 +14,7 @@ from typing import Any
 from . import __version__, results
 from .api import SegmentationModel, args_to_dict
 from .data.loader import VideoFrames
-from .data.vspw import VSPW
+from .data.datasets import VideoDataset
 from .errors import DataError
 from .evaluation import data_identity
 from .splits import Split
@@ -64,7 +64,7 @@ def split_identity(split: Split) -> dict[str, Any]:
     return {"name": split.name, "hash": split.hash, "source": where}
 
 
-def run_fingerprint(model_info: dict[str, Any], split: Split, dataset_name: str, data: VSPW, videos: list[VideoFrames],
+def run_fingerprint(model_info: dict[str, Any], split: Split, dataset_name: str, data: VideoDataset, videos: list[VideoFrames],
                     options: dict[str, Any]) -> dict[str, Any]:
     """Everything that changes the numbers (`options`: the run options that do); a resume or
     merge must match it exactly, and a finished run with the same fingerprint is reused
@@ -81,12 +81,15 @@ def run_fingerprint(model_info: dict[str, Any], split: Split, dataset_name: str,
 
 def finished_record(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
     """The record of a finished run with this fingerprint, if `path` holds one (a damaged or
-    foreign file there is recomputed and replaced)."""
+    foreign file there is recomputed and replaced). A record that skipped videos (a broken video,
+    a `merge --partial`) is never reused: the rerun resumes and retries what is missing."""
     if not path.is_file():
         return None
     try:
         record = results.load_record(path)
     except DataError:
+        return None
+    if (record.get("dataset") or {}).get("skipped"):
         return None
     made_by = record.get("run") if isinstance(record.get("run"), dict) else {}
     return record if made_by.get("fingerprint_sha256") == results.content_sha256(fingerprint) else None

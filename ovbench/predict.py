@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,14 @@ from PIL import Image
 
 from .api import args_to_dict
 from .errors import ConfigError, ModelError
+from .fileio import write_json
 from .palette import blend, hex_colour, legend_panel, legend_width, palette_image
 from .devices import resolve_device
 from .runner import PRECISIONS, build_model, labels_from_output
 from .textcache import TextCache
 from .video import FrameBatch, VideoWriter, open_input
 
-MAX_CLASSES = 256  # a palette PNG holds values 0..255
+MAX_CLASSES = 255  # a palette PNG holds values 0..255, and 255 is "no class" (drawn black)
 OUTPUTS = ("labels", "overlays", "overlay.mp4", "summary.json", "shares.csv")
 
 
@@ -63,11 +63,9 @@ def parse_classes(text: str) -> list[str]:
 def vocabulary_names(vocabulary: str) -> list[str]:
     """The class names of a data set's vocabulary in the order of its ids (VIPSeg uses VSPW's
     124 names; COCO Panoptic's 133 in id order)."""
-    from .data.datasets import KINDS, class_names
+    from .data.datasets import class_names
 
-    if vocabulary not in KINDS:
-        raise ConfigError(f"--vocabulary {vocabulary!r}: choose {', '.join(KINDS)}")
-    return class_names(vocabulary)
+    return class_names(vocabulary)  # an unknown kind is a ConfigError naming the kinds
 
 
 def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict:
@@ -86,12 +84,15 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     dtype = PRECISIONS[options.precision]
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     _replace_outputs(options.out, earlier)  # only now: a model that fails to load leaves --out as it was
-    model.begin_video(options.input.stem)
+    try:
+        model.begin_video(options.input.stem)
+    except Exception as err:  # the adapter's own failure, as in `run`
+        raise ModelError(f"{options.model} failed to begin {options.input}: {type(err).__name__}: {err}") from err
     outputs = Outputs(options.out, options.names, options.fps or source.fps)
     progress = _progress_bar(source.count, options.progress)
     try:
         for batch in source.batches(options.batch_size):
-            outputs.write(batch, _labels(model, batch, text, device, autocast, options.model))
+            outputs.write(batch, _labels(model, batch, text, device, autocast, options.model, options.input))
             progress.update(len(batch.stems))
     finally:
         progress.close()
@@ -99,7 +100,7 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     summary = outputs.summary()
     summary.update(input=str(options.input), model={"id": options.model, "args": args_to_dict(model.args),
                                                    "weights": weights.source, "random_init": weights.random_init})
-    (options.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(options.out / "summary.json", summary)
     return summary
 
 
@@ -121,16 +122,19 @@ def _replace_outputs(out: Path, earlier: list[Path]) -> None:
         (out / folder).mkdir(parents=True, exist_ok=True)
 
 
-def _labels(model, batch: FrameBatch, text: torch.Tensor, device: torch.device, autocast, model_id: str) -> np.ndarray:
+def _labels(model, batch: FrameBatch, text: torch.Tensor, device: torch.device, autocast, model_id: str,
+            source: Path) -> np.ndarray:
     """(B, H, W) uint8 class indices for one batch, through the runner's checks and upsampling."""
     frames = torch.from_numpy(batch.pixels).permute(0, 3, 1, 2).contiguous().to(device)
-    where = f"frames {batch.stems[0]}..{batch.stems[-1]}"
+    where = f"{source} frames {batch.stems[0]}..{batch.stems[-1]}"
     try:
         with torch.inference_mode(), autocast:
             output = model.predict(frames, text)
     except Exception as err:
         raise ModelError(f"{model_id} failed on {where}: {type(err).__name__}: {err}") from err
     labels = labels_from_output(output, len(batch.stems), tuple(batch.pixels.shape[1:3]), text.shape[0], where)
+    if output.is_floating_point() and not bool(torch.isfinite(output).all()):  # argmax would pick a NaN class
+        raise ModelError(f"{model_id} returned NaN or infinite scores on {where}")
     return labels.to(torch.uint8).cpu().numpy()
 
 

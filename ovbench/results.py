@@ -76,9 +76,11 @@ def git_info(here: Path = Path(__file__).resolve().parent) -> dict[str, Any] | N
             return None
         commit = _git(["rev-parse", "HEAD"], here)
         dirty = _git(["status", "--porcelain", "--untracked-files=no"], here)
+        # uncommitted edits are part of what made a number: two different ones are two runs
+        changes = hashlib.sha256(_git(["diff", "HEAD"], here).encode()).hexdigest() if dirty else None
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit, "dirty": bool(dirty)}
+    return {"commit": commit, "dirty": bool(dirty), **({"diff_sha256": changes} if changes else {})}
 
 
 def _cpu_name() -> str:
@@ -262,10 +264,12 @@ def format_summary(record: dict[str, Any]) -> str:
         f" ({_count(record['dataset']['videos'], 'video')}, {_count(record['dataset']['frames'], 'frame')})",
         "  ".join(f"{key} {100 * metrics[key]:.1f}" for key in METRIC_KEYS if key in metrics),
     ]
+    from .records import fps_per_process, partial_reasons, random_init  # records reads this module's schema
+
     timing = record.get("timing")
     if timing:
         processes = timing.get("processes") or 1
-        per_process = f" ({timing['fps_end_to_end'] / processes:.1f} per process of {processes})" if processes > 1 else ""
+        per_process = f" ({fps_per_process(record):.1f} per process of {processes})" if processes > 1 else ""
         lines.append(
             f"{timing['frames']} frames in {timing['seconds']:.1f} s: {timing['fps_end_to_end']:.1f} frames/s end to end{per_process},"
             f" {timing['fps_model']:.1f} model only ({record['env']['device']}, {record['env']['precision']})"
@@ -273,8 +277,6 @@ def format_summary(record: dict[str, Any]) -> str:
     skipped = record["dataset"].get("skipped") or []
     if skipped:
         lines.append(f"SKIPPED {len(skipped)} video(s): " + "; ".join(f"{s['video']}: {s['error']}" for s in skipped[:5]))
-    from .records import partial_reasons, random_init  # records reads this module's schema
-
     if random_init(record):
         lines.append("RANDOM WEIGHTS (untrained): a smoke test, not a result of the method")
     reasons = partial_reasons(record)

@@ -201,7 +201,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     if model_info["random_init"] and announce:
         announce(f"*** {options.model} has RANDOM weights ({model_info['weights']}): its numbers say nothing about the model ***")
     group = _process_group(count)
-    fingerprint = run_fingerprint(model_info, split, options.dataset_name, data, videos, {
+    fingerprint = _agree(group, lambda: run_fingerprint(model_info, split, options.dataset_name, data, videos, {
         "miou_convention": options.convention,
         "min_video_frames": options.min_video_frames,
         "precision": options.precision,
@@ -211,14 +211,14 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
         # --shard jobs split the videos statically, so all of them must use the same N
         # (torchrun re-balances what is left, so any process count may resume)
         "shards": count if group is None else 1,
-    })
+    }))  # rank 0's: the others would stat the whole data set for nothing
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = _agree(group, lambda: results.record_stem(model_info, split.name, run=fingerprint))
     record_path = options.out_dir / f"{stem}.json"
     if not options.overwrite:
         reused = _agree(group, lambda: finished_record(record_path, fingerprint))
         if reused is not None:
-            if index == 0:
+            if index == 0 or group is None:
                 log(f"reusing {record_path} finished {reused['created']}; --overwrite to recompute")
             return reused, record_path
     if group is None and count > 1 and options.overwrite:

@@ -160,7 +160,6 @@ class VideoWriter:
         self.path, self.fps = path, fps
         self.container = None
         self.stream = None
-        self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
         import av
@@ -172,7 +171,6 @@ class VideoWriter:
             self.stream.pix_fmt = "yuv420p"
         frame = av.VideoFrame.from_ndarray(self._fit(rgb), format="rgb24")
         self.container.mux(self.stream.encode(frame))
-        self.frames += 1
 
     def _fit(self, rgb: np.ndarray) -> np.ndarray:
         height, width = self.stream.height, self.stream.width

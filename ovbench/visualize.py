@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .data.loader import VideoFrames
-from .data.vspw import IGNORE, VSPW, load_class_names
+from .data.datasets import VideoDataset, class_names, open_dataset
+from .data.vspw import IGNORE
 from .errors import ConfigError, DataError
 from .evaluation import list_videos
 from .palette import PALETTE
@@ -67,14 +68,14 @@ def visualize(runs: list[RunPredictions], split: Split, data_root: Path, out: Pa
               videos: list[str] | None = None, num_videos: int = 3, frames: int = 3) -> Figure:
     if out.suffix.lower() not in (".png", ".pdf"):
         raise ConfigError(f"--out {out}: name a .png or .pdf figure (both are written)")
-    data = VSPW(data_root)
+    data = open_dataset(split.dataset, data_root)
     to_shown = _display_lut(split)
     available = [v for v in list_videos(data, split) if v.frames and all(run.has(v.name) for run in runs)]
     if not available:
         raise DataError(f"no video of {split.name} has predictions in every run ({', '.join(str(r.reader.directory) for r in runs)})")
     chosen = _named(available, videos) if videos else _most_disagreeing(data, runs, available, to_shown, num_videos)
     rows = [(video.name, stem) for video in chosen for stem in _spaced(video.frames, frames)]
-    figure = _draw(data, runs, rows, to_shown)
+    figure = _draw(data, split, runs, rows, to_shown)
     out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
     for path in paths:
@@ -104,7 +105,7 @@ def _spaced(stems: tuple[str, ...], count: int) -> list[str]:
     return [stems[i] for i in sorted(set(picks.tolist()))]
 
 
-def _most_disagreeing(data: VSPW, runs: list[RunPredictions], available: list[VideoFrames],
+def _most_disagreeing(data: VideoDataset, runs: list[RunPredictions], available: list[VideoFrames],
                       to_shown: np.ndarray, count: int) -> list[VideoFrames]:
     """The `count` videos with the largest share of labelled pixels where the runs do not all
     agree (a single run: where it differs from the ground truth); ties in split order."""
@@ -124,7 +125,7 @@ def _most_disagreeing(data: VSPW, runs: list[RunPredictions], available: list[Vi
     return [available[i] for i in sorted(order)]
 
 
-def _draw(data: VSPW, runs: list[RunPredictions], rows: list[tuple[str, str]], to_shown: np.ndarray):
+def _draw(data: VideoDataset, split: Split, runs: list[RunPredictions], rows: list[tuple[str, str]], to_shown: np.ndarray):
     from matplotlib.figure import Figure as MplFigure
     from matplotlib.patches import Patch
 
@@ -145,7 +146,7 @@ def _draw(data: VSPW, runs: list[RunPredictions], rows: list[tuple[str, str]], t
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    names = load_class_names()
+    names = class_names(split.dataset)
     handles = [Patch(facecolor=PALETTE[i] / 255, edgecolor="black", linewidth=0.3, label=names[i])
                for i in sorted(present - {IGNORE}) if i < len(names)]
     # below the panels, outside the figure: saving with bbox_inches="tight" grows the page to hold

@@ -1,4 +1,4 @@
-"""Regenerate ovbench/splits/synonyms/vspw.json: WordNet noun synonyms of the 124 VSPW classes.
+"""Regenerate splits/synonyms/vspw.json: WordNet noun synonyms of the 124 VSPW classes.
 
 GKC's text diversification draws, per ground-truth segment, one synonym of its class name; the
 synonyms are the lemmas of every WordNet noun sense of each name part ("handrail_or_fence" ->
@@ -6,7 +6,7 @@ synonyms are the lemmas of every WordNet noun sense of each name part ("handrail
 documents (and redoes) how it was made, byte for byte:
 
     apt-get install -y wordnet-base          # WordNet 3.0 data in /usr/share/wordnet
-    python scripts/make_synonyms.py          # writes ovbench/splits/synonyms/vspw.json
+    python scripts/make_synonyms.py          # writes splits/synonyms/vspw.json
 
 The WordNet database files are read directly (index.noun for a lemma's senses, data.noun for
 each sense's lemmas, noun.exc plus WordNet's noun suffix rules for plurals such as "textiles"),
@@ -45,7 +45,7 @@ NOUN_SUFFIX_RULES = (("s", ""), ("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches
 # "tyre" the city of Tyre ("sur") rather than a tire.
 VISIBLE_KINDS = frozenset({3, 5, 6, 13, 17, 18, 20, 27})
 # Reviewed by hand against the generated list: vulgar, offensive or drug words. Most are
-# already gone with their senses (see above); this list holds whatever a sense keeps.
+# already gone with their senses (see above); the list is a safety net over that filter.
 BLOCKLIST = frozenset({
     "arse", "ass", "ballock", "bollock", "bum", "butt", "buttocks", "cock", "dick", "fanny", "keister",
     "pecker", "piss", "pee", "piddle", "prat", "prick", "putz", "tooshie", "tush", "weewee", "urine",

@@ -116,6 +116,10 @@ def _plant(root: Path, defect: str) -> str:
         rgb = np.array(Image.open(png))
         Image.fromarray(np.pad(rgb, ((0, 5), (0, 0), (0, 0)))).save(png)  # every segment still there
         return "png is 60x45 but the image is 60x40"
+    if defect == "segment_without_category":
+        del ann["segments_info"][0]["category_id"]
+        json_path.write_text(json.dumps(data))
+        return "malformed annotation (KeyError: 'category_id')"
     if defect == "segment_not_in_json":
         dropped = ann["segments_info"].pop()
         json_path.write_text(json.dumps(data))
@@ -125,7 +129,7 @@ def _plant(root: Path, defect: str) -> str:
     return "has category id 12, not one of the 133"
 
 
-@pytest.mark.parametrize("defect", ["missing_mask", "wrong_size", "segment_not_in_json", "unknown_category"])
+@pytest.mark.parametrize("defect", ["missing_mask", "wrong_size", "segment_not_in_json", "unknown_category", "segment_without_category"])
 def test_verify_catches_planted_defects(coco, tmp_path, defect):
     root = Path(shutil.copytree(coco, tmp_path / "root"))
     expected = _plant(root, defect)

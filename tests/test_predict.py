@@ -156,7 +156,7 @@ def test_bad_inputs_are_one_line_and_exit_2(tmp_path, capsys):
     out = str(tmp_path / "out")
     one_line_error(capsys, predict(str(image), *TOY, "--classes", " , ", "--out", out), "--classes is empty")
     too_many = ",".join(f"c{i}" for i in range(MAX_CLASSES + 1))
-    one_line_error(capsys, predict(str(image), *TOY, "--classes", too_many, "--out", out), "at most 256")
+    one_line_error(capsys, predict(str(image), *TOY, "--classes", too_many, "--out", out), "at most 255")
     one_line_error(capsys, predict(str(image), *TOY, "--classes", "a,b,a", "--out", out), "a more than once")
     one_line_error(capsys, predict(str(image), *TOY, "--classes", "a", "--out", str(image)), "is a file")
     garbage = tmp_path / "broken.mp4"

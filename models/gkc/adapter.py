@@ -22,10 +22,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import logging
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import open_clip
 import torch
@@ -59,18 +58,6 @@ class GKCArgs(ModelArgs):
     cuda_graphs: bool = True  # on CUDA, replay captured graphs instead of launching kernels one by one
     # training gkc-r101 from ImageNet: torchvision's resnet101-63fe2227.pth; default: torch's hub cache
     backbone_weights: str | None = None
-
-
-@contextlib.contextmanager
-def _quiet_random_init() -> Iterator[None]:
-    """open_clip warns that a model without pretrained weights is random; when the checkpoint
-    supplies the weights right after, that warning would be false."""
-    previous = logging.root.manager.disable
-    logging.disable(max(previous, logging.WARNING))
-    try:
-        yield
-    finally:
-        logging.disable(previous)
 
 
 @dataclasses.dataclass
@@ -163,8 +150,7 @@ class GKC(TrainableModel):
     def _inference_text_tower(self, checkpoint: Checkpoint) -> tuple[torch.nn.Module, WeightsInfo]:
         arch = self.config.clip_arch
         if checkpoint.text_tower is not None:
-            with _quiet_random_init():
-                clip, _ = create_clip(arch, RANDOM_INIT, self.device)
+            clip, _ = create_clip(arch, RANDOM_INIT, self.device)  # create_clip keeps open_clip's random-init warning quiet
             load_text_tower(clip, checkpoint)
             # the stored tower is identified by the checkpoint file that holds it
             return clip, WeightsInfo(source=str(checkpoint.path), sha256=checkpoint.sha256, backbone=arch)

@@ -101,13 +101,13 @@ class GKCNetwork(nn.Module):
         height, width = image_size
         with torch.autocast(pred_masks.device.type, enabled=False):
             probs = pred_logits.float().softmax(-1)[..., :-1]
-            scores = []
-            for frame_probs, masks in zip(probs, pred_masks.float()):
+            scores = probs.new_empty(len(probs), probs.shape[-1], *output_size)  # filled in place: no stacked copy
+            for out, frame_probs, masks in zip(scores, probs, pred_masks.float()):
                 masks = F.interpolate(masks[None], canvas, mode="bilinear", align_corners=False)[..., :height, :width]
                 if (height, width) != tuple(output_size):
                     masks = F.interpolate(masks, output_size, mode="bilinear", align_corners=False)
-                scores.append(torch.einsum("qc,qhw->chw", frame_probs, masks[0].sigmoid()))
-        return torch.stack(scores)
+                out.copy_(torch.einsum("qc,qhw->chw", frame_probs, masks[0].sigmoid()))
+        return scores
 
     def forward(
         self, images: torch.Tensor, text: torch.Tensor, owner: torch.Tensor, num_classes: int, aux: bool = True

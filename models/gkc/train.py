@@ -264,7 +264,7 @@ def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, data
         ]
     height, width = args.crop_size()
     stages.append({
-        "stage": "video frames",  # ovbench trains on single video frames; it has no COCO image stage
+        "stage": "images" if split.dataset == "coco" else "video frames",  # GKC's image stage, or its video stage
         "data": f"{dataset} {split.name} ({split.hash})",
         "iterations": args.iterations,
         "batch": args.batch_size * world,

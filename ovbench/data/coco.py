@@ -66,7 +66,15 @@ class Segments:
 
 
 def parse_annotation(ann: dict, where: str) -> Segments:
-    """One entry of the JSON's `annotations`; a category outside the 133 is a DataError."""
+    """One entry of the JSON's `annotations`; a category outside the 133, or an entry missing
+    one of its fields, is a DataError naming it (a bad annotation spoils its image only)."""
+    try:
+        return _parse_annotation(ann, where)
+    except (KeyError, TypeError) as err:
+        raise DataError(f"{where}: malformed annotation ({type(err).__name__}: {err})") from None
+
+
+def _parse_annotation(ann: dict, where: str) -> Segments:
     index, categories = _category_index(), load_categories()
     info = sorted(ann.get("segments_info", []), key=lambda s: s["id"])
     for s in info:

@@ -128,7 +128,7 @@ def check_coco_image(root: str, stem: str, detail: tuple[str, dict], report: Ver
     except DataError as e:
         report.problems.append(str(e))
     try:
-        segments = parse_annotation(ann, f"{annotation_path(Path(root), subset)} image {ann['image_id']} ({ann['file_name']})")
+        segments = parse_annotation(ann, f"{annotation_path(Path(root), subset)} image {ann.get('image_id')} ({ann.get('file_name')})")
         ids = read_segment_png(png)
         semantic_from_segments(ids, segments, str(png))
     except DataError as e:
