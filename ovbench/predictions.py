@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -101,7 +102,8 @@ class PredictionReader:
             raise DataError(f"prediction folder {directory} does not exist")
         self.directory = directory
         self.flat = flat
-        self._rle: tuple[str, dict] | None = None
+        self._rle: dict[str, dict] = {}  # the last two videos' RLE files, parsed once each
+        self._rle_lock = threading.Lock()  # decoding threads share this reader
 
     def read(self, video: str, stem: str, lut: np.ndarray | None = None) -> np.ndarray:
         """Raw prediction values of one frame, or lut[value] for a (256,) uint8 `lut`."""
@@ -128,15 +130,17 @@ class PredictionReader:
         return out
 
     def _rle_frames(self, video: str) -> dict | None:
-        cached = self._rle  # read once: decoding threads may share this reader
-        if cached is not None and cached[0] == video:
-            return cached[1]
-        path = self.directory / f"{video}.json"
-        if not path.is_file():
-            return None
-        try:
-            frames = json.loads(path.read_text())["frames"]
-        except (OSError, json.JSONDecodeError, KeyError) as err:
-            raise DataError(f"{path}: unreadable RLE predictions ({err})") from None
-        self._rle = (video, frames)
-        return frames
+        """A video's RLE file, parsed once: threads reading ahead across a video change would
+        otherwise evict and parse it again and again."""
+        with self._rle_lock:
+            if video in self._rle:
+                return self._rle[video]
+            path = self.directory / f"{video}.json"
+            if not path.is_file():
+                return None
+            try:
+                frames = json.loads(path.read_text())["frames"]
+            except (OSError, json.JSONDecodeError, KeyError) as err:
+                raise DataError(f"{path}: unreadable RLE predictions ({err})") from None
+            self._rle = {**dict(list(self._rle.items())[-1:]), video: frames}
+            return frames

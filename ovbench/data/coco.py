@@ -149,17 +149,20 @@ class COCOPanoptic:
         self.root = Path(root)
         if not (self.root / "annotations").is_dir():
             raise DataError(f"{self.root}: not a COCO root (no annotations/ folder)")
+        self._resolved = self.root.resolve()  # the key of the parsed annotation tables, once
 
     def _subset(self, subset: str) -> dict[str, Segments]:
         if subset not in SUBSETS:
             raise DataError(f"{self.root}: COCO Panoptic has subsets {', '.join(SUBSETS)}, not {subset!r}")
-        return _load_subset(self.root.resolve(), subset)
+        return _load_subset(self._resolved, subset)
 
     def _locate(self, video: str) -> tuple[str, Segments]:
         """(subset, segments) of an image; the val file is smaller, so it is searched first."""
         for subset in ("val", "train"):
-            if annotation_path(self.root, subset).is_file() and video in self._subset(subset):
-                return subset, self._subset(subset)[video]
+            if annotation_path(self.root, subset).is_file():
+                table = self._subset(subset)
+                if video in table:
+                    return subset, table[video]
         raise DataError(f"{self.root}: image {video} is in neither annotation file")
 
     def segments(self, video: str) -> Segments:
@@ -197,8 +200,8 @@ class COCOPanoptic:
 
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) category indices 0..132, 255 = unlabeled."""
-        seg = self.segments(video)
-        return semantic_from_segments(self.read_segment_ids(video, stem), seg, str(self.mask_path(video, stem)))
+        path = self.mask_path(video, stem)
+        return semantic_from_segments(read_segment_png(path), self.segments(video), str(path))
 
     def instance_targets(self, video: str, stem: str) -> tuple[np.ndarray, np.ndarray]:
         """Mask2Former-style instance targets: (category indices (N,), bool masks (N, H, W)),

@@ -16,8 +16,8 @@ from ovbench.data.coco import SUBSETS as COCO_SUBSETS
 from ovbench.data.coco import (annotation_path, load_categories, parse_annotation, read_segment_png,
                                semantic_from_segments)
 from ovbench.data.verify import VerifyReport, listed_videos, read_frame_and_mask
-from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, read_panomask
-from ovbench.data.vspw import NUM_CLASSES, load_class_names, read_rgb
+from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, convert_panomask, read_panomask
+from ovbench.data.vspw import IGNORE, load_class_names, read_rgb
 from ovbench.errors import DataError
 
 _VIPSEG_MASKED = ("train", "val")  # test frames have no masks (and no images after the 720p step)
@@ -75,8 +75,7 @@ def _check_vipseg_frame(data: VIPSeg, video: str, stem: str, report: VerifyRepor
     values = read_frame_and_mask(data.frame_path(video, stem), path, path.is_file(), True, read_panomask, report)
     if values is None:
         return
-    category = np.where(values < 125, values, values // 100) - 1
-    bad = np.unique(values[(values < 0) | (category >= NUM_CLASSES)])
+    bad = np.unique(values[(convert_panomask(values) == IGNORE) & (values != 0)])  # void by the conversion, not 0
     if bad.size:
         report.problems.append(f"{path}: mask values {', '.join(map(str, bad[:5].tolist()))} are no VIPSeg "
                                f"category (category + 1 for stuff, (category + 1) * 100 + instance for things)")

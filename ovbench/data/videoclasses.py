@@ -43,10 +43,6 @@ def _load(path: Path) -> dict:
         return {}
 
 
-def _save(path: Path, table: dict) -> None:
-    write_json(path, table)  # atomic: concurrent trainers never read half a file
-
-
 def videos_without(data: VideoDataset, videos: Iterable[str], classes: Iterable[int],
                    cache_dir: Path | None) -> list[str]:
     """The videos (in their order) with no pixel of `classes`."""
@@ -64,5 +60,5 @@ def videos_without(data: VideoDataset, videos: Iterable[str], classes: Iterable[
         if not banned.intersection(entry["classes"]):
             kept.append(video)
     if changed and path is not None:
-        _save(path, table)
+        write_json(path, table)  # atomic: concurrent trainers never read half a file
     return kept
