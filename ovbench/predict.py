@@ -8,7 +8,6 @@ runner's, so a model predicts here exactly as it does in `ovbench run`.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import shutil
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from .errors import ConfigError, ModelError
 from .fileio import write_json
 from .palette import blend, hex_colour, legend_panel, legend_width, palette_image
 from .devices import resolve_device
-from .runner import PRECISIONS, build_model, labels_from_output
+from .runner import Progress, autocast_for, build_model, labels_from_output
 from .textcache import TextCache
 from .video import FrameBatch, VideoWriter, open_input
 
@@ -70,30 +69,27 @@ def vocabulary_names(vocabulary: str) -> list[str]:
 
 def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict:
     """Segment every frame of the input; returns the summary also written to summary.json."""
-    if options.precision not in PRECISIONS:
-        raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
+    device = resolve_device(options.device)
+    autocast = autocast_for(options.precision, device)
     source = open_input(options.input)
     earlier = _earlier_outputs(options.out, options.overwrite)
-    device = resolve_device(options.device)
     model = build_model(options.model, options.model_args, device, on_sample=False, log=log)
     weights = model.weights()
     if weights.random_init:
         log(f"*** {options.model} has RANDOM weights ({weights.source}): its predictions mean nothing ***")
     text, _ = TextCache().embed(model, options.names, report=log)
     text = text.to(device)
-    dtype = PRECISIONS[options.precision]
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     _replace_outputs(options.out, earlier)  # only now: a model that fails to load leaves --out as it was
     try:
         model.begin_video(options.input.stem)
     except Exception as err:  # the adapter's own failure, as in `run`
         raise ModelError(f"{options.model} failed to begin {options.input}: {type(err).__name__}: {err}") from err
     outputs = Outputs(options.out, options.names, options.fps or source.fps)
-    progress = _progress_bar(source.count, options.progress)
+    progress = Progress(source.count, options.progress)
     try:
         for batch in source.batches(options.batch_size):
             outputs.write(batch, _labels(model, batch, text, device, autocast, options.model, options.input))
-            progress.update(len(batch.stems))
+            progress.step(len(batch.stems), options.input.name)
     finally:
         progress.close()
         outputs.close()
@@ -136,12 +132,6 @@ def _labels(model, batch: FrameBatch, text: torch.Tensor, device: torch.device, 
     if output.is_floating_point() and not bool(torch.isfinite(output).all()):  # argmax would pick a NaN class
         raise ModelError(f"{model_id} returned NaN or infinite scores on {where}")
     return labels.to(torch.uint8).cpu().numpy()
-
-
-def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="frame", dynamic_ncols=True, leave=False, disable=not enabled)
 
 
 class Outputs:

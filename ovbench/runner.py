@@ -118,6 +118,15 @@ def group_by_frame_size(data: VideoDataset, videos: list[VideoFrames]) -> list[V
     return sorted(videos, key=lambda video: (size(video), video.name))
 
 
+def autocast_for(precision: str, device: torch.device):
+    """The autocast context of `--precision` on `device` (fp32: none); an unknown precision is
+    one line naming the choices."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def upsampled_argmax(scores: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
     """Bilinear on scores (never on labels), then the first maximum over classes: the plain
     definition, identical on every CPU, GPU and torch build. Frame by frame, so memory holds
@@ -156,7 +165,7 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     return output
 
 
-class _Progress:
+class Progress:
     """tqdm over frames with the current video and frames/s; silent when disabled."""
 
     def __init__(self, total: int, enabled: bool):
@@ -186,8 +195,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     state folder (other shards). `model`: an adapter already built (on `options.device`),
     instead of building `options.model` from `options.model_args`."""
     device = resolve_device(options.device)
-    if options.precision not in PRECISIONS:
-        raise ConfigError(f"--precision {options.precision!r}: choose {', '.join(PRECISIONS)}")
+    autocast_for(options.precision, device)  # a bad --precision is refused before anything loads
     if device.type == "cpu":
         leave_cores_to_workers(options.workers)
     data = open_dataset(options.split.dataset, options.data_root)
@@ -349,7 +357,7 @@ def _stream(options: RunOptions, data: VideoDataset, videos: list[VideoFrames], 
     loader = frame_loader(
         data, videos, batch_size=options.batch_size, workers=options.workers, pin_memory=loop.device.type == "cuda"
     )
-    loop.progress = _Progress(sum(len(v.frames) for v in videos), options.progress)
+    loop.progress = Progress(sum(len(v.frames) for v in videos), options.progress)
     try:
         loop.run(videos, loader)
     finally:
@@ -368,10 +376,9 @@ class _VideoLoop:
         self.metrics, self.state, self.writer = metrics, state, writer
         self.session, self.rank = process
         self.fatal_video = fatal_video
-        self.progress = _Progress(0, False)
+        self.progress = Progress(0, False)
         self.classes = len(options.split.vocabulary)
-        dtype = PRECISIONS[options.precision]
-        self.autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        self.autocast = autocast_for(options.precision, device)
         self.clock = ModelClock(device)
         self.video: VideoFrames | None = None  # the open video
         self.failed = False  # the open video was dropped: its remaining batches are passed over
