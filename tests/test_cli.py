@@ -73,6 +73,17 @@ def test_ls_splits_counts_videos_under_a_data_root(tmp_path, capsys):
     assert main(["ls", "splits", "--data-root", str(root)]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
     assert rows["vspw_all"][-2] == str(val) and rows["vspw_train_seen"][-2] == str(train)
+    assert rows["vipseg_all"][-2] == "-" and rows["coco_val"][-2] == "-"  # other data sets: no count, never VSPW's
+
+
+def test_ls_splits_counts_the_videos_of_a_vipseg_root(tmp_path, capsys):
+    from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
+
+    root = write_synthetic_vipseg(tmp_path / "VIPSeg_720P", videos=4, frames=2, height=16, width=24, seed=1)
+    val = len((root / "val.txt").read_text().split())
+    assert main(["ls", "splits", "--data-root", str(root)]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["vipseg_all"][-2] == str(val) and rows["vspw_all"][-2] == "-"
 
 
 def test_leaderboard_refuses_an_output_whose_format_it_cannot_tell(tmp_path, capsys):

@@ -65,6 +65,11 @@ def test_the_run_stops_after_k_consecutive_model_failures(data_root, videos, tmp
     assert main(argv(data_root, tmp_path / "k3", "--model-args", failing)) == 3  # default 3: two in a row are skipped
     record = load_record(next((tmp_path / "k3").glob("*.json")))
     assert [s["video"] for s in record["dataset"]["skipped"]] == [videos[1], videos[2]]
+    capsys.readouterr()
+    # a record that skipped videos is never reused: the same command retries them (here they fail again)
+    assert main(argv(data_root, tmp_path / "k3", "--model-args", failing)) == 3
+    assert "reusing" not in capsys.readouterr().err
+    assert load_record(next((tmp_path / "k3").glob("*.json")))["dataset"]["skipped"] == record["dataset"]["skipped"]
     # failures separated by a finished video are not in a row
     apart = f"fail_video={videos[1]}+{videos[3]}"
     assert main(argv(data_root, tmp_path / "apart", "--model-args", apart, "--max-model-failures", "2")) == 3
