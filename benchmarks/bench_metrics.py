@@ -3,16 +3,16 @@
 (a) per-frame numpy written the way the official VSPW scripts work: confusion matrix with a mask
     and np.bincount, then a VC8 and a VC16 pass where each window compares its n-1 later frames
     with its first one;
-(b) ovbench.metrics.VideoSegMetrics on the CPU (frame by frame, and in batches of 8 frames);
-(c) one bare torch.bincount per frame of the precomputed index K*gt+pred (the floor for any
+(b) ovbench.metrics.VideoSegMetrics (frame by frame, and in batches of 8 frames);
+(c) one bare np.bincount per frame of the precomputed index K*gt+pred (the floor for any
     confusion matrix; (c') adds building that int64 index the obvious way).
 Synthetic 480x853 videos with moving regions; (a) and (b) must agree (mIoU equal, VC to 1e-12).
 
-CPU timings are the sum over steps (a frame's update, a VC window, ...) of each step's fastest
-of --repeats runs, so that a shared, busy machine still gives stable ratios; --cuda adds
-whole-run timings of VideoSegMetrics on the GPU with the frames already there.
+Timings are the sum over steps (a frame's update, a VC window, ...) of each step's fastest of
+--repeats runs, so that a shared, busy machine still gives stable ratios. The metrics run on the
+host in every command (a GPU run hands its labels over), so there is no GPU variant.
 
-    python benchmarks/bench_metrics.py [--frames 90] [--video-frames 30] [--threads N] [--cuda] [--results FILE]
+    python benchmarks/bench_metrics.py [--frames 90] [--video-frames 30] [--results FILE]
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import torch
 
 from ovbench.metrics import VideoSegMetrics
 
@@ -98,35 +97,32 @@ class OfficialStyle:
 
 
 def ovbench_steps(metrics: VideoSegMetrics, videos, batch: int) -> Steps:
-    """Frames as the runner gives them: numpy masks for the CPU, tensors already on a GPU."""
+    """Frames as the runner gives them: host uint8 masks and labels."""
     for v, (gts, preds) in enumerate(videos):
         yield lambda v=v: metrics.begin_video(f"v{v}")
         for i in range(0, len(gts), batch):
             if batch == 1:
                 g, p = gts[i], preds[i]
-            elif isinstance(gts, list):
-                g, p = np.stack(gts[i:i + batch]), np.stack(preds[i:i + batch])
             else:
-                g, p = gts[i:i + batch], preds[i:i + batch]
+                g, p = np.stack(gts[i:i + batch]), np.stack(preds[i:i + batch])
             yield lambda g=g, p=p: metrics.update(g, p)
         yield metrics.end_video
 
 
-def new_metrics(device: str = "cpu") -> VideoSegMetrics:
+def new_metrics() -> VideoSegMetrics:
     lut = np.full(256, 255, dtype=np.uint8)
     lut[:K] = np.arange(K)
-    return VideoSegMetrics(K, lut, windows=WINDOWS, device=device)
+    return VideoSegMetrics(K, lut, windows=WINDOWS)
 
 
 def bincount_steps(videos, build_index: bool) -> Steps:
     for gts, preds in videos:
         for gt, pred in zip(gts, preds):
-            g, p = torch.from_numpy(gt), torch.from_numpy(pred)
             if build_index:
-                yield lambda g=g, p=p: torch.bincount((K * g.long() + p.long()).reshape(-1), minlength=K * K)
+                yield lambda g=gt, p=pred: np.bincount((K * g.astype(np.intp) + p).reshape(-1), minlength=K * K)
             else:
-                index = (K * g.long() + p.long()).reshape(-1)
-                yield lambda index=index: torch.bincount(index, minlength=K * K)
+                index = (K * gt.astype(np.intp) + pred).reshape(-1)
+                yield lambda index=index: np.bincount(index, minlength=K * K)
 
 
 def stepwise_time(make_steps: Callable[[], Steps], repeats: int) -> float:
@@ -142,24 +138,11 @@ def stepwise_time(make_steps: Callable[[], Steps], repeats: int) -> float:
     return sum(best)
 
 
-def gpu_time(videos, batch: int, repeats: int) -> float:
-    """Whole-run time on the GPU (one synchronize at the end), fastest of `repeats`."""
-    times = []
-    for _ in range(repeats):
-        metrics = new_metrics("cuda")
-        start = time.perf_counter()
-        for step in ovbench_steps(metrics, videos, batch):
-            step()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor() or "unknown CPU")
-    return (f"{model}, {len(os.sched_getaffinity(0))} usable cores of {os.cpu_count()}, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), numpy {np.__version__}, Python {platform.python_version()}")
+    return (f"{model}, {len(os.sched_getaffinity(0))} usable cores of {os.cpu_count()}, "
+            f"numpy {np.__version__}, Python {platform.python_version()}")
 
 
 def main() -> None:
@@ -167,12 +150,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=90, help="total frames (default 90)")
     parser.add_argument("--video-frames", type=int, default=30, help="frames per video (default 30)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per step; the fastest is kept (default 3)")
-    parser.add_argument("--cuda", action="store_true", help="also time VideoSegMetrics on the GPU")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--results", type=Path, help="also write the figures as markdown to this file")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
     sizes = [args.video_frames] * (args.frames // args.video_frames)
@@ -198,8 +177,8 @@ def main() -> None:
         "(a) official-style numpy": stepwise_time(official_steps, args.repeats),
         "(b) ovbench, frame by frame": stepwise_time(ovbench(1), args.repeats),
         "(b8) ovbench, batches of 8": stepwise_time(ovbench(8), args.repeats),
-        "(c) bare torch.bincount": stepwise_time(lambda: bincount_steps(videos, False), args.repeats),
-        "(c') int64 index + torch.bincount": stepwise_time(lambda: bincount_steps(videos, True), args.repeats),
+        "(c) bare np.bincount": stepwise_time(lambda: bincount_steps(videos, False), args.repeats),
+        "(c') int64 index + np.bincount": stepwise_time(lambda: bincount_steps(videos, True), args.repeats),
     }
     result = ours[1].compute()["metrics"]
     miou_a, vc_a = official[-1].miou(), official[-1].vc()
@@ -207,17 +186,6 @@ def main() -> None:
     for w in WINDOWS:
         assert abs(result[f"VC{w}"] - vc_a[w]) <= 1e-12, (w, result[f"VC{w}"], vc_a[w])
     assert ours[8].compute() == ours[1].compute()
-    if args.cuda:
-        on_gpu = [(torch.from_numpy(np.stack(g)).cuda(), torch.from_numpy(np.stack(p)).long().cuda())
-                  for g, p in videos]
-        gpu_time(on_gpu, 1, 1)  # warm-up
-        for batch in (1, 8):
-            name = f"(g{batch}) ovbench on {torch.cuda.get_device_name()}, batches of {batch}"
-            seconds[name] = gpu_time(on_gpu, batch, args.repeats)
-        gpu = new_metrics("cuda")
-        for step in ovbench_steps(gpu, on_gpu, 8):
-            step()
-        assert gpu.compute() == ours[1].compute()
 
     t_a, t_b, t_b8, t_c, t_c2 = list(seconds.values())[:5]
     lines = [

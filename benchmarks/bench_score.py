@@ -174,7 +174,7 @@ def main() -> None:
         out = work.parent / f"score-out-{os.getpid()}"
         cmds = commands(root, pred, out)
         print(f"{frames} frames of 480x853 ({args.videos // 2} val videos), {os.cpu_count()} cores, "
-              f"{environment('cpu', 'n/a')['device']}, python {platform.python_version()}, "
+              f"{environment('cpu', 'n/a', 1)['device']}, python {platform.python_version()}, "
               f"load average {os.getloadavg()[0]:.1f} before")
         timed(cmds["score"])
         print(check_agreement(out, timed(cmds["official"])[2]))

@@ -54,7 +54,7 @@ def _positive_float(text: str) -> float:
 def resolve_data(data_root: str | None, announce: Callable[[str], None], kind: str = "vspw") -> tuple[Path, str, bool]:
     """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once; VSPW only)."""
     from .data.synthetic import SAMPLE, dataset_name, ensure_sample
-    from .textcache import cache_root
+    from .resolve import cache_root
 
     root = data_root or os.environ.get("OVBENCH_DATA_ROOT")
     if root:
@@ -573,10 +573,12 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = ["ovbench", *argv]  # for the record
     finished = False
     try:
-        from .registry import load_plugin
+        plugins = getattr(args, "plugin", [])
+        if plugins:  # the registry imports torch: `score` and `ls` never need it
+            from .registry import load_plugin
 
-        for module in getattr(args, "plugin", []):
-            load_plugin(module)
+            for module in plugins:
+                load_plugin(module)
         code = args.func(args)
         finished = True
         return code

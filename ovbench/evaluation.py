@@ -8,10 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .data.loader import VideoFrames
-from .data.datasets import VideoDataset
+from .data.datasets import VideoDataset, VideoFrames
 from .errors import DataError
 from .metrics.accumulator import VideoSegMetrics
 from .splits import Split
@@ -59,10 +56,8 @@ def data_identity(data: VideoDataset, videos: list[VideoFrames]) -> dict[str, An
     return {"sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(), "names": [v.name for v in videos]}
 
 
-def new_metrics(split: Split, device: torch.device | str, min_video_frames: int) -> VideoSegMetrics:
-    return VideoSegMetrics(
-        len(split.vocabulary), split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames, device=device
-    )
+def new_metrics(split: Split, min_video_frames: int) -> VideoSegMetrics:
+    return VideoSegMetrics(len(split.vocabulary), split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames)
 
 
 def compute_for_split(metrics: VideoSegMetrics, split: Split, convention: str) -> dict[str, Any]:

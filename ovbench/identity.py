@@ -13,8 +13,7 @@ from typing import Any
 
 from . import __version__, results
 from .api import SegmentationModel, args_to_dict
-from .data.loader import VideoFrames
-from .data.datasets import VideoDataset
+from .data.datasets import VideoDataset, VideoFrames
 from .errors import DataError
 from .evaluation import data_identity
 from .splits import Split

@@ -90,7 +90,7 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
         raise DataError("this run state was written by an older ovbench (its fingerprint lists no videos); rerun the run to make a record")
     options = fingerprint["options"]
     finished = unique_results(contents.finished)
-    metrics = new_metrics(split, "cpu", options["min_video_frames"])
+    metrics = new_metrics(split, options["min_video_frames"])
     for name in sorted(finished):
         metrics.add_video(name, finished[name].metrics)
     computed = compute_for_split(metrics, split, options["miou_convention"])

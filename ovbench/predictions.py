@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from pycocotools import mask as mask_utils
 
 from .data.vspw import read_raw_mask
@@ -37,7 +36,7 @@ class PredictionWriter:
 
     def begin_video(self, video: str) -> None: ...
 
-    def write(self, video: str, stems: Sequence[str], labels: torch.Tensor) -> None: ...
+    def write(self, video: str, stems: Sequence[str], labels: np.ndarray) -> None: ...
 
     def end_video(self) -> None: ...
 
@@ -55,12 +54,13 @@ class _GlobalIds(PredictionWriter):
     def begin_video(self, video: str) -> None:
         self.video = video
 
-    def global_ids(self, labels: torch.Tensor) -> np.ndarray:
-        return self.to_global[labels.cpu().numpy()]
+    def global_ids(self, labels: np.ndarray) -> np.ndarray:
+        """(B,H,W) vocabulary indices -> converted VSPW ids."""
+        return self.to_global[labels]
 
 
 class PngWriter(_GlobalIds):
-    def write(self, video: str, stems: Sequence[str], labels: torch.Tensor) -> None:
+    def write(self, video: str, stems: Sequence[str], labels: np.ndarray) -> None:
         folder = self.directory / video
         folder.mkdir(exist_ok=True)
         for stem, frame in zip(stems, self.global_ids(labels)):
@@ -75,7 +75,7 @@ class RleWriter(_GlobalIds):
         super().begin_video(video)
         self.frames: dict[str, dict] = {}
 
-    def write(self, video: str, stems: Sequence[str], labels: torch.Tensor) -> None:
+    def write(self, video: str, stems: Sequence[str], labels: np.ndarray) -> None:
         for stem, frame in zip(stems, self.global_ids(labels)):
             encoded = {}
             for class_id in np.unique(frame).tolist():

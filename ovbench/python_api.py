@@ -19,7 +19,7 @@ _SET_BY_EVALUATE = {"model", "split", "data_root", "dataset_name", "out_dir"}
 
 def _sample_root() -> Path:
     from .data.synthetic import ensure_sample
-    from .textcache import cache_root
+    from .resolve import cache_root
 
     return ensure_sample(cache_root() / "sample")
 

@@ -74,3 +74,14 @@ def split_fragment(value: str) -> tuple[str, str]:
     """`file.json#name` -> ("file.json", "name"); a value without `#` has an empty fragment."""
     head, _, fragment = value.partition("#")
     return head, fragment
+
+
+def cache_root() -> Path:
+    """$OVBENCH_CACHE, else the user cache dir ($XDG_CACHE_HOME/ovbench or ~/.cache/ovbench)."""
+    if os.environ.get("OVBENCH_CACHE"):
+        root = Path(os.environ["OVBENCH_CACHE"]).expanduser()
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"OVBENCH_CACHE={root} is a file; it must name a folder (made if missing)")
+        return root
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "ovbench"

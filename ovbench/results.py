@@ -105,33 +105,35 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _library_versions() -> dict[str, str | None]:
-    found: dict[str, str | None] = {}
-    for name, distribution in LIBRARIES.items():
-        try:
-            found[name] = importlib.metadata.version(distribution)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+def _version(distribution: str) -> str | None:
+    """The installed version of a distribution, from its metadata (nothing is imported)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
-def environment(device: torch.device | str, precision: str) -> dict[str, Any]:
-    """Where a process ran and with what: a run resumed on another machine says so."""
-    import torch  # here, not at the top: the leaderboard reads records without torch
+def environment(device: torch.device | str, precision: str, threads: int) -> dict[str, Any]:
+    """Where a process ran and with what: a run resumed on another machine says so. `threads`:
+    the compute threads the process used (torch's for a run, the decoders for `score`).
+    torch is imported only for a CUDA device's name: `score` never loads it."""
+    kind = str(device).split(":")[0]
+    on_cuda = kind == "cuda"
+    if on_cuda:
+        import torch
 
-    device = torch.device(device)
-    on_cuda = device.type == "cuda"
+        cuda = {"device": torch.cuda.get_device_name(torch.device(device)), "cuda": torch.version.cuda}
     return {
-        "torch": str(torch.__version__),
+        "torch": _version("torch") or "not installed",
         "host": socket.gethostname(),
-        "device": torch.cuda.get_device_name(device) if on_cuda else _cpu_name(),
-        "device_type": device.type,
+        "device": cuda["device"] if on_cuda else _cpu_name(),
+        "device_type": kind,
         "cores": usable_cores(),
         "precision": precision,
         "python": platform.python_version(),
-        "threads": torch.get_num_threads(),
-        **({"cuda": torch.version.cuda} if on_cuda else {}),
-        "libraries": _library_versions(),
+        "threads": threads,
+        **({"cuda": cuda["cuda"]} if on_cuda else {}),
+        "libraries": {name: _version(distribution) for name, distribution in LIBRARIES.items()},
     }
 
 

@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import results
 from .api import SegmentationModel, parse_model_args, parse_pairs
-from .data.loader import VideoFrames, frame_loader
-from .data.datasets import VideoDataset, open_dataset
+from .data.datasets import VideoDataset, VideoFrames, open_dataset
+from .data.loader import frame_loader
 from .devices import resolve_device
 from .errors import ConfigError, DataError, ModelError, OvbenchError
 from .evaluation import list_videos, new_metrics
@@ -165,6 +166,30 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     return output
 
 
+@dataclasses.dataclass
+class _Scored:
+    """A batch scored on the device, on its way to the metrics and the prediction writer."""
+
+    where: str
+    stems: list[str]
+    gt: np.ndarray  # (B,H,W) converted ids, on the host
+    labels: torch.Tensor  # (B,H,W) uint8 vocabulary indices, on the host once `copied`
+    finite: torch.Tensor  # were all the scores finite? (host, once `copied`)
+    copied: Any  # the CUDA event after which both are on the host; None when already there
+
+
+def to_host(*tensors: torch.Tensor) -> tuple:
+    """The tensors on the host and the CUDA event after which they are complete (None when
+    they already are). A CUDA copy starts without waiting (into pinned memory), so the GPU
+    goes on with the next batch while the host counts this one."""
+    if tensors[0].device.type != "cuda":
+        return (*(t.cpu() for t in tensors), None)
+    host = [t.to("cpu", non_blocking=True) for t in tensors]
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(tensors[0].device))
+    return (*host, copied)
+
+
 class Progress:
     """tqdm over frames with the current video and frames/s; silent when disabled."""
 
@@ -288,12 +313,10 @@ def _run_locked(options: RunOptions, data: VideoDataset, model: SegmentationMode
     # a model failing on the run's first video stops the run
     fatal_video = next((v.name for v in ordered if v.frames), None)
     text, text_seconds = TextCache().embed(model, options.split.class_names, report=log if index == 0 else None)
-    state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision), {
+    state.save_session(Session(session, index, text_seconds, results.environment(device, options.precision, torch.get_num_threads()), {
         "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
         "processes": count, "started": datetime.datetime.now(datetime.timezone.utc).isoformat()}))
-    writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
-    loop = _VideoLoop(options, model, text.to(device), new_metrics(options.split, device, options.min_video_frames),
-                      (session, index), state, writer, device, fatal_video)
+    loop = _VideoLoop(options, model, text.to(device), (session, index), state, device, fatal_video)
     _stream(options, data, mine, loop)
     if group is None:
         return count == 1  # a --shard job: `ovbench merge` makes the record
@@ -371,9 +394,11 @@ class _VideoLoop:
     the pass ends the state holds exactly the committed videos. The time of each committed
     video is the wall and model time since the previous one."""
 
-    def __init__(self, options, model, text, metrics, process: tuple[str, int], state: RunState, writer, device, fatal_video):
-        self.options, self.model, self.text, self.device = options, model, text, device
-        self.metrics, self.state, self.writer = metrics, state, writer
+    def __init__(self, options: RunOptions, model: SegmentationModel, text: torch.Tensor, process: tuple[str, int],
+                 state: RunState, device: torch.device, fatal_video: str | None):
+        self.options, self.model, self.text, self.device, self.state = options, model, text, device, state
+        self.metrics = new_metrics(options.split, options.min_video_frames)
+        self.writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
         self.session, self.rank = process
         self.fatal_video = fatal_video
         self.progress = Progress(0, False)
@@ -383,7 +408,7 @@ class _VideoLoop:
         self.video: VideoFrames | None = None  # the open video
         self.failed = False  # the open video was dropped: its remaining batches are passed over
         self.model_failures = 0  # consecutive videos the model failed on
-        self.unchecked: list[tuple[torch.Tensor, str]] = []  # per batch: are all scores finite? (read late on GPU)
+        self.pending: list[_Scored] = []  # scored batches on their way to the host, counted LAG batches late
         self.marked = (time.perf_counter(), 0.0)  # wall clock and model seconds at the last commit
 
     def run(self, videos: list[VideoFrames], loader) -> None:
@@ -419,16 +444,13 @@ class _VideoLoop:
         stems = [video.frames[i] for i in batch["frames"]]
         where = f"video {video.name} frames {stems[0]}..{stems[-1]}"
         frames = batch["image"].to(self.device, non_blocking=True)
-        gt = batch["gt"].to(self.device, non_blocking=True)
         try:
-            labels = self.score(self.predict(frames, where), gt, where)
-            self.check_finite(keep=LAG)
+            self.pending.append(self.score(self.predict(frames, where), batch["gt"], stems, where))
+            self.settle(keep=LAG)
         except ModelError as err:
             self.model_failed(err)
         except DataError as err:
             self.drop_video(err)
-        else:
-            self.writer.write(video.name, stems, labels)
 
     def predict(self, frames: torch.Tensor, where: str) -> torch.Tensor:
         try:
@@ -437,27 +459,30 @@ class _VideoLoop:
         except Exception as err:  # the adapter's own failure, not the data's
             raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
 
-    def score(self, output: torch.Tensor, gt: torch.Tensor, where: str) -> torch.Tensor:
-        """Labels at the ground truth's size, counted into the metrics."""
+    def score(self, output: torch.Tensor, gt: torch.Tensor, stems: list[str], where: str) -> "_Scored":
+        """Labels at the ground truth's size (uint8: classes <= 255), and whether every score
+        was finite (argmax would silently pick a NaN class), both sent to the host."""
         try:
-            labels = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where)
-            if output.is_floating_point():  # argmax would silently pick a NaN class
-                self.unchecked.append((torch.isfinite(output).all(), where))
-            self.metrics.update(gt, labels)
+            labels = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where).to(torch.uint8)
+            finite = torch.isfinite(output).all() if output.is_floating_point() else labels.new_ones((), dtype=torch.bool)
         except OvbenchError:
             raise
         except Exception as err:  # say where (out of memory on a huge frame, ...), keep the traceback
-            raise RuntimeError(f"resizing or scoring {where}: {type(err).__name__}: {err}") from err
-        return labels
+            raise RuntimeError(f"resizing {where}: {type(err).__name__}: {err}") from err
+        return _Scored(where, stems, gt.numpy(), *to_host(labels, finite))
 
-    def check_finite(self, keep: int = 0) -> None:
-        """Raise ModelError naming the frames of a batch whose scores held NaN or inf. Read
-        `keep` batches late, so that on a GPU the check never waits for work just queued."""
-        while len(self.unchecked) > keep:
-            finite, where = self.unchecked.pop(0)
-            if not bool(finite):
-                self.unchecked.clear()
-                raise ModelError(f"{self.options.model} returned NaN or infinite scores on {where}")
+    def settle(self, keep: int = 0) -> None:
+        """Check, count and write the scored batches but the latest `keep`: on a GPU their copies
+        to the host are done by then, so the host never waits for work it has just queued."""
+        while len(self.pending) > keep:
+            scored = self.pending.pop(0)
+            if scored.copied is not None:
+                scored.copied.synchronize()
+            if not bool(scored.finite):
+                raise ModelError(f"{self.options.model} returned NaN or infinite scores on {scored.where}")
+            labels = scored.labels.numpy()
+            self.metrics.update(scored.gt, labels)
+            self.writer.write(self.video.name, scored.stems, labels)
 
     def model_failed(self, err: ModelError) -> None:
         """Skip the video, unless it is the run's first: a model failing there is more likely
@@ -480,7 +505,7 @@ class _VideoLoop:
     def drop_video(self, err: OvbenchError) -> None:
         """Forget every trace of the open video and record why, or stop in strict mode."""
         name = self.video.name
-        self.unchecked.clear()
+        self.pending.clear()
         message = str(err) if name in str(err) else f"video {name}: {err}"
         if self.options.strict:
             raise err if message == str(err) else type(err)(message)
@@ -498,14 +523,11 @@ class _VideoLoop:
         if self.video is not None and not self.failed:
             name = self.video.name
             try:
-                self.check_finite()
-            except ModelError as err:
-                self.model_failed(err)
-                self.video = None
-                return
-            try:
+                self.settle()
                 self.writer.end_video()
                 self.metrics.end_video()  # validates, then folds
+            except ModelError as err:
+                self.model_failed(err)
             except OvbenchError as err:
                 self.drop_video(err)
             else:
@@ -517,6 +539,7 @@ class _VideoLoop:
     def roll_back(self) -> None:
         """After an error or interrupt: undo the open video unless it was committed (aborting
         twice is harmless)."""
+        self.pending.clear()
         if self.video is not None and not self.failed and not self.state.is_finished(self.video.name):
             self.metrics.abort_video()
             self.writer.abort_video()

@@ -5,11 +5,11 @@ Predictions are VSPW-style PNGs (`PRED/<video>/<frame>.png`) holding converted V
 what a model that only knew the split's names would write), or ovbench's RLE files. Every
 problem is reported with the video and frame, before a number is produced from bad input.
 
-Scoring is bound by PNG decoding, so it is arranged to cost little more than the decode: a
-thread decodes (and maps, with PIL's table lookup) the next frames while the main thread counts
-the current one, torch runs single-threaded (its OpenMP threads only spin against the decoder
-and against other processes on a busy machine), and bad prediction values are found by the
-metric's own fold at the end of each video; only then is the video read again to name the frame.
+Scoring is bound by PNG decoding, so it is arranged to cost little more than the decode: threads
+decode (and map, with PIL's table lookup) the next frames while the main thread counts the
+current one with the numpy metrics (torch is never imported: 2 s of start-up), and bad
+prediction values are found by the metric's own fold at the end of each video; only then is the
+video read again to name the frame.
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ import itertools
 import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from . import results
-from .data.datasets import VideoDataset, open_dataset
-from .data.loader import VideoFrames
+from .data.datasets import VideoDataset, VideoFrames, open_dataset
 from .errors import ConfigError, DataError
 from .evaluation import compute_for_split, list_videos, new_metrics, options_summary
 from .metrics.confusion import LabelError
@@ -105,7 +103,7 @@ def _name_bad_frame(sources: _Sources, video: VideoFrames, split: Split, pred_id
 
 def read_ahead(read: Callable[[str, str], Any], videos: list[VideoFrames], threads: int) -> Iterator[Any]:
     """read(video, stem) of every frame, in order, decoded up to FRAMES_AHEAD frames ahead by
-    `threads` threads (PIL and torch release the GIL, so decoding overlaps the metric).
+    `threads` threads (PIL and numpy release the GIL, so decoding overlaps the metric).
     An error is raised where its frame comes in the order."""
     frames = ((video.name, stem) for video in videos for stem in video.frames)
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="ovbench-decode")
@@ -128,28 +126,14 @@ def decode_threads() -> int:
     return min(4, cores + 1)
 
 
-@contextmanager
-def single_threaded_torch() -> Iterator[None]:
-    """The metric's elementwise ops are memory-bound: more OpenMP threads do not make them
-    faster but spin against the decoding thread and other processes (measured on 2 busy
-    cores, 132 frames: 19 s instead of 3.4 s). An explicit OMP_NUM_THREADS wins, as in `run`."""
-    previous = torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def score(options: ScoreOptions) -> dict[str, Any]:
     data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
     sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.dataset == "coco"), prediction_lut(split, options.pred_ids))
     videos = list_videos(data, split, options.limit_videos)
-    metrics = new_metrics(split, "cpu", options.min_video_frames)
-    total = sum(len(v.frames) for v in videos)
-    with (single_threaded_torch(), closing(read_ahead(sources.read, videos, decode_threads())) as frames,
+    metrics = new_metrics(split, options.min_video_frames)
+    total, threads = sum(len(v.frames) for v in videos), decode_threads()
+    with (closing(read_ahead(sources.read, videos, threads)) as frames,
           tqdm(total=total, unit="frame", disable=not options.progress, leave=False) as bar):
         for video in videos:
             metrics.begin_video(video.name)
@@ -177,7 +161,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
         options=options_summary(options.convention, options.min_video_frames),
         computed=computed,
         timing=None,
-        env=results.environment("cpu", "n/a"),
+        env=results.environment("cpu", "n/a", threads),
     )
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -18,19 +17,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from .api import SegmentationModel
-from .errors import ConfigError
 from .fileio import write_bytes
-
-
-def cache_root() -> Path:
-    """$OVBENCH_CACHE, else the user cache dir ($XDG_CACHE_HOME/ovbench or ~/.cache/ovbench)."""
-    if os.environ.get("OVBENCH_CACHE"):
-        root = Path(os.environ["OVBENCH_CACHE"]).expanduser()
-        if root.exists() and not root.is_dir():
-            raise ConfigError(f"OVBENCH_CACHE={root} is a file; it must name a folder (made if missing)")
-        return root
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "ovbench"
+from .resolve import cache_root
 
 
 def _to_stderr(message: str) -> None:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.loader import VideoFrames
-from .data.datasets import VideoDataset, class_names, open_dataset
+from .data.datasets import VideoDataset, VideoFrames, class_names, open_dataset
 from .data.vspw import IGNORE
 from .errors import ConfigError, DataError
 from .evaluation import list_videos

@@ -222,7 +222,7 @@ def test_an_unexpected_error_while_scoring_names_the_frames_and_keeps_finished_w
         return original(scores, size)
 
     monkeypatch.setattr(runner_module, "upsampled_argmax", fail_in_the_second_video)
-    with pytest.raises(RuntimeError, match=r"resizing or scoring video \S+ frames \d+\.\.\d+: MemoryError: out of memory") as caught:
+    with pytest.raises(RuntimeError, match=r"resizing video \S+ frames \d+\.\.\d+: MemoryError: out of memory") as caught:
         run_toy(data_root, tmp_path, batch_size=2)
     assert isinstance(caught.value.__cause__, MemoryError)  # the traceback is kept
     assert len(RunState(next(tmp_path.glob("*.state"))).done_videos()) == 1  # finished work is on disk

@@ -100,11 +100,12 @@ def test_an_older_state_of_part_files_with_duplicates_still_merges(finished, tmp
     shutil.copy(finished / "fingerprint.json", legacy)
     shutil.copy(finished / "split.json", legacy)
     state = RunState(finished)
-    metrics = new_metrics(state.split(), "cpu", 0)
+    metrics = new_metrics(state.split(), 0)
     for result in state.contents().finished:
         metrics.add_video(result.video, result.metrics)
     for session in ("aaaa", "bbbb"):  # two processes, the same videos
-        torch.save({"session": session, "rank": 0, "metrics": metrics.state_dict(), "done": sorted(metrics.videos),
+        saved_metrics = {"format": 1, "videos": dict(sorted(metrics.videos.items()))}  # what older parts held
+        torch.save({"session": session, "rank": 0, "metrics": saved_metrics, "done": sorted(metrics.videos),
                     "skipped": {}, "frames": 24, "model_seconds": 1.0, "wall_seconds": 2.0, "text_seconds": 0.1,
                     "env": {"device": "cpu"}}, legacy / f"part-{session}-r0.pt")
     merged, _ = merge_runs([legacy], tmp_path / "merged")

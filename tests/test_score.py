@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.loader import VideoFrames
+from ovbench.data.datasets import VideoFrames
 from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.data.vspw import VSPW, read_raw_mask
 from ovbench.errors import DataError
 from ovbench.predictions import PredictionReader
 from ovbench.results import load_record
-from ovbench.score import FRAMES_AHEAD, read_ahead, single_threaded_torch
+from ovbench.score import FRAMES_AHEAD, read_ahead
 from ovbench.splits import load_split
 
 
@@ -190,19 +191,16 @@ def test_read_ahead_keeps_order_bounds_memory_and_raises_at_the_frame():
     assert got == [("a", s) for s in "012"] + [("b", str(i)) for i in range(30)]
 
 
-def test_torch_runs_single_threaded_while_scoring_unless_told(monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    before = torch.get_num_threads()
-    with single_threaded_torch():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    torch.set_num_threads(2)
-    try:
-        with single_threaded_torch():
-            assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+def test_scoring_never_imports_torch(data_root, tmp_path):
+    """torch's import is seconds of a score's start-up and its threads spin against the
+    decoders: `ovbench score` runs on numpy alone."""
+    pred = write_predictions(data_root, tmp_path / "pred", lambda gt: gt)
+    check = ("import sys; from ovbench.cli import main; code = main(sys.argv[1:]); "
+             "sys.exit(code or ('torch' in sys.modules and 'torch was imported'))")
+    done = subprocess.run([sys.executable, "-c", check, "score", "--split", "vspw_all", "--pred", str(pred), "--data-root",
+                           str(data_root), "--out", str(tmp_path / "out"), "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "out").glob("*.json"))) == 1
 
 
 def write_tricky_set(root: Path, rng: np.random.Generator) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:

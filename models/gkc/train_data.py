@@ -23,7 +23,7 @@ from ...data.datasets import open_dataset
 from ...data.videoclasses import videos_without
 from ...data.vspw import IGNORE
 from ...errors import DataError
-from ...textcache import cache_root
+from ...resolve import cache_root
 
 
 

@@ -9,6 +9,7 @@ one entry in `_READERS` and its split file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,6 +25,15 @@ _MARKERS = {
     "vipseg": "images/<video>, panomasks/<video>",
     "coco": "annotations/panoptic_{train,val}2017.json",
 }
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """One video of a split and the frames to evaluate."""
+
+    name: str
+    frames: tuple[str, ...]
+    problem: str = ""  # why it has no frames to evaluate, when known (a missing folder)
 
 
 class VideoDataset(Protocol):

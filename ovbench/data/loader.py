@@ -5,7 +5,6 @@ an error item instead of killing the loader (the runner then drops that video on
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -13,14 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import OvbenchError
+from .datasets import VideoFrames
 from .vspw import VSPW
-
-
-@dataclass(frozen=True)
-class VideoFrames:
-    name: str
-    frames: tuple[str, ...]
-    problem: str = ""  # why it has no frames to evaluate, when known (a missing folder)
 
 
 class FrameDataset(Dataset):

@@ -1,8 +1,8 @@
-"""The benchmark's metric state: one object fed video by video, saved, resumed, merged.
+"""The benchmark's metric state: one object fed video by video; each finished video is one
+plain entry (`videos[name]`) that resumes and merges through `add_video`.
 
 Everything it keeps is an exact integer (pixel counts, VC accuracies in fixed point), so a run
-split across processes, resumed from a checkpoint, or merged in any order gives bit-identical
-numbers; floats are made once, in `compute`. A video reaches the totals only at `end_video`, so
+split across processes, resumed, or merged in any order gives bit-identical numbers; floats are made once, in `compute`. A video reaches the totals only at `end_video`, so
 a video that fails half-way can be dropped with `abort_video` and leaves no trace.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
@@ -20,13 +19,11 @@ from ovbench.metrics.confusion import (
 )
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
 
-STATE_FORMAT = 1
 
-
-def _sparse(matrix: torch.Tensor) -> list[list[int]]:
+def _sparse(matrix: np.ndarray) -> list[list[int]]:
     """[[gt, pred, count], ...] of the non-zero cells, row-major."""
-    cells = matrix.nonzero()
-    return torch.cat([cells, matrix[cells[:, 0], cells[:, 1]][:, None]], 1).tolist()
+    rows, cols = np.nonzero(matrix)
+    return np.stack([rows, cols, matrix[rows, cols]], 1).tolist()
 
 
 def _dense(cells: list[list[int]], num_classes: int) -> np.ndarray:
@@ -35,17 +32,6 @@ def _dense(cells: list[list[int]], num_classes: int) -> np.ndarray:
         a = np.asarray(cells, dtype=np.int64)
         m[a[:, 0], a[:, 1]] = a[:, 2]
     return m
-
-
-def _union(videos: list[dict[str, dict]]) -> dict[str, dict]:
-    """One dict of per-video entries; DataError if a video appears twice (scored twice)."""
-    out: dict[str, dict] = {}
-    for part in videos:
-        twice = sorted(set(out) & set(part))
-        if twice:
-            raise DataError(f"video {twice[0]}: scored twice ({len(twice)} videos scored more than once)")
-        out.update(part)
-    return out
 
 
 def _vc_keys(vc: Iterable[Sequence[int]]) -> dict[str, float]:
@@ -63,11 +49,10 @@ class VideoSegMetrics:
     videos of 16 frames or fewer" variant is 16); VC always follows the official rules.
     """
 
-    def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray | torch.Tensor, *,
-                 windows: Iterable[int] = (8, 16), min_video_frames: int = 0,
-                 device: torch.device | str = "cpu"):
+    def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray, *,
+                 windows: Iterable[int] = (8, 16), min_video_frames: int = 0):
         check_num_classes(num_classes)
-        lut = [int(v) for v in np.asarray(torch.as_tensor(gt_lut).cpu()).reshape(-1)]
+        lut = [int(v) for v in np.asarray(gt_lut).reshape(-1)]
         if len(lut) != 256 or any(not (0 <= v < num_classes or v == IGNORE) for v in lut):
             raise ConfigError(f"gt_lut must have 256 entries, each a class index 0..{num_classes - 1} "
                               f"or {IGNORE}")
@@ -77,16 +62,13 @@ class VideoSegMetrics:
         self.gt_lut = lut
         self.windows = check_windows(windows)
         self.min_video_frames = min_video_frames
-        self.device = torch.device(device)
-        self._row_class = torch.tensor(lut, dtype=torch.int64, device=self.device)
-        # gt ids from the first one whose LUT entries are all alike (VSPW: 124, void) share one row
-        self._pair_rows = 1 + next(r for r in range(256) if len(set(lut[r:])) == 1)
-        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=self.device)
+        self._row_class = np.asarray(lut, dtype=np.int64)
+        self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self.vc = {n: [0, 0] for n in self.windows}  # n -> [sum of accuracies * 2**64, windows]
         self.videos: dict[str, dict] = {}
         self._video: str | None = None
         self._frames = 0
-        self._pairs: torch.Tensor | None = None
+        self._pairs: np.ndarray | None = None
         self._consistency: VideoConsistency | None = None
 
     # one video at a time -------------------------------------------------------------------
@@ -96,22 +78,22 @@ class VideoSegMetrics:
         if name in self.videos:
             raise DataError(f"video {name}: already scored")
         self._video, self._frames = name, 0
-        self._pairs = pair_table(self.device)
-        self._consistency = VideoConsistency(self.windows, self.device)
+        self._pairs = pair_table()
+        self._consistency = VideoConsistency(self.windows)
 
-    def update(self, gt: np.ndarray | torch.Tensor, pred: np.ndarray | torch.Tensor) -> None:
-        """One frame (H,W) or consecutive frames (B,H,W) of the open video."""
+    def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        """One frame (H,W) or consecutive frames (B,H,W) of the open video (host arrays)."""
         if self._video is None:
             raise RuntimeError("update() without begin_video()")
         try:
             check_byte_range(gt, "gt")
-            g, p = as_labels(gt, self.device, "gt"), as_labels(pred, self.device, "pred")
+            g, p = as_labels(gt, "gt"), as_labels(pred, "pred")
             self._consistency.update(g, p)
         except LabelError as e:
             raise LabelError(f"video {self._video}, frame {self._frames}: {e}") from None
         frames = list(zip(g.reshape(-1, *g.shape[-2:]), p.reshape(-1, *p.shape[-2:])))
-        for gt_frame, pred_frame in frames:
-            count_pairs(gt_frame, pred_frame, self._pairs, self._pair_rows)
+        for gt_frame, pred_frame in frames:  # a frame's scratch stays in cache, a batch's would not
+            count_pairs(gt_frame, pred_frame, self._pairs)
         self._frames += len(frames)
 
     def end_video(self) -> None:
@@ -122,13 +104,7 @@ class VideoSegMetrics:
         vc = self._consistency.result()
         entry = {"frames": self._frames, "confusion": _sparse(matrix),
                  "vc": [[n, total, count] for n, (total, count) in vc.items()]}
-        # everything that can fail is done: fold
-        if self._frames > self.min_video_frames:
-            self.confusion += matrix
-        for n, (total, count) in vc.items():
-            self.vc[n][0] += total
-            self.vc[n][1] += count
-        self.videos[self._video] = entry
+        self._fold(self._video, entry, matrix, vc)  # everything that can fail is done
         self.abort_video()
 
     def abort_video(self) -> None:
@@ -139,66 +115,27 @@ class VideoSegMetrics:
     def add_video(self, name: str, entry: dict) -> None:
         """Fold a video finished elsewhere (its `videos[name]` entry, saved by another process or
         session), exactly as `end_video` folded it there."""
-        self._check_closed("add_video()")
+        if self._video is not None:
+            raise RuntimeError(f"add_video() while video {self._video!r} is open")
         if name in self.videos:
             raise DataError(f"video {name}: already scored")
         try:
             vc = {n: (total, count) for n, total, count in entry["vc"]}
-            matrix = torch.as_tensor(_dense(entry["confusion"], self.num_classes), device=self.device)
-            frames = int(entry["frames"])
+            matrix = _dense(entry["confusion"], self.num_classes)
+            entry = {**entry, "frames": int(entry["frames"])}
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise DataError(f"video {name}: malformed metric entry ({type(err).__name__}: {err})") from None
         if sorted(vc) != sorted(self.windows):
             raise ConfigError(f"video {name}: VC windows {sorted(vc)}, expected {sorted(self.windows)}")
-        if frames > self.min_video_frames:
+        self._fold(name, entry, matrix, vc)
+
+    def _fold(self, name: str, entry: dict, matrix: np.ndarray, vc: dict[int, tuple[int, int]]) -> None:
+        if entry["frames"] > self.min_video_frames:
             self.confusion += matrix
         for n, (total, count) in vc.items():
             self.vc[n][0] += total
             self.vc[n][1] += count
         self.videos[name] = entry
-
-    # combining and saving -------------------------------------------------------------------
-    def _config(self) -> dict:
-        return {"num_classes": self.num_classes, "gt_lut": self.gt_lut, "windows": list(self.windows),
-                "min_video_frames": self.min_video_frames}
-
-    def _check_closed(self, action: str) -> None:
-        if self._video is not None:
-            raise RuntimeError(f"{action} while video {self._video!r} is open")
-
-    def _check_config(self, config: dict, source: str) -> None:
-        for key, value in self._config().items():
-            if config.get(key) != value:
-                raise ConfigError(f"{source}: {key} is {config.get(key)!r}, expected {value!r}")
-
-
-    def merge(self, other: "VideoSegMetrics") -> None:
-        """Add another accumulator's videos (same configuration, no video in common)."""
-        self._check_closed("merge()")
-        other._check_closed("merge()")
-        self._check_config(other._config(), "merge()")
-        self.videos = _union([self.videos, other.videos])
-        self.confusion += other.confusion.to(self.device)
-        for n in self.windows:
-            self.vc[n][0] += other.vc[n][0]
-            self.vc[n][1] += other.vc[n][1]
-
-    def state_dict(self) -> dict:
-        """Plain ints, strings and lists: fit for JSON and torch.save(weights_only=True)."""
-        self._check_closed("state_dict()")
-        return {"format": STATE_FORMAT, **self._config(), "confusion": _sparse(self.confusion.cpu()),
-                "vc": [[n, *self.vc[n]] for n in self.windows],
-                "videos": {name: self.videos[name] for name in sorted(self.videos)}}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Replace this accumulator's state by a saved one with the same configuration."""
-        self._check_closed("load_state_dict()")
-        if state.get("format") != STATE_FORMAT:
-            raise ConfigError(f"metric state format {state.get('format')!r} is not {STATE_FORMAT}")
-        self._check_config(state, "saved metric state")
-        self.confusion = torch.as_tensor(_dense(state["confusion"], self.num_classes), device=self.device)
-        self.vc = {n: [total, count] for n, total, count in state["vc"]}
-        self.videos = dict(state["videos"])
 
     # results ---------------------------------------------------------------------------------
     def compute(self, *, seen_index: Sequence[int] | None = None, unseen_index: Sequence[int] | None = None,

@@ -1,0 +1,56 @@
+"""The runner counts each batch a few batches after scoring it (on a GPU its labels are then on
+the host without a wait): every check still applies to the batch it belongs to, however the
+batches fall, and the last batches of a video are counted before the video is committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ovbench.cli import main
+from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.results import load_record
+from ovbench.runner import to_host
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return write_synthetic_vspw(tmp_path_factory.mktemp("handoff") / "VSPW_480p", videos=8, frames=3, height=24, width=32, seed=5)
+
+
+def run(data_root: Path, out: Path, *extra: str) -> dict:
+    code = main(["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_all", "--data-root",
+                 str(data_root), "--out", str(out), "--device", "cpu", "--workers", "0", "--no-progress", *extra])
+    assert code in (0, 3)
+    return load_record(next(out.glob("*.json")))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3, 8])
+def test_late_counting_keeps_every_batch_with_its_video(data_root, tmp_path, batch):
+    """Batch 2 with 3-frame videos: a video's two batches are both still pending when it ends,
+    so its NaN is found only by the count at the video's end."""
+    clean = run(data_root, tmp_path / "clean", "--batch-size", "1")
+    names = sorted(clean["per_video"])
+    failing = names[2]
+    got = run(data_root, tmp_path / "nan", "--batch-size", str(batch), "--model-args", f"fail_video={failing},fail_with=nan")
+    (skipped,) = got["dataset"]["skipped"]
+    assert skipped["video"] == failing and "NaN or infinite scores" in skipped["error"]
+    assert got["per_video"] == {name: entry for name, entry in clean["per_video"].items() if name != failing}
+
+
+def test_to_host_on_the_cpu_is_the_tensors_themselves():
+    labels, finite = torch.zeros(2, 3, 4, dtype=torch.uint8), torch.tensor(True)
+    host_labels, host_finite, copied = to_host(labels, finite)
+    assert host_labels is labels and host_finite is finite and copied is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_to_host_from_cuda_is_complete_after_its_event():
+    labels = torch.randint(0, 124, (4, 480, 853), dtype=torch.uint8, device="cuda")
+    finite = torch.isfinite(torch.randn(8, device="cuda")).all()
+    host_labels, host_finite, copied = to_host(labels, finite)
+    copied.synchronize()
+    assert host_labels.device.type == "cpu" and host_labels.is_pinned()
+    assert torch.equal(host_labels, labels.cpu()) and bool(host_finite)
