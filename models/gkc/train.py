@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ...api import ModelArgs, TrainableModel, TrainJob, parse_model_args, parse_pairs
+from ...api import ModelArgs, TrainableModel, TrainJob, WeightsInfo, parse_model_args, parse_pairs
 from ...data.synthetic import dataset_name
 from ...errors import ConfigError, ModelError, WeightsError
 from ...devices import join
@@ -314,35 +314,6 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(kept))
 
 
-class _Saver:
-    """Rank 0's writes: a network checkpoint (safetensors, through checkpoint.py), then
-    train_state.pt naming it, each atomically (temp file + rename), in that order, so the state
-    file always points to a complete checkpoint."""
-
-    def __init__(self, out_dir: Path, network, clip, clip_info, optimizer, criterion, scaler, args: TrainArgs, seed: int, split,
-                 stages: list[dict]):
-        self.out_dir, self.network, self.clip, self.clip_info = out_dir, network, clip, clip_info
-        self.optimizer, self.criterion, self.scaler, self.seed = optimizer, criterion, scaler, seed
-        self.args_json = json.dumps(dataclasses.asdict(args), sort_keys=True)
-        self.extra = {"split": split.name, "split_hash": split.hash, "train_args": self.args_json,
-                      "training_stages": json.dumps(stages, sort_keys=True)}
-
-    def __call__(self, name: str, step: int, extra: dict[str, str] | None = None) -> Path:
-        metadata = {**self.extra, **(extra or {})}
-        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, metadata)
-        state = {
-            "step": step,
-            "weights": weights.name,
-            "optimizer": self.optimizer.state_dict(),
-            "criterion": self.criterion.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "seed": self.seed,
-            "args": self.args_json,
-        }
-        write_atomic(self.out_dir / STATE_FILE, lambda out: torch.save(state, out))
-        return weights
-
-
 def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None) -> tuple[GKCNetwork, dict]:
     """The network a run starts from, and where its weights come from (the first training
     stage; empty when an init checkpoint's own stages say it)."""
@@ -357,20 +328,6 @@ def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None)
     # gkc-r101: torchvision's ImageNet weights from a local file
     backbone_file = Path(model.args.backbone_weights).expanduser() if model.args.backbone_weights else default_resnet101_file()
     return GKCNetwork(config, backbone_file=backbone_file), {"backbone": f"{config.backbone} (ImageNet)", "weights": str(backbone_file)}
-
-
-def _restore(state: dict, save: _Saver, args: TrainArgs, say: Callable[[str], None]) -> int:
-    """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
-    load_network_state(save.network, load_checkpoint(save.out_dir / state["weights"]))
-    save.optimizer.load_state_dict(state["optimizer"])
-    save.criterion.load_state_dict(state["criterion"])
-    save.scaler.load_state_dict(state["scaler"])
-    start = int(state["step"])
-    saved = json.loads(state["args"])
-    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
-    if changed:
-        say(f"resuming {save.out_dir} at step {start} with changed train args (saved, now): {changed}")
-    return start
 
 
 def _apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float) -> None:
@@ -407,13 +364,16 @@ class _Process:
 @dataclasses.dataclass
 class _Parts:
     """What the steps use and update: the network and criterion (one module), the optimiser and
-    gradient scaler, the builder of each step's GKC inputs, and rank 0's saver."""
+    gradient scaler, the builder of each step's GKC inputs; and what every checkpoint also
+    holds: the CLIP whose text tower it stores or names, and the run's metadata."""
 
     trainable: TrainStep
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     builder: StepBuilder
-    save: _Saver
+    clip: nn.Module
+    clip_info: WeightsInfo
+    metadata: dict[str, str]  # the split, the train args (JSON) and the training stages
 
 
 def train_gkc(model, job: TrainJob) -> Path:
@@ -452,7 +412,7 @@ def _start_process(model, job: TrainJob) -> _Process:
 
 def _build_parts(process: _Process) -> _Parts:
     """CLIP, the network (from the init checkpoint or pretrained weights), the optimiser and the
-    saver, built under the run's seed (the random inits depend on it)."""
+    checkpoints' metadata, built under the run's seed (the random inits depend on it)."""
     model, job, args, device = process.model, process.job, process.args, process.device
     torch.manual_seed(process.seed)
     clip, clip_info = model.load_clip()
@@ -470,15 +430,20 @@ def _build_parts(process: _Process) -> _Parts:
     optimizer = torch.optim.AdamW(_param_groups(network, criterion, args), lr=args.lr)
     scaler = torch.amp.GradScaler(device.type, enabled=process.amp_dtype == torch.float16)
     stages = training_stages(init_checkpoint, origin, args, dataset_name(job.data_root), job.split, process.world)
-    save = _Saver(process.out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, process.seed, job.split, stages)
-    return _Parts(TrainStep(network, criterion), optimizer, scaler, builder, save)
+    metadata = {
+        "split": job.split.name,
+        "split_hash": job.split.hash,
+        "train_args": json.dumps(dataclasses.asdict(args), sort_keys=True),
+        "training_stages": json.dumps(stages, sort_keys=True),
+    }
+    return _Parts(TrainStep(network, criterion), optimizer, scaler, builder, clip, clip_info, metadata)
 
 
 def _resume(process: _Process, parts: _Parts) -> int:
     """The step to start from: a resumable train_state.pt's, else 0; rank 0 trims the log to it."""
     job, args, out_dir, say = process.job, process.args, process.out_dir, process.say
     state = _load_state(out_dir) if job.resume else None
-    start = _restore(state, parts.save, args, say) if state is not None else 0
+    start = _restore(process, parts, state) if state is not None else 0
     if process.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(out_dir / LOG_FILE, start)
@@ -514,7 +479,7 @@ def _run_steps(process: _Process, parts: _Parts, start: int) -> None:
         done = step + 1
         log(done, losses, args.lr * factor)
         if process.rank == 0 and done % args.checkpoint_every == 0 and done < args.iterations:
-            parts.save(f"step_{done:07d}.safetensors", done)
+            _save(process, parts, f"step_{done:07d}.safetensors", done)
     log.close()
 
 
@@ -573,7 +538,40 @@ def _save_final(process: _Process, parts: _Parts) -> Path:
     if len(set(digests)) > 1:
         raise ModelError(f"training in {process.out_dir}: the {process.world} replicas ended with different weights (sha256 {digests})")
     if process.rank == 0:
-        parts.save(FINAL_FILE, process.args.iterations, {"replica_sha256": json.dumps(digests)})
+        _save(process, parts, FINAL_FILE, process.args.iterations, {"replica_sha256": json.dumps(digests)})
     if process.world > 1:
         dist.barrier()
     return final
+
+
+def _save(process: _Process, parts: _Parts, name: str, step: int, extra: dict[str, str] | None = None) -> Path:
+    """Rank 0's writes: a network checkpoint (safetensors, through checkpoint.py), then
+    train_state.pt naming it, each atomically (temp file + rename), in that order, so the state
+    file always points to a complete checkpoint."""
+    metadata = {**parts.metadata, **(extra or {})}
+    weights = save_checkpoint(process.out_dir / name, parts.trainable.network, parts.clip, parts.clip_info, step, metadata)
+    state = {
+        "step": step,
+        "weights": weights.name,
+        "optimizer": parts.optimizer.state_dict(),
+        "criterion": parts.trainable.criterion.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "seed": process.seed,
+        "args": parts.metadata["train_args"],
+    }
+    write_atomic(process.out_dir / STATE_FILE, lambda out: torch.save(state, out))
+    return weights
+
+
+def _restore(process: _Process, parts: _Parts, state: dict) -> int:
+    """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
+    load_network_state(parts.trainable.network, load_checkpoint(process.out_dir / state["weights"]))
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.trainable.criterion.load_state_dict(state["criterion"])
+    parts.scaler.load_state_dict(state["scaler"])
+    start = int(state["step"])
+    saved, args = json.loads(state["args"]), process.args
+    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
+    if changed:
+        process.say(f"resuming {process.out_dir} at step {start} with changed train args (saved, now): {changed}")
+    return start
