@@ -22,7 +22,8 @@ overlap, keeping each pass near CLIP's square training shape.
 from __future__ import annotations
 
 import dataclasses
-from importlib.metadata import version
+import importlib.metadata
+import re
 from typing import Literal
 
 import torch
@@ -33,8 +34,8 @@ from ..errors import ConfigError
 from ..registry import register_model
 from .clip_baseline import ClipArgs, ClipBaseline, class_scores
 
-
-OPEN_CLIP_TESTED = ">=2.26,<3.4"  # as pyproject.toml declares: the versions CI runs these tests on
+OPEN_CLIP = "open_clip_torch"
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
 
 
 @dataclasses.dataclass
@@ -68,10 +69,26 @@ def block_layout(blocks: torch.nn.ModuleList) -> bool:
     layouts = {a.batch_first for a in attentions if isinstance(a, torch.nn.MultiheadAttention)}
     if len(layouts) != 1 or not all(isinstance(a, torch.nn.MultiheadAttention) for a in attentions):
         raise ConfigError(
-            f"open_clip {version('open_clip_torch')}: its ViT blocks are not nn.MultiheadAttention blocks of one batch"
-            f" layout, which clip-dense reads; install open_clip_torch {OPEN_CLIP_TESTED}"
+            f"open_clip {importlib.metadata.version(OPEN_CLIP)}: its ViT blocks are not nn.MultiheadAttention blocks of"
+            f" one batch layout, which clip-dense reads; install {declared_open_clip()}"
         )
     return layouts.pop()
+
+
+def declared_open_clip() -> str:
+    """The open_clip_torch versions ovbench declares (pyproject.toml, the versions CI tests),
+    read from the installed package's metadata so that the range is written in one place;
+    lower bound first, as people write a range."""
+    try:
+        requirements = importlib.metadata.requires("ovbench") or []
+    except importlib.metadata.PackageNotFoundError:
+        requirements = []
+    for requirement in requirements:
+        name, versions = _REQUIREMENT.match(requirement).groups()
+        if re.sub(r"[-_.]+", "-", name).lower() == "open-clip-torch":  # PEP 503 normalised
+            bounds = sorted((part.strip() for part in versions.split(",") if part.strip()), key=lambda part: part[0] != ">")
+            return f"{OPEN_CLIP} {','.join(bounds)}"
+    return f"the {OPEN_CLIP} versions in ovbench's pyproject.toml (ovbench's package metadata is not installed here)"
 
 
 def window_starts(length: int, size: int, stride: int) -> list[int]:

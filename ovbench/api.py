@@ -53,7 +53,8 @@ class WeightsInfo:
     source: str  # a pretrained tag ("openai"), a file path, "builtin:<name>" or "none"
     sha256: str | None = None
     random_init: bool = False
-    backbone: str | None = None
+    backbone: str | None = None  # the image backbone's architecture
+    text_encoder: str | None = None  # the text tower, where it is not the backbone's own model (GKC's CLIP)
     # how trained weights were made (stages, data, schedule), for weights that say so
     training: list[dict] | None = None
 

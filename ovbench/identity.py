@@ -31,6 +31,7 @@ def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
         "weights_sha256": weights.sha256,
         "random_init": weights.random_init,
         "backbone": weights.backbone,
+        **({"text_encoder": weights.text_encoder} if weights.text_encoder is not None else {}),
         **({"training": weights.training} if weights.training is not None else {}),
     }
 

@@ -50,14 +50,11 @@ NO_CHECKPOINT = "gkc needs checkpoint=<file.safetensors or builtin:NAME>: train 
 class GKCArgs(ModelArgs):
     checkpoint: str | None = None  # a .safetensors file or builtin:NAME
     config: str | None = None  # a configs/ id or json path; default: the checkpoint's, else gkc-r50
-    # the frozen text tower: must be the one the checkpoint was trained with (a checkpoint that
-    # stores its own random-init tower, like the built-in tiny sample, uses that instead)
-    clip_pretrained: str = "openai"
+    clip_pretrained: str = "openai"  # CLIP weights the checkpoint was trained with (ignored if it stores its own text tower)
     input_size: PositiveInt | None = None  # resize frames to this short side; default: as given (VSPW 480p)
     templates: TemplateSet = "single"  # GKC embeds the raw name ("{}")
     cuda_graphs: bool = True  # on CUDA, replay captured graphs instead of launching kernels one by one
-    # training gkc-r101 from ImageNet: torchvision's resnet101-63fe2227.pth; default: torch's hub cache
-    backbone_weights: str | None = None
+    backbone_weights: str | None = None  # training gkc-r101: torchvision's resnet101-63fe2227.pth; default: torch's hub cache
 
 
 @dataclasses.dataclass
@@ -230,7 +227,8 @@ class GKC(TrainableModel):
             source=self.args.checkpoint or str(self.checkpoint.path),
             sha256=self.checkpoint.sha256,
             random_init=False,
-            backbone=self.config.clip_arch,
+            backbone=self.config.image_backbone,
+            text_encoder=self.config.clip_arch,
             training=self.checkpoint.training_stages,
         )
 

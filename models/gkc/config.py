@@ -82,6 +82,13 @@ class GKCConfig:
         return tuple(IMAGENET_MEAN), tuple(IMAGENET_STD)
 
     @property
+    def image_backbone(self) -> str:
+        """The image backbone as run records and tables name it: a CLIP trunk by its CLIP
+        architecture (as the CLIP baselines name theirs), the ImageNet one by its network. The
+        CLIP text tower (`clip_arch`) is the classifier, a separate part of the model."""
+        return self.clip_arch if self.backbone == "clip" else "ResNet-101 (torchvision)"
+
+    @property
     def backbone_layers(self) -> list[int]:
         return list(self._clip_cfg()["vision_cfg"]["layers"])
 

@@ -19,7 +19,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Iterator, Literal
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ...api import ModelArgs, TrainJob, parse_model_args, parse_pairs
+from ...api import ModelArgs, TrainableModel, TrainJob, WeightsInfo, parse_model_args, parse_pairs
 from ...data.synthetic import dataset_name
 from ...errors import ConfigError, ModelError, WeightsError
 from ...devices import join
@@ -314,35 +314,6 @@ def _truncate_log(path: Path, step: int) -> None:
     path.write_text("".join(kept))
 
 
-class _Saver:
-    """Rank 0's writes: a network checkpoint (safetensors, through checkpoint.py), then
-    train_state.pt naming it, each atomically (temp file + rename), in that order, so the state
-    file always points to a complete checkpoint."""
-
-    def __init__(self, out_dir: Path, network, clip, clip_info, optimizer, criterion, scaler, args: TrainArgs, seed: int, split,
-                 stages: list[dict]):
-        self.out_dir, self.network, self.clip, self.clip_info = out_dir, network, clip, clip_info
-        self.optimizer, self.criterion, self.scaler, self.seed = optimizer, criterion, scaler, seed
-        self.args_json = json.dumps(dataclasses.asdict(args), sort_keys=True)
-        self.extra = {"split": split.name, "split_hash": split.hash, "train_args": self.args_json,
-                      "training_stages": json.dumps(stages, sort_keys=True)}
-
-    def __call__(self, name: str, step: int, extra: dict[str, str] | None = None) -> Path:
-        metadata = {**self.extra, **(extra or {})}
-        weights = save_checkpoint(self.out_dir / name, self.network, self.clip, self.clip_info, step, metadata)
-        state = {
-            "step": step,
-            "weights": weights.name,
-            "optimizer": self.optimizer.state_dict(),
-            "criterion": self.criterion.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "seed": self.seed,
-            "args": self.args_json,
-        }
-        write_atomic(self.out_dir / STATE_FILE, lambda out: torch.save(state, out))
-        return weights
-
-
 def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None) -> tuple[GKCNetwork, dict]:
     """The network a run starts from, and where its weights come from (the first training
     stage; empty when an init checkpoint's own stages say it)."""
@@ -359,20 +330,6 @@ def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None)
     return GKCNetwork(config, backbone_file=backbone_file), {"backbone": f"{config.backbone} (ImageNet)", "weights": str(backbone_file)}
 
 
-def _restore(state: dict, save: _Saver, args: TrainArgs, say: Callable[[str], None]) -> int:
-    """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
-    load_network_state(save.network, load_checkpoint(save.out_dir / state["weights"]))
-    save.optimizer.load_state_dict(state["optimizer"])
-    save.criterion.load_state_dict(state["criterion"])
-    save.scaler.load_state_dict(state["scaler"])
-    start = int(state["step"])
-    saved = json.loads(state["args"])
-    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
-    if changed:
-        say(f"resuming {save.out_dir} at step {start} with changed train args (saved, now): {changed}")
-    return start
-
-
 def _apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float) -> None:
     """Backward, then Mask2Former's full-model gradient clipping and the (scaled) step."""
     optimizer.zero_grad(set_to_none=True)
@@ -384,28 +341,80 @@ def _apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scale
     scaler.update()
 
 
+@dataclasses.dataclass
+class _Process:
+    """This process's place in the training: its device, rank among `world`, the autocast dtype
+    (CUDA only), the seed and where it speaks (rank 0 only)."""
+
+    model: TrainableModel  # the GKC adapter: its config, args and CLIP weights
+    job: TrainJob
+    args: TrainArgs
+    device: torch.device
+    rank: int
+    world: int
+    seed: int
+    amp_dtype: torch.dtype | None
+    say: Callable[[str], None]
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.job.out_dir)
+
+
+@dataclasses.dataclass
+class _Parts:
+    """What the steps use and update: the network and criterion (one module), the optimiser and
+    gradient scaler, the builder of each step's GKC inputs; and what every checkpoint also
+    holds: the CLIP whose text tower it stores or names, and the run's metadata."""
+
+    trainable: TrainStep
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    builder: StepBuilder
+    clip: nn.Module
+    clip_info: WeightsInfo
+    metadata: dict[str, str]  # the split, the train args (JSON) and the training stages
+
+
 def train_gkc(model, job: TrainJob) -> Path:
     """Train `model` (a GKC adapter: its config, device and CLIP weights) as `job` says; writes
     step checkpoints, train_state.pt and train_log.jsonl to job.out_dir and returns the path
     of final.safetensors."""
+    process = _start_process(model, job)
+    parts = _build_parts(process)
+    start = _resume(process, parts)
+    _run_steps(process, parts, start)
+    return _save_final(process, parts)
+
+
+def _start_process(model, job: TrainJob) -> _Process:
+    """Join the torchrun job (a no-op when the CLI joined already), pin the CUDA device, or on
+    CPU take the runner's thread policy (17x slower oversubscribed)."""
     args = parse_train_args(type(model), job.options, job.split.dataset)
     device = torch.device(model.device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", torch.cuda.current_device())
-    launch = join(device)  # a no-op when the CLI joined already
+    launch = join(device)
     rank, world = (launch.rank, launch.world) if launch else (0, 1)
-    say = _say if rank == 0 else (lambda message: None)
-    seed = job.seed if args.seed is None else args.seed
-    out_dir = Path(job.out_dir)
-    amp_dtype = AMP_DTYPES.get(job.precision) if device.type == "cuda" else None
     if device.type == "cuda":
         torch.cuda.set_device(device)
     else:
         from ...runner import leave_cores_to_workers
 
-        leave_cores_to_workers(args.workers)  # the runner's policy: 17x slower oversubscribed
+        leave_cores_to_workers(args.workers)
+    return _Process(
+        model, job, args, device, rank, world,
+        seed=job.seed if args.seed is None else args.seed,
+        amp_dtype=AMP_DTYPES.get(job.precision) if device.type == "cuda" else None,
+        say=_say if rank == 0 else (lambda message: None),
+    )
 
-    torch.manual_seed(seed)
+
+def _build_parts(process: _Process) -> _Parts:
+    """CLIP, the network (from the init checkpoint or pretrained weights), the optimiser and the
+    checkpoints' metadata, built under the run's seed (the random inits depend on it)."""
+    model, job, args, device = process.model, process.job, process.args, process.device
+    torch.manual_seed(process.seed)
     clip, clip_info = model.load_clip()
     clip.requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(model.config.clip_arch)
@@ -414,71 +423,155 @@ def train_gkc(model, job: TrainJob) -> Path:
     network, origin = _initial_network(model, clip, clip_info, init_checkpoint)
     network.to(device)
     templates = TEMPLATE_SETS[model.args.templates]
-    builder = StepBuilder(clip, tokenizer, clip_info.random_init, job.split.class_names, templates, args, world, say)
+    builder = StepBuilder(clip, tokenizer, clip_info.random_init, job.split.class_names, templates, args, process.world, process.say)
     if builder.teacher is None:
         del clip.visual  # only the text tower is needed from here on
     criterion = GKCCriterion(args.loss_config()).to(device)
     optimizer = torch.optim.AdamW(_param_groups(network, criterion, args), lr=args.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    stages = training_stages(init_checkpoint, origin, args, dataset_name(job.data_root), job.split, world)
-    save = _Saver(out_dir, network, clip, clip_info, optimizer, criterion, scaler, args, seed, job.split, stages)
+    scaler = torch.amp.GradScaler(device.type, enabled=process.amp_dtype == torch.float16)
+    stages = training_stages(init_checkpoint, origin, args, dataset_name(job.data_root), job.split, process.world)
+    metadata = {
+        "split": job.split.name,
+        "split_hash": job.split.hash,
+        "train_args": json.dumps(dataclasses.asdict(args), sort_keys=True),
+        "training_stages": json.dumps(stages, sort_keys=True),
+    }
+    return _Parts(TrainStep(network, criterion), optimizer, scaler, builder, clip, clip_info, metadata)
 
+
+def _resume(process: _Process, parts: _Parts) -> int:
+    """The step to start from: a resumable train_state.pt's, else 0; rank 0 trims the log to it."""
+    job, args, out_dir, say = process.job, process.args, process.out_dir, process.say
     state = _load_state(out_dir) if job.resume else None
-    start = _restore(state, save, args, say) if state is not None else 0
-    if rank == 0:
+    start = _restore(process, parts, state) if state is not None else 0
+    if process.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         _truncate_log(out_dir / LOG_FILE, start)
-    say(f"GKC training on {job.split.name} ({device}, {world} process(es)): {len(job.split.class_names)} classes, steps {start}..{args.iterations}")
-    if job.precision in AMP_DTYPES and amp_dtype is None:
-        say(f"precision {job.precision} applies on CUDA only: training in fp32 on {device}")
+    say(f"GKC training on {job.split.name} ({process.device}, {process.world} process(es)):"
+        f" {len(job.split.class_names)} classes, steps {start}..{args.iterations}")
+    if job.precision in AMP_DTYPES and process.amp_dtype is None:
+        say(f"precision {job.precision} applies on CUDA only: training in fp32 on {process.device}")
+    return start
 
-    statistics = model.config.pixel_statistics
-    mean_rgb = tuple(round(255 * m) for m in statistics[0])
-    dataset = TrainFrames(job.data_root, job.split, Augment(args.crop_size(), args.short_min, args.short_max, mean_rgb))
-    loader = iter(train_loader(dataset, args.batch_size, seed, start, rank, world, args.workers, device.type == "cuda"))
-    trainable = ddp = TrainStep(network, criterion)
-    if world > 1:
-        # a switched-off head (kd_embed and s without TGKD, the classifier without any CE) gets no gradient
-        unused = not args.kd_weight or not (args.ce_weight or args.syn_weight)
-        ddp = DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
-    network.train()
-    num_classes = len(job.split.class_names)
-    text, owner = builder.text.to(device), builder.owner.to(device)
-    bar = tqdm(total=args.iterations, initial=start, disable=rank != 0, desc="train gkc", dynamic_ncols=True)
-    started, sums, count = time.time(), {}, 0
+
+def _run_steps(process: _Process, parts: _Parts, start: int) -> None:
+    """Steps `start`..iterations, each from its own seed (see the module's docstring)."""
+    args, device = process.args, process.device
+    statistics = process.model.config.pixel_statistics
+    loader = _batches(process, start)
+    forward = _distributed(parts.trainable, process)
+    parts.trainable.network.train()
+    num_classes = len(process.job.split.class_names)
+    text, owner = parts.builder.text.to(device), parts.builder.owner.to(device)
+    log = _StepLog(process, start)
     for step in range(start, args.iterations):
-        torch.manual_seed(_step_seed(seed, rank, step))
+        torch.manual_seed(_step_seed(process.seed, process.rank, step))
         images, targets = next(loader)
         images = images.to(device, non_blocking=True)
         targets = [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets]
         factor = args.lr_factor(step)
-        for group in optimizer.param_groups:
+        for group in parts.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            prepared = builder(images, targets)
-            losses = ddp(normalize_pixels(images, statistics), text, owner, num_classes, prepared)
-        _apply_gradients(losses["loss"], optimizer, scaler, args.grad_clip)
-        sums = {k: sums.get(k, 0.0) + v.detach() for k, v in losses.items()}  # read back only when logging
-        count += 1
+        with torch.autocast(device.type, dtype=process.amp_dtype or torch.float32, enabled=process.amp_dtype is not None):
+            prepared = parts.builder(images, targets)
+            losses = forward(normalize_pixels(images, statistics), text, owner, num_classes, prepared)
+        _apply_gradients(losses["loss"], parts.optimizer, parts.scaler, args.grad_clip)
         done = step + 1
-        bar.update(1)
-        if done % args.log_every == 0 or done == args.iterations:
-            means = {k: float(v) / count for k, v in sums.items()}
-            bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
-            if rank == 0:
-                with open(out_dir / LOG_FILE, "a") as handle:
-                    record = {"step": done, "lr": args.lr * factor, "seconds": round(time.time() - started, 2), **means}
-                    handle.write(json.dumps(record) + "\n")
-            sums, count = {}, 0
-        if rank == 0 and done % args.checkpoint_every == 0 and done < args.iterations:
-            save(f"step_{done:07d}.safetensors", done)
-    bar.close()
-    final = out_dir / FINAL_FILE
-    digests = replica_digests(trainable, world)
+        log(done, losses, args.lr * factor)
+        if process.rank == 0 and done % args.checkpoint_every == 0 and done < args.iterations:
+            _save(process, parts, f"step_{done:07d}.safetensors", done)
+    log.close()
+
+
+def _batches(process: _Process, start: int) -> Iterator:
+    """(images, targets) batches from stream position `start` on: this rank's share, augmented
+    with the padding colour of the backbone's pixel mean."""
+    args, job = process.args, process.job
+    mean_rgb = tuple(round(255 * m) for m in process.model.config.pixel_statistics[0])
+    dataset = TrainFrames(job.data_root, job.split, Augment(args.crop_size(), args.short_min, args.short_max, mean_rgb))
+    loader = train_loader(dataset, args.batch_size, process.seed, start, process.rank, process.world, args.workers,
+                          process.device.type == "cuda")
+    return iter(loader)
+
+
+def _distributed(trainable: TrainStep, process: _Process) -> nn.Module:
+    """The module each step calls: DistributedDataParallel over `trainable` with several processes."""
+    if process.world == 1:
+        return trainable
+    args, device = process.args, process.device
+    # a switched-off head (kd_embed and s without TGKD, the classifier without any CE) gets no gradient
+    unused = not args.kd_weight or not (args.ce_weight or args.syn_weight)
+    return DistributedDataParallel(trainable, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=unused)
+
+
+class _StepLog:
+    """The progress bar and train_log.jsonl (rank 0 writes): the mean of each loss over every
+    `log_every` steps, read back from the device only then."""
+
+    def __init__(self, process: _Process, start: int):
+        self.args, self.path, self.writes = process.args, process.out_dir / LOG_FILE, process.rank == 0
+        self.bar = tqdm(total=self.args.iterations, initial=start, disable=not self.writes, desc="train gkc", dynamic_ncols=True)
+        self.started, self.sums, self.count = time.time(), {}, 0
+
+    def __call__(self, done: int, losses: dict[str, torch.Tensor], lr: float) -> None:
+        self.sums = {k: self.sums.get(k, 0.0) + v.detach() for k, v in losses.items()}
+        self.count += 1
+        self.bar.update(1)
+        if done % self.args.log_every and done != self.args.iterations:
+            return
+        means = {k: float(v) / self.count for k, v in self.sums.items()}
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in means.items()}, refresh=False)
+        if self.writes:
+            with open(self.path, "a") as handle:
+                record = {"step": done, "lr": lr, "seconds": round(time.time() - self.started, 2), **means}
+                handle.write(json.dumps(record) + "\n")
+        self.sums, self.count = {}, 0
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _save_final(process: _Process, parts: _Parts) -> Path:
+    """final.safetensors, written by rank 0 once every replica is proven bit-identical."""
+    final = process.out_dir / FINAL_FILE
+    digests = replica_digests(parts.trainable, process.world)
     if len(set(digests)) > 1:
-        raise ModelError(f"training in {out_dir}: the {world} replicas ended with different weights (sha256 {digests})")
-    if rank == 0:
-        save(FINAL_FILE, args.iterations, {"replica_sha256": json.dumps(digests)})
-    if world > 1:
+        raise ModelError(f"training in {process.out_dir}: the {process.world} replicas ended with different weights (sha256 {digests})")
+    if process.rank == 0:
+        _save(process, parts, FINAL_FILE, process.args.iterations, {"replica_sha256": json.dumps(digests)})
+    if process.world > 1:
         dist.barrier()
     return final
+
+
+def _save(process: _Process, parts: _Parts, name: str, step: int, extra: dict[str, str] | None = None) -> Path:
+    """Rank 0's writes: a network checkpoint (safetensors, through checkpoint.py), then
+    train_state.pt naming it, each atomically (temp file + rename), in that order, so the state
+    file always points to a complete checkpoint."""
+    metadata = {**parts.metadata, **(extra or {})}
+    weights = save_checkpoint(process.out_dir / name, parts.trainable.network, parts.clip, parts.clip_info, step, metadata)
+    state = {
+        "step": step,
+        "weights": weights.name,
+        "optimizer": parts.optimizer.state_dict(),
+        "criterion": parts.trainable.criterion.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "seed": process.seed,
+        "args": parts.metadata["train_args"],
+    }
+    write_atomic(process.out_dir / STATE_FILE, lambda out: torch.save(state, out))
+    return weights
+
+
+def _restore(process: _Process, parts: _Parts, state: dict) -> int:
+    """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
+    load_network_state(parts.trainable.network, load_checkpoint(process.out_dir / state["weights"]))
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.trainable.criterion.load_state_dict(state["criterion"])
+    parts.scaler.load_state_dict(state["scaler"])
+    start = int(state["step"])
+    saved, args = json.loads(state["args"]), process.args
+    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
+    if changed:
+        process.say(f"resuming {process.out_dir} at step {start} with changed train args (saved, now): {changed}")
+    return start
