@@ -128,10 +128,10 @@ def _labels(model, batch: FrameBatch, text: torch.Tensor, device: torch.device, 
             output = model.predict(frames, text)
     except Exception as err:
         raise ModelError(f"{model_id} failed on {where}: {type(err).__name__}: {err}") from err
-    labels = labels_from_output(output, len(batch.stems), tuple(batch.pixels.shape[1:3]), text.shape[0], where)
-    if output.is_floating_point() and not bool(torch.isfinite(output).all()):  # argmax would pick a NaN class
+    labels, finite = labels_from_output(output, len(batch.stems), tuple(batch.pixels.shape[1:3]), text.shape[0], where)
+    if not bool(finite):
         raise ModelError(f"{model_id} returned NaN or infinite scores on {where}")
-    return labels.to(torch.uint8).cpu().numpy()
+    return labels.cpu().numpy()
 
 
 class Outputs:

@@ -128,16 +128,18 @@ def autocast_for(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def upsampled_argmax(scores: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+def upsampled_max(scores: torch.Tensor, frame_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear on scores (never on labels), then the first maximum over classes: the plain
-    definition, identical on every CPU, GPU and torch build. Frame by frame, so memory holds
-    one frame's full-size scores, not a batch's."""
+    definition, identical on every CPU, GPU and torch build. Also whether every pixel's winning
+    score is finite: NaN and +inf win a max (and an argmax), so that one value per pixel catches
+    every bad score that could decide a label, without another pass over all the classes'
+    scores. Frame by frame, so memory holds one frame's full-size scores, not a batch's."""
     if tuple(scores.shape[-2:]) == tuple(frame_size):
-        return scores.argmax(1)
-    return torch.stack([
-        F.interpolate(frame[None].float(), frame_size, mode="bilinear", align_corners=False).argmax(1)[0]
-        for frame in scores
-    ])
+        best, labels = scores.max(1)
+        return labels, torch.isfinite(best).all()
+    best, labels = zip(*(F.interpolate(frame[None].float(), frame_size, mode="bilinear", align_corners=False).max(1)
+                         for frame in scores))
+    return torch.cat(labels), torch.isfinite(torch.cat(best)).all()
 
 
 def output_problem(output: Any, batch: int, frame_size: tuple[int, int], classes: int) -> str | None:
@@ -156,14 +158,17 @@ def output_problem(output: Any, batch: int, frame_size: tuple[int, int], classes
     return None
 
 
-def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int, where: str) -> torch.Tensor:
-    """Adapter output -> (B, H, W) vocabulary indices, checking the contract on the way."""
+def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int,
+                       where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adapter output -> (B, H, W) uint8 vocabulary indices (classes <= 255) and whether the scores
+    that chose them were finite (argmax would silently pick a NaN class), checking the contract."""
     problem = output_problem(output, batch, frame_size, classes)
     if problem:
         raise ModelError(f"{where}: {problem}")
     if output.is_floating_point():
-        return upsampled_argmax(output, frame_size)  # bilinear on scores, never on labels
-    return output
+        labels, finite = upsampled_max(output, frame_size)  # bilinear on scores, never on labels
+        return labels.to(torch.uint8), finite
+    return output.to(torch.uint8), output.new_ones((), dtype=torch.bool)
 
 
 @dataclasses.dataclass
@@ -460,11 +465,9 @@ class _VideoLoop:
             raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
 
     def score(self, output: torch.Tensor, gt: torch.Tensor, stems: list[str], where: str) -> "_Scored":
-        """Labels at the ground truth's size (uint8: classes <= 255), and whether every score
-        was finite (argmax would silently pick a NaN class), both sent to the host."""
+        """Labels at the ground truth's size and whether their scores were finite, sent to the host."""
         try:
-            labels = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where).to(torch.uint8)
-            finite = torch.isfinite(output).all() if output.is_floating_point() else labels.new_ones((), dtype=torch.bool)
+            labels, finite = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where)
         except OvbenchError:
             raise
         except Exception as err:  # say where (out of memory on a huge frame, ...), keep the traceback

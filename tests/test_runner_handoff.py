@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ovbench.cli import main
 from ovbench.data.synthetic import write_synthetic_vspw
@@ -54,3 +55,24 @@ def test_to_host_from_cuda_is_complete_after_its_event():
     copied.synchronize()
     assert host_labels.device.type == "cpu" and host_labels.is_pinned()
     assert torch.equal(host_labels, labels.cpu()) and bool(host_finite)
+
+
+@pytest.mark.parametrize("size", [(7, 9), (13, 17)])
+def test_upsampled_max_is_the_plain_argmax_and_catches_every_score_that_could_decide(size):
+    """Labels equal `interpolate` + `argmax`; a NaN in any class, or +inf, makes the batch bad
+    (a NaN or +inf wins the max). A -inf that loses changes no label and is allowed at the
+    frame's size; resized, it is bad (bilinear weights of 0 times -inf are NaN)."""
+    from ovbench.runner import upsampled_max
+
+    scores = torch.randn(2, 5, 7, 9, generator=torch.Generator().manual_seed(3))
+    plain = F.interpolate(scores, size, mode="bilinear", align_corners=False).argmax(1)
+    labels, finite = upsampled_max(scores, size)
+    assert torch.equal(labels, plain) and bool(finite)
+    for value, bad in ((float("nan"), True), (float("inf"), True), (float("-inf"), size != (7, 9))):
+        spoiled = scores.clone()
+        loser = int(scores[1, :, 4, 5].argmin())
+        spoiled[1, loser, 4, 5] = value
+        labels, finite = upsampled_max(spoiled, size)
+        assert bool(finite) is not bad, value
+        if not bad:
+            assert torch.equal(labels, plain)
