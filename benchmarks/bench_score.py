@@ -15,7 +15,10 @@ once on a quiet machine and once while a busy-loop process keeps one core busy, 
 ratios against the targets (official/score >= 3 quiet, >= 2 busy; score/decode <= 1.5). The
 metrics of score and official must agree (mIoU exactly, VC to 1e-12).
 
-    python benchmarks/bench_score.py [--videos 16] [--frames 69] [--repeats 2] [--work DIR]
+`--baseline PYTHON` adds `score@baseline`: the same command run by another environment's
+interpreter (say a venv with an older ovbench checkout installed), timed in the same rounds.
+
+    python benchmarks/bench_score.py [--videos 16] [--frames 69] [--repeats 2] [--work DIR] [--baseline PYTHON]
 """
 
 from __future__ import annotations
@@ -104,11 +107,12 @@ def timed(commands: list[list[str]]) -> tuple[float, float, str]:
     return time.perf_counter() - start, cpu, "".join(output)
 
 
-def commands(root: Path, pred: Path, out: Path) -> dict[str, list[list[str]]]:
+def commands(root: Path, pred: Path, out: Path, baseline: str | None) -> dict[str, list[list[str]]]:
     official = [sys.executable, str(HERE / "official_eval.py")]
+    score = ["-m", "ovbench", "score", "--split", "vspw_all", "--pred", str(pred), "--data-root", str(root), "--no-progress"]
     return {
-        "score": [[sys.executable, "-m", "ovbench", "score", "--split", "vspw_all", "--pred", str(pred),
-                   "--data-root", str(root), "--out", str(out), "--no-progress"]],
+        "score": [[sys.executable, *score, "--out", str(out)]],
+        **({"score@baseline": [[baseline, *score, "--out", f"{out}-baseline"]]} if baseline else {}),
         "official": [[*official, "miou", str(root), str(pred)], [*official, "vc", "8", str(root), str(pred)],
                      [*official, "vc", "16", str(root), str(pred)]],
         "decode": [[sys.executable, "-c", DECODE, str(root), str(pred)]],
@@ -138,6 +142,14 @@ def check_agreement(score_out: Path, official_text: str) -> str:
     return "mIoU, VC8, VC16 agree"
 
 
+def check_same_record(out: Path, baseline_out: Path) -> str:
+    ours, theirs = (json.loads(next(folder.glob("*.json")).read_text()) for folder in (out, baseline_out))
+    for key in ("metrics", "per_class", "per_video"):
+        if ours[key] != theirs[key]:
+            sys.exit(f"score and score@baseline disagree on {key}")
+    return "score and score@baseline: identical metrics, per-class and per-video results"
+
+
 def measure(cmds: dict[str, list[list[str]]], repeats: int, busy: bool) -> dict[str, list[tuple[float, float]]]:
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
     with busy_core(busy):
@@ -158,6 +170,8 @@ def report(label: str, times: dict[str, list[tuple[float, float]]], frames: int)
     print(f"  cpu: official / score = {cpu['official'] / cpu['score']:.2f}x   score / decode = {cpu['score'] / cpu['decode']:.2f}x")
     print(f"  official / score = {best['official'] / best['score']:.2f}x   score / decode = {best['score'] / best['decode']:.2f}x"
           f"   (score - start) / decode = {(best['score'] - best['start']) / best['decode']:.2f}x")
+    if "score@baseline" in best:
+        print(f"  score@baseline / score = {best['score@baseline'] / best['score']:.2f}x")
 
 
 def main() -> None:
@@ -166,24 +180,29 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=69, help="frames per video")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--work", help="keep data here (reused by the next run); default: a temporary folder")
+    parser.add_argument("--baseline", help="another environment's python: also time its `ovbench score`")
     args = parser.parse_args()
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ovbench-bench-score-")) / "data"
     try:
         root, pred, frames = write_data(work, args.videos, args.frames)
         out = work.parent / f"score-out-{os.getpid()}"
-        cmds = commands(root, pred, out)
+        cmds = commands(root, pred, out, args.baseline)
         print(f"{frames} frames of 480x853 ({args.videos // 2} val videos), {os.cpu_count()} cores, "
               f"{environment('cpu', 'n/a', 1)['device']}, python {platform.python_version()}, "
               f"load average {os.getloadavg()[0]:.1f} before")
         timed(cmds["score"])
         print(check_agreement(out, timed(cmds["official"])[2]))
+        if args.baseline:
+            timed(cmds["score@baseline"])
+            print(check_same_record(out, Path(f"{out}-baseline")))
         quiet = measure(cmds, args.repeats, busy=False)
         busy = measure(cmds, args.repeats, busy=True)
         report("quiet", quiet, frames)
         report("one core kept busy", busy, frames)
         print("\ntargets: official/score >= 3 quiet, >= 2 with one core busy; score/decode <= 1.5")
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(f"{out}-baseline", ignore_errors=True)
     finally:
         if not args.work:
             shutil.rmtree(work.parent, ignore_errors=True)
