@@ -17,7 +17,7 @@ from .data.synthetic import write_synthetic_vspw
 from .data.datasets import open_dataset
 from .errors import OvbenchError
 from .devices import resolve_device
-from .runner import RunOptions, build_model, output_problem, run
+from .runner import RunOptions, build_model, labels_from_output, output_problem, run
 from .splits import load_split
 
 CHECK_SPLIT = "vspw_all"
@@ -57,7 +57,8 @@ def _check_predict(model: SegmentationModel, video: str, frames: torch.Tensor, t
         return
     if out.device != frames.device:
         problems.append(f"predict returned a tensor on {out.device}, but the frames were on {frames.device}")
-    if out.is_floating_point() and not torch.isfinite(out).all():
+    _, finite = labels_from_output(out, frames.shape[0], tuple(frames.shape[-2:]), text.shape[0], "check-model")
+    if not bool(finite):  # the runner's own test: a score that could decide a label
         problems.append("predict returned NaN or infinite scores")
     again = predict(frames)
     if again.shape != out.shape or not torch.allclose(again.float(), out.float(), rtol=1e-4, atol=1e-5):

@@ -19,6 +19,7 @@ import platform
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -116,7 +117,8 @@ def _version(distribution: str) -> str | None:
 def environment(device: torch.device | str, precision: str, threads: int) -> dict[str, Any]:
     """Where a process ran and with what: a run resumed on another machine says so. `threads`:
     the compute threads the process used (torch's for a run, the decoders for `score`).
-    torch is imported only for a CUDA device's name: `score` never loads it."""
+    torch is imported only for a CUDA device's name: `score` never loads it (its record gives
+    the installed torch's version from the package metadata, without the local build tag)."""
     kind = str(device).split(":")[0]
     on_cuda = kind == "cuda"
     if on_cuda:
@@ -124,7 +126,7 @@ def environment(device: torch.device | str, precision: str, threads: int) -> dic
 
         cuda = {"device": torch.cuda.get_device_name(torch.device(device)), "cuda": torch.version.cuda}
     return {
-        "torch": _version("torch") or "not installed",
+        "torch": sys.modules["torch"].__version__ if "torch" in sys.modules else _version("torch") or "not installed",
         "host": socket.gethostname(),
         "device": cuda["device"] if on_cuda else _cpu_name(),
         "device_type": kind,

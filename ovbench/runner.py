@@ -451,7 +451,7 @@ class _VideoLoop:
         frames = batch["image"].to(self.device, non_blocking=True)
         try:
             self.pending.append(self.score(self.predict(frames, where), batch["gt"], stems, where))
-            self.settle(keep=LAG)
+            self.settle(keep=LAG if self.device.type == "cuda" else 0)
         except ModelError as err:
             self.model_failed(err)
         except DataError as err:
@@ -476,11 +476,15 @@ class _VideoLoop:
 
     def settle(self, keep: int = 0) -> None:
         """Check, count and write the scored batches but the latest `keep`: on a GPU their copies
-        to the host are done by then, so the host never waits for work it has just queued."""
+        to the host are done by then, so the host never waits for work it has just queued. (On
+        the CPU nothing is kept: the labels may be the adapter's own buffer, reused next batch.)"""
         while len(self.pending) > keep:
             scored = self.pending.pop(0)
             if scored.copied is not None:
-                scored.copied.synchronize()
+                try:
+                    scored.copied.synchronize()
+                except RuntimeError as err:  # a device fault surfaces at the first wait after it
+                    raise ModelError(f"{self.options.model} failed on {scored.where}: {type(err).__name__}: {err}") from err
             if not bool(scored.finite):
                 raise ModelError(f"{self.options.model} returned NaN or infinite scores on {scored.where}")
             labels = scored.labels.numpy()

@@ -122,3 +122,9 @@ def test_the_largest_window_and_runs_at_their_cap():
     got = stream(gts, preds, (3, 255), batches=(1, 40))
     assert got == {n: ref_fixed_point([(gts, preds)], n) for n in (3, 255)}
     assert got[255][1] > 0
+
+
+def test_an_empty_frame_is_a_label_error():
+    for shape in ((0, 4), (3, 0)):
+        with pytest.raises(LabelError, match="empty"):
+            VideoConsistency((2,)).update(np.zeros(shape, np.uint8), np.zeros(shape, np.uint8))

@@ -12,8 +12,33 @@ import torch.nn.functional as F
 
 from ovbench.cli import main
 from ovbench.data.synthetic import write_synthetic_vspw
+from ovbench.registry import register_model
 from ovbench.results import load_record
 from ovbench.runner import to_host
+from toy_adapters import ToyColour
+
+
+@register_model("test-labels-fresh")
+class FreshLabels(ToyColour):
+    """Returns uint8 labels at the frame's size, a new tensor each batch."""
+
+    def predict(self, frames, text):
+        scores = super().predict(frames, text)
+        return F.interpolate(scores, frames.shape[-2:], mode="bilinear", align_corners=False).argmax(1).to(torch.uint8)
+
+
+@register_model("test-labels-reused")
+class ReusedLabels(FreshLabels):
+    """The same labels, returned in one buffer the adapter overwrites at every batch (as a model
+    with a preallocated output might): the contract allows it."""
+
+    buffer = None
+
+    def predict(self, frames, text):
+        labels = super().predict(frames, text)
+        if self.buffer is None or self.buffer.shape != labels.shape:
+            self.buffer = torch.empty_like(labels)
+        return self.buffer.copy_(labels)
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +46,8 @@ def data_root(tmp_path_factory) -> Path:
     return write_synthetic_vspw(tmp_path_factory.mktemp("handoff") / "VSPW_480p", videos=8, frames=3, height=24, width=32, seed=5)
 
 
-def run(data_root: Path, out: Path, *extra: str) -> dict:
-    code = main(["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_all", "--data-root",
+def run(data_root: Path, out: Path, *extra: str, model: str = "toy-colour") -> dict:
+    code = main(["run", "--plugin", "toy_adapters", "--model", model, "--split", "vspw_all", "--data-root",
                  str(data_root), "--out", str(out), "--device", "cpu", "--workers", "0", "--no-progress", *extra])
     assert code in (0, 3)
     return load_record(next(out.glob("*.json")))
@@ -39,6 +64,12 @@ def test_late_counting_keeps_every_batch_with_its_video(data_root, tmp_path, bat
     (skipped,) = got["dataset"]["skipped"]
     assert skipped["video"] == failing and "NaN or infinite scores" in skipped["error"]
     assert got["per_video"] == {name: entry for name, entry in clean["per_video"].items() if name != failing}
+
+
+def test_labels_in_a_buffer_the_adapter_reuses_are_counted_before_it_is_overwritten(data_root, tmp_path):
+    fresh = run(data_root, tmp_path / "fresh", "--batch-size", "1", model="test-labels-fresh")
+    reused = run(data_root, tmp_path / "reused", "--batch-size", "1", model="test-labels-reused")
+    assert reused["metrics"] == fresh["metrics"] and reused["per_video"] == fresh["per_video"]
 
 
 def test_to_host_on_the_cpu_is_the_tensors_themselves():

@@ -61,6 +61,8 @@ class VideoConsistency:
                              "(H,W) or (B,H,W)")
         if g.ndim == 2:
             g, p = g[None], p[None]
+        if not g.shape[1] or not g.shape[2]:
+            raise LabelError(f"frames of {tuple(g.shape[1:])} pixels are empty")
         if self._runs is not None and self._runs.shape[1:] != g.shape[1:]:
             raise LabelError(f"frame size {tuple(g.shape[1:])} differs from the video's "
                              f"{tuple(self._runs.shape[1:])}")
