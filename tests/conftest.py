@@ -92,15 +92,6 @@ def private_copy(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def vspw_varied(tmp_path_factory):
-    """The generator's default frame size (60x106) and lengths: 2 val videos (24 and 17 frames)
-    and 2 train videos. For the readers and `data verify`."""
-    from ovbench.data.synthetic import write_synthetic_vspw
-
-    yield from _shared(tmp_path_factory, "vspw_varied", write_synthetic_vspw, "VSPW_480p", videos=4)
-
-
-@pytest.fixture(scope="session")
 def vspw_runs(tmp_path_factory):
     """Runs whose checks need lengths around the VC windows: 3 val videos of 24, 17 and 16
     frames at 40x71 (an odd width), 3 train videos."""
@@ -112,7 +103,8 @@ def vspw_runs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def vspw_small(tmp_path_factory):
-    """The smallest set with varied lengths: 2 val videos (24, 17 frames), 2 train, 24x43."""
+    """The smallest set with varied lengths, for readers, `data verify`, scoring and short
+    runs: 2 val videos (24 and 17 frames) and 2 train videos at 24x43 (an odd width)."""
     from ovbench.data.synthetic import write_synthetic_vspw
 
     yield from _shared(tmp_path_factory, "vspw_small", write_synthetic_vspw, "VSPW_480p",

@@ -13,8 +13,8 @@ from ovbench.data.verify import VerifyReport, format_report, verify_vspw
 
 
 @pytest.fixture(scope="module")
-def clean(vspw_varied) -> Path:
-    return vspw_varied
+def clean(vspw_small) -> Path:
+    return vspw_small
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ def converted_by_definition(raw: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def root(vspw_varied):
-    return vspw_varied
+def root(vspw_small):
+    return vspw_small
 
 
 def test_lut_matches_definition_on_all_values():
@@ -53,8 +53,8 @@ def test_reader_on_synthetic(root):
         assert stems == sorted(files) and stems
         for stem in (stems[0], stems[-1]):
             frame, mask = data.read_frame(video, stem), data.read_mask(video, stem)
-            assert frame.dtype == np.uint8 and frame.shape == (60, 106, 3)
-            assert mask.dtype == np.uint8 and mask.shape == (60, 106)
+            assert frame.dtype == np.uint8 and frame.shape == (24, 43, 3)
+            assert mask.dtype == np.uint8 and mask.shape == (24, 43)
             with Image.open(data.mask_path(video, stem)) as im:
                 raw = np.array(im)
             expected = np.vectorize(converted_by_definition)(raw)
