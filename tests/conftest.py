@@ -49,6 +49,8 @@ def _fingerprint(root: Path) -> dict[str, tuple[int, int]]:
 
 
 def _set_writable(root: Path, writable: bool) -> None:
+    """Shared data is read-only so that a stray write fails where it happens (for non-root
+    users); copies and the final clean-up need it writable again."""
     write = stat.S_IWUSR if writable else 0
     for folder, _, files in os.walk(root):
         os.chmod(folder, stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | write)
