@@ -11,7 +11,6 @@ import threading
 import pytest
 
 from ovbench.cli import COMMANDS, build_parser, main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.runner import say_if_slow
 
 HEAVY = ("torch", "pandas", "matplotlib", "open_clip", "numpy")
@@ -66,8 +65,8 @@ def test_ls_models_verbose_lists_arguments_and_builtin_weights(capsys):
     assert "ovbench-tiny-rn, ovbench-tiny-vit" in out
 
 
-def test_ls_splits_counts_videos_under_a_data_root(tmp_path, capsys):
-    root = write_synthetic_vspw(tmp_path / "VSPW_480p", videos=5, height=16, width=24, seed=1)
+def test_ls_splits_counts_videos_under_a_data_root(vspw_uniform, capsys):
+    root = vspw_uniform
     val = len((root / "val.txt").read_text().split())
     train = len((root / "train.txt").read_text().split())
     assert main(["ls", "splits", "--data-root", str(root)]) == 0
@@ -76,10 +75,8 @@ def test_ls_splits_counts_videos_under_a_data_root(tmp_path, capsys):
     assert rows["vipseg_all"][-2] == "-" and rows["coco_val"][-2] == "-"  # other data sets: no count, never VSPW's
 
 
-def test_ls_splits_counts_the_videos_of_a_vipseg_root(tmp_path, capsys):
-    from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
-
-    root = write_synthetic_vipseg(tmp_path / "VIPSeg_720P", videos=4, frames=2, height=16, width=24, seed=1)
+def test_ls_splits_counts_the_videos_of_a_vipseg_root(vipseg_videos, capsys):
+    root = vipseg_videos
     val = len((root / "val.txt").read_text().split())
     assert main(["ls", "splits", "--data-root", str(root)]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
@@ -92,8 +89,8 @@ def test_leaderboard_refuses_an_output_whose_format_it_cannot_tell(tmp_path, cap
     assert ".docx" in capsys.readouterr().err and not out.exists()
 
 
-def test_console_says_random_weights_limited_videos_and_text_encoding(tmp_path, capsys):
-    root = write_synthetic_vspw(tmp_path / "VSPW_480p", videos=3, height=32, width=48, seed=2)
+def test_console_says_random_weights_limited_videos_and_text_encoding(vspw_small, tmp_path, capsys):
+    root = vspw_small
     argv = ["run", "--model", "clip-dense", "--model-args", "clip=ovbench-tiny-vit,pretrained=none,input_size=32,templates=single",
             "--split", "vspw_all", "--data-root", str(root), "--device", "cpu", "--workers", "0", "--no-progress",
             "--limit-videos", "1"]

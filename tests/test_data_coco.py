@@ -13,15 +13,14 @@ import toy_adapters  # noqa: F401  (registers the toy models)
 from ovbench.cli import main
 from ovbench.data.coco import id2rgb, load_categories, rgb2id
 from ovbench.data.datasets import detect_kind, open_dataset
-from ovbench.data.synthetic_panoptic import write_synthetic_coco
 from ovbench.data.verify import format_report, verify_dataset
 from ovbench.errors import DataError
 from ovbench.splits import load_split
 
 
 @pytest.fixture(scope="module")
-def coco(tmp_path_factory) -> Path:
-    return write_synthetic_coco(tmp_path_factory.mktemp("coco") / "root", images=6, height=40, width=60)
+def coco(coco_images) -> Path:
+    return coco_images
 
 
 def annotation(root: Path, subset: str, stem: str) -> dict:
@@ -130,8 +129,8 @@ def _plant(root: Path, defect: str) -> str:
 
 
 @pytest.mark.parametrize("defect", ["missing_mask", "wrong_size", "segment_not_in_json", "unknown_category", "segment_without_category"])
-def test_verify_catches_planted_defects(coco, tmp_path, defect):
-    root = Path(shutil.copytree(coco, tmp_path / "root"))
+def test_verify_catches_planted_defects(coco, private_copy, defect):
+    root = private_copy(coco)
     expected = _plant(root, defect)
     report = verify_dataset(root, progress=False)
     assert len(report.problems) == 1 and expected in report.problems[0], report.problems

@@ -185,10 +185,10 @@ def test_ensure_sample_once_then_on_new_version(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_each_generated_set_has_its_own_dataset_name(tmp_path):
-    from ovbench.data.synthetic import SAMPLE, dataset_name, ensure_sample
+def test_each_generated_set_has_its_own_dataset_name(vspw_sample, tmp_path):
+    from ovbench.data.synthetic import dataset_name
 
-    sample = ensure_sample(tmp_path / "cache")
+    sample = vspw_sample
     small = write_synthetic_vspw(tmp_path / "small", videos=2, height=40, width=71)
     other = write_synthetic_vspw(tmp_path / "other", videos=2, height=40, width=71, seed=1)
     again = write_synthetic_vspw(tmp_path / "again", videos=2, height=40, width=71)

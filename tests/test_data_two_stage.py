@@ -12,7 +12,7 @@ from ovbench.data.datasets import open_dataset
 from ovbench.errors import DataError
 from ovbench.models.gkc.train_data import Augment, TrainFrames
 from ovbench.splits import load_split
-from ovbench.data.synthetic_panoptic import write_synthetic_coco, write_synthetic_vipseg
+from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
 from ovbench.models.gkc.train import TrainArgs, parse_train_args
 from ovbench.registry import get_model_class
 from ovbench.results import load_record
@@ -30,8 +30,8 @@ def test_the_image_stage_has_the_authors_schedule_by_default():
 
 
 @pytest.mark.slow
-def test_coco_then_init_into_vipseg_then_a_vipseg_run(tmp_path):
-    coco = write_synthetic_coco(tmp_path / "coco", images=4, height=40, width=60, seed=3)
+def test_coco_then_init_into_vipseg_then_a_vipseg_run(coco_images, tmp_path):
+    coco = coco_images
     vipseg = write_synthetic_vipseg(tmp_path / "vipseg", videos=4, frames=3, height=40, width=60, seed=3)
     image = tmp_path / "image"
     assert main(["train", *GKC, "--train-args", SHORT, "--split", "coco_train", "--data-root", str(coco), "--out", str(image)]) == 0

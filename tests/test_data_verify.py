@@ -9,18 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.data.verify import VerifyReport, format_report, verify_vspw
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("clean") / "root", videos=4)
+def clean(vspw_small) -> Path:
+    return vspw_small
 
 
 @pytest.fixture
-def copy(clean, tmp_path) -> Path:
-    return Path(shutil.copytree(clean, tmp_path / "root"))
+def copy(clean, private_copy) -> Path:
+    return private_copy(clean)
 
 
 def listed(root: Path, subset: str) -> list[str]:

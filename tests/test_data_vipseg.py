@@ -2,7 +2,6 @@
 dataset-kind checks, `data verify` with planted defects, and run + score end to end."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +11,7 @@ from PIL import Image
 import toy_adapters  # noqa: F401  (registers the toy models)
 from ovbench.cli import main
 from ovbench.data.datasets import detect_kind, open_dataset
-from ovbench.data.synthetic import dataset_name, write_synthetic_vspw
-from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
+from ovbench.data.synthetic import dataset_name
 from ovbench.data.verify import verify_dataset
 from ovbench.data.vipseg import THING_IDS, convert_panomask
 from ovbench.errors import DataError
@@ -33,8 +31,8 @@ def reference_category(v: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def vipseg(tmp_path_factory) -> Path:
-    return write_synthetic_vipseg(tmp_path_factory.mktemp("vipseg") / "root", videos=4, height=40, width=60)
+def vipseg(vipseg_videos) -> Path:
+    return vipseg_videos
 
 
 def test_conversion_matches_the_plain_reference_on_every_kind_of_value():
@@ -61,8 +59,8 @@ def test_reader_reads_16_bit_masks_with_instances(vipseg):
     assert (raw == 200).sum() == 9  # the planted stray value
 
 
-def test_kinds_are_recognised_and_a_wrong_root_is_one_line(vipseg, tmp_path, capsys):
-    vspw = write_synthetic_vspw(tmp_path / "vspw", videos=2, frames=2, height=20, width=20)
+def test_kinds_are_recognised_and_a_wrong_root_is_one_line(vipseg, vspw_uniform, tmp_path, capsys):
+    vspw = vspw_uniform
     assert detect_kind(vipseg) == "vipseg" and detect_kind(vspw) == "vspw" and detect_kind(tmp_path) is None
     with pytest.raises(DataError, match="is a VSPW_480p root, but this split needs VIPSeg_720P"):
         open_dataset("vipseg", vspw)
@@ -109,8 +107,8 @@ def test_verify_clean_set_notes_the_stray_value(vipseg):
 
 
 @pytest.mark.parametrize("defect", ["missing_mask", "wrong_size", "bad_value", "categories"])
-def test_verify_catches_planted_defects(vipseg, tmp_path, defect):
-    root = Path(shutil.copytree(vipseg, tmp_path / "root"))
+def test_verify_catches_planted_defects(vipseg, private_copy, defect):
+    root = private_copy(vipseg)
     video = (root / "val.txt").read_text().split()[1]
     mask = root / "panomasks" / video / "00000002.png"
     if defect == "missing_mask":

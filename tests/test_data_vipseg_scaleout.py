@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from ovbench.data.synthetic import dataset_name
-from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
 from test_distributed import assert_same, check, env, only_record, single, torchrun
 
 pytestmark = pytest.mark.slow  # real torchrun and shard processes
@@ -21,8 +20,8 @@ def words(data: Path, out: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_synthetic_vipseg(tmp_path_factory.mktemp("dist") / "VIPSeg_720P", videos=6, height=30, width=48, seed=2)
+def data(vipseg_videos) -> Path:
+    return vipseg_videos
 
 
 def test_torchrun_and_merged_shards_equal_one_process(data, tmp_path):

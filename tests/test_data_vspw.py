@@ -7,7 +7,6 @@ import torch
 import pytest
 from PIL import Image
 
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.data.vspw import RAW_TO_CONVERTED, VSPW, convert_labels, load_class_names
 from ovbench.errors import DataError
 
@@ -20,8 +19,8 @@ def converted_by_definition(raw: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return write_synthetic_vspw(tmp_path_factory.mktemp("vspw") / "root", videos=4)
+def root(vspw_small):
+    return vspw_small
 
 
 def test_lut_matches_definition_on_all_values():
@@ -54,8 +53,8 @@ def test_reader_on_synthetic(root):
         assert stems == sorted(files) and stems
         for stem in (stems[0], stems[-1]):
             frame, mask = data.read_frame(video, stem), data.read_mask(video, stem)
-            assert frame.dtype == np.uint8 and frame.shape == (60, 106, 3)
-            assert mask.dtype == np.uint8 and mask.shape == (60, 106)
+            assert frame.dtype == np.uint8 and frame.shape == (24, 43, 3)
+            assert mask.dtype == np.uint8 and mask.shape == (24, 43)
             with Image.open(data.mask_path(video, stem)) as im:
                 raw = np.array(im)
             expected = np.vectorize(converted_by_definition)(raw)
@@ -105,9 +104,8 @@ def test_errors_name_the_path(tmp_path, root):
         data.read_frame(video, "99999999")
 
 
-def test_corrupt_jpg_and_rgb_mask(tmp_path):
-    root = write_synthetic_vspw(tmp_path / "root", videos=2, frames=2)
-    data = VSPW(root)
+def test_corrupt_jpg_and_rgb_mask(root, private_copy):
+    data = VSPW(private_copy(root))
     video = data.videos("val")[0]
     jpg = data.frame_path(video, "00000001")
     jpg.write_bytes(jpg.read_bytes()[:200])

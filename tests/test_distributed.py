@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.records import fps_per_process
 from ovbench.results import load_record
 from ovbench.runstate import RunState
@@ -59,8 +58,8 @@ def only_record(folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("dist") / "VSPW_480p", videos=8, height=36, width=64, seed=5)
+def data(vspw_runs) -> Path:
+    return vspw_runs
 
 
 @pytest.fixture(scope="module")

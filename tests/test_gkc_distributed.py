@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.models.gkc.checkpoint import load_checkpoint
 from ovbench.models.gkc.train import replica_digests
 
@@ -30,8 +29,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("ddp") / "VSPW_480p", videos=4, frames=3, height=40, width=71, seed=4)
+def data_root(vspw_train) -> Path:
+    return vspw_train
 
 
 @pytest.mark.parametrize("grad_clip", ["0.01", "0"])

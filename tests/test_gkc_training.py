@@ -28,7 +28,13 @@ SMALL = "crop=48,crop_height=48,short_min=40,short_max=64,num_points=256,workers
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
+def data_root(vspw_train) -> Path:
+    """A few steps on a few frames: for resuming, checkpoints and errors."""
+    return vspw_train
+
+
+@pytest.fixture(scope="module")
+def learnable_root(tmp_path_factory) -> Path:
     # 8 train videos cover every class of the generator's pool; the 8 val videos are held out
     return write_synthetic_vspw(tmp_path_factory.mktemp("gkc-train") / "vspw", videos=16, height=48, width=86, seed=0)
 
@@ -81,8 +87,8 @@ def seen_miou(checkpoint: Path, data_root: Path) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_training_reduces_the_loss_and_learns_the_seen_classes(data_root, tmp_path):
-    out = tmp_path / "run"
+def test_training_reduces_the_loss_and_learns_the_seen_classes(learnable_root, tmp_path):
+    data_root, out = learnable_root, tmp_path / "run"
     # the backbone is random-init here (tiny random CLIP), so it learns at the full rate
     options = f"iterations=100,batch_size=8,lr=2e-3,backbone_lr_mult=1,log_every=20,checkpoint_every=1000,{SMALL}"
     final = run(GKC, data_root, out, options)

@@ -6,7 +6,6 @@ import numpy as np
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.data.vspw import read_raw_mask
 from ovbench.palette import IGNORE, PALETTE, blend, palette_image
 from ovbench.results import load_record
@@ -34,8 +33,8 @@ def test_blend_leaves_ignored_pixels_alone():
     assert np.array_equal(mixed, expected.astype(np.uint8))
 
 
-def test_saved_png_predictions_are_palette_images_that_rescore_identically(tmp_path):
-    data_root = write_synthetic_vspw(tmp_path / "VSPW_480p", videos=3, height=32, width=48, seed=5)
+def test_saved_png_predictions_are_palette_images_that_rescore_identically(vspw_small, tmp_path):
+    data_root = vspw_small
     common = ["--split", "vspw_all", "--data-root", str(data_root), "--no-progress"]
     run = ["run", "--model", "toy-colour", "--plugin", "toy_adapters", "--device", "cpu", "--workers", "0"]
     assert main([*run, *common, "--out", str(tmp_path / "runs"), "--save-predictions", "png"]) == 0

@@ -12,14 +12,13 @@ import torch
 import ovbench
 import toy_adapters
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.errors import ConfigError
 from ovbench.results import load_record
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=6, frames=3, height=24, width=32, seed=19)
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
 
 
 def test_an_adapter_instance_gives_the_cli_run_numbers(data_root, tmp_path):

@@ -10,13 +10,12 @@ import pytest
 
 import toy_adapters
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record, usable_cores
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=8, frames=4, height=32, width=48, seed=13)
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
 
 
 def argv(data_root: Path, out: Path, *extra: str) -> list[str]:

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.merge import merge_runs
 from ovbench.results import git_info, load_record
 from ovbench.splits import load_split
@@ -31,8 +30,8 @@ PLUGIN = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=6, frames=4, height=32, width=48, seed=7)
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
 
 
 def run_words(data_root: Path, out: Path, *extra: str) -> list[str]:
@@ -68,9 +67,8 @@ def test_an_edited_plugin_is_a_new_run_and_a_finished_run_is_reused(data_root, t
     assert len(again) == 1 and again[0]["per_video"] == second["per_video"]
 
 
-def test_a_moved_data_set_is_the_same_run_and_changed_bytes_are_another(data_root, tmp_path, capsys):
-    moved = tmp_path / "a" / "VSPW_480p"
-    shutil.copytree(data_root, moved)
+def test_a_moved_data_set_is_the_same_run_and_changed_bytes_are_another(data_root, private_copy, tmp_path, capsys):
+    moved = private_copy(data_root, tmp_path / "a" / "VSPW_480p")
     argv = ["--plugin", "toy_adapters", "--model", "toy-colour"]
     assert main(run_words(moved, tmp_path / "runs", *argv)) == 0
     moved.rename(tmp_path / "elsewhere")

@@ -28,8 +28,8 @@ COMPARED = ("metrics", "per_class", "per_video", "dataset", "split", "model")
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=6, height=40, width=71, seed=3)
+def data_root(vspw_runs) -> Path:
+    return vspw_runs
 
 
 def run_toy(data_root: Path, out: Path, split: str = "vspw_all", **overrides):
@@ -228,11 +228,8 @@ def test_an_unexpected_error_while_scoring_names_the_frames_and_keeps_finished_w
     assert len(RunState(next(tmp_path.glob("*.state"))).done_videos()) == 1  # finished work is on disk
 
 
-def test_video_without_frames_is_skipped_and_named(data_root, tmp_path):
-    import shutil
-
-    copy = tmp_path / "data"
-    shutil.copytree(data_root, copy)
+def test_video_without_frames_is_skipped_and_named(data_root, private_copy, tmp_path):
+    copy = private_copy(data_root, tmp_path / "data")
     video = sorted((copy / "val.txt").read_text().split())[1]
     for frame in (copy / "data" / video / "origin").iterdir():
         frame.unlink()
@@ -243,11 +240,8 @@ def test_video_without_frames_is_skipped_and_named(data_root, tmp_path):
         run_toy(copy, tmp_path / "strict", strict=True)
 
 
-def test_corrupt_frame_skips_only_its_video(data_root, tmp_path):
-    import shutil
-
-    broken = tmp_path / "broken"
-    shutil.copytree(data_root, broken)
+def test_corrupt_frame_skips_only_its_video(data_root, private_copy, tmp_path):
+    broken = private_copy(data_root, tmp_path / "broken")
     video = (broken / "val.txt").read_text().split()[0]
     frame = sorted((broken / "data" / video / "origin").iterdir())[2]
     frame.write_bytes(b"not a jpeg")

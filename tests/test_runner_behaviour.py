@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
 from ovbench.runstate import RunState
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=12, frames=3, height=24, width=32, seed=17)
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +42,8 @@ def done(out: Path) -> set[str]:
     return RunState(state).done_videos()
 
 
-def test_a_missing_video_folder_is_skipped_and_named(data_root, videos, tmp_path, capsys):
-    copy = tmp_path / "data"
-    shutil.copytree(data_root, copy)
+def test_a_missing_video_folder_is_skipped_and_named(data_root, videos, private_copy, tmp_path, capsys):
+    copy = private_copy(data_root, tmp_path / "data")
     shutil.rmtree(copy / "data" / videos[2])
     assert main(argv(copy, tmp_path / "out")) == 3
     assert "1 video(s) skipped, listed in the record (exit status 3)" in error_line(capsys)

@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.errors import DataError
 from ovbench.evaluation import new_metrics
 from ovbench.merge import merge_runs
@@ -27,8 +26,8 @@ TESTS = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("data") / "VSPW_480p", videos=8, frames=4, height=32, width=48, seed=11)
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
 
 
 def words(data_root: Path, out: Path, *extra: str) -> list[str]:

@@ -13,7 +13,6 @@ from PIL import Image
 
 from ovbench.cli import main
 from ovbench.data.datasets import VideoFrames
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.data.vspw import VSPW, read_raw_mask
 from ovbench.errors import DataError
 from ovbench.predictions import PredictionReader
@@ -23,8 +22,8 @@ from ovbench.splits import load_split
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("score") / "VSPW_480p", videos=4, height=24, width=43, seed=2)
+def data_root(vspw_small) -> Path:
+    return vspw_small
 
 
 def write_predictions(data_root: Path, out: Path, predict) -> Path:

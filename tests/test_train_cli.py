@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.results import load_record
 from ovbench.splits import load_split
 
@@ -18,8 +17,8 @@ TRAIN = ["--model", "gkc", "--model-args", "config=gkc-tiny,clip_pretrained=none
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("train") / "VSPW_480p", videos=4, frames=3, height=40, width=71, seed=4)
+def data_root(vspw_train) -> Path:
+    return vspw_train
 
 
 def test_train_then_evaluate_the_checkpoint(data_root, tmp_path):

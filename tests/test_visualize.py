@@ -10,17 +10,15 @@ import pytest
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.palette import palette_image
 from ovbench.splits import load_split
 from ovbench.visualize import parse_run, visualize
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> tuple[Path, Path, Path]:
+def saved(tmp_path_factory, vspw_small) -> tuple[Path, Path, Path]:
     """A data root and two runs' records: PNG predictions and RLE predictions of another model size."""
-    root = tmp_path_factory.mktemp("vis")
-    data_root = write_synthetic_vspw(root / "VSPW_480p", videos=4, height=32, width=48, seed=7)
+    root, data_root = tmp_path_factory.mktemp("vis"), vspw_small
     records = []
     for name, kind, dim in (("a", "png", "8"), ("b", "rle", "4")):
         assert main(["run", "--model", "toy-colour", "--plugin", "toy_adapters", "--model-args", f"dim={dim}",
