@@ -21,7 +21,7 @@ from ovbench.predictions import RleWriter
 from ovbench.evaluation import list_videos
 from ovbench.data.vspw import VSPW
 from ovbench.runstate import RunState
-from ovbench.data.loader import VideoFrames
+from ovbench.data.datasets import VideoFrames
 from ovbench.splits import load_split
 
 COMPARED = ("metrics", "per_class", "per_video", "dataset", "split", "model")

@@ -66,7 +66,7 @@ def _coco_segments(frame: SynthFrame, rng: np.random.Generator, crowd: bool) -> 
     keys = np.where(frame.instance >= 0, 1000 + frame.instance.astype(np.int64), frame.raw.astype(np.int64))
     keys[(frame.raw == 0) | (frame.raw == 255)] = -1
     present = [int(k) for k in np.unique(keys) if k >= 0]
-    ids = rng.choice(np.arange(1, 1 << 24), size=len(present), replace=False)
+    ids = rng.choice((1 << 24) - 1, size=len(present), replace=False) + 1  # no 128 MB arange per image
     segment_ids = np.zeros(keys.shape, dtype=np.int64)
     info, crowd_left = [], crowd
     for key, seg_id in zip(present, ids.tolist()):
