@@ -98,7 +98,9 @@ def timed(commands: list[list[str]]) -> tuple[float, float, str]:
     other, and their joined output. CPU time barely depends on what else the machine runs."""
     start, before, output = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN), []
     for command in commands:
-        done = subprocess.run(command, capture_output=True, text=True, env=user_env())
+        # from a neutral folder: `python -m ovbench` must import each environment's installed
+        # ovbench, not a checkout in the current folder
+        done = subprocess.run(command, capture_output=True, text=True, env=user_env(), cwd=tempfile.gettempdir())
         if done.returncode:
             sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
         output.append(done.stdout)

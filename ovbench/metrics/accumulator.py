@@ -14,7 +14,7 @@ import numpy as np
 
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
-    IGNORE, LabelError, as_labels, check_byte_range, check_num_classes, count_pairs, fold_pairs, pair_table,
+    IGNORE, PAIR_CELLS, LabelError, as_labels, check_byte_range, check_num_classes, fold_pairs, pair_counts,
     segmentation_scores,
 )
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
@@ -78,7 +78,7 @@ class VideoSegMetrics:
         if name in self.videos:
             raise DataError(f"video {name}: already scored")
         self._video, self._frames = name, 0
-        self._pairs = pair_table()
+        self._pairs = np.zeros(PAIR_CELLS, dtype=np.int64)
         self._consistency = VideoConsistency(self.windows)
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
@@ -93,7 +93,7 @@ class VideoSegMetrics:
             raise LabelError(f"video {self._video}, frame {self._frames}: {e}") from None
         frames = list(zip(g.reshape(-1, *g.shape[-2:]), p.reshape(-1, *p.shape[-2:])))
         for gt_frame, pred_frame in frames:  # a frame's scratch stays in cache, a batch's would not
-            count_pairs(gt_frame, pred_frame, self._pairs)
+            self._pairs += pair_counts(gt_frame, pred_frame)
         self._frames += len(frames)
 
     def end_video(self) -> None:

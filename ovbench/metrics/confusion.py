@@ -8,7 +8,7 @@ official VSPW script, so its mIoU is reproduced to the last bit.
 The metrics run on the host, in numpy, like the official scripts and detectron2's evaluators:
 `ovbench score` then never imports torch (2 s of its start-up), and a GPU run hands each batch's
 uint8 labels to the host (a non-blocking copy, read a few batches later; see the runner). The
-hot kernel (`count_pairs`) histograms (gt, pred) byte pairs into a 256x256 table keyed by the
+hot kernel (`pair_counts`) histograms (gt, pred) byte pairs into a 256x256 table keyed by the
 raw byte values; class mapping and validation happen afterwards on the small table
 (`fold_pairs`), never per pixel.
 """
@@ -59,26 +59,18 @@ def check_byte_range(x: np.ndarray, what: str) -> None:
         raise LabelError(f"{what}: value {lo if lo < 0 else hi} is outside 0..255")
 
 
-def pair_table() -> np.ndarray:
-    """Zeroed (256*256,) int64 accumulator for `count_pairs`; cell gt*256 + pred."""
-    return np.zeros(PAIR_CELLS, dtype=np.int64)
-
-
-def count_pairs(gt: np.ndarray, pred: np.ndarray, table: np.ndarray) -> None:
-    """Add the histogram of (gt, pred) byte pairs of two same-shaped uint8 arrays into `table`.
-
-    One uint16 code per pixel and one bincount: the fewest passes over the pixels numpy allows
-    (the table, 512 KiB, stays in cache)."""
-    if not gt.size:
-        return
+def pair_counts(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """(256*256,) int64 histogram of the (gt, pred) byte pairs of two same-shaped uint8 arrays;
+    cell gt*256 + pred. One uint16 code per pixel and one bincount: the fewest passes over the
+    pixels numpy allows."""
     code = gt.astype(np.uint16)
     code <<= 8
     code |= pred
-    table += np.bincount(code.reshape(-1), minlength=PAIR_CELLS)
+    return np.bincount(code.reshape(-1), minlength=PAIR_CELLS)
 
 
 def fold_pairs(table: np.ndarray, row_class: np.ndarray, num_classes: int, where: str) -> np.ndarray:
-    """(K,K) int64 confusion matrix from a `pair_table`.
+    """(K,K) int64 confusion matrix from (summed) `pair_counts`.
 
     row_class (256,) int64 maps a gt byte to its class index, 255 = not counted. Raises
     LabelError naming the first prediction value >= num_classes found at a counted pixel.
@@ -116,8 +108,7 @@ def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_
     g, p = as_labels(gt, "gt"), as_labels(pred, "pred")
     if g.shape != p.shape:
         raise LabelError(f"gt has shape {tuple(g.shape)} but pred has shape {tuple(p.shape)}")
-    pairs = pair_table()
-    count_pairs(g, p, pairs)
+    pairs = pair_counts(g, p)
     row_class = np.arange(256)
     row_class[num_classes:] = IGNORE
     row_class[ignore_index] = IGNORE
