@@ -189,3 +189,21 @@ def test_random_video_pixels_through_confusion_and_scores():
     assert np.array_equal(m, want)
     assert_scores_close(segmentation_scores(m), ref_scores(want))
     assert not any(isinstance(v, float) and math.isnan(v) for v in segmentation_scores(m).values())
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 5), (24, 43)])
+@pytest.mark.parametrize("top", [1, 127, 128, 200])
+def test_pair_counts_with_long_runs_odd_sizes_and_predictions_either_side_of_128(shape, top):
+    """Constant frames, stripes and noise; predictions up to `top` (below 128 the pairs are
+    counted in two interleaved halves): every cell as the literal count."""
+    from ovbench.metrics.confusion import pair_counts
+
+    rng = np.random.default_rng(top)
+    frames = [np.full(shape, top - 1, np.uint8), (np.arange(np.prod(shape)).reshape(shape) % 3 * (top - 1) // 2).astype(np.uint8),
+              rng.integers(0, top, shape).astype(np.uint8)]
+    for gt in (np.zeros(shape, np.uint8), np.full(shape, 255, np.uint8), rng.integers(0, 256, shape).astype(np.uint8)):
+        for pred in frames:
+            want = np.zeros((256, 256), np.int64)
+            for g, p in zip(gt.reshape(-1), pred.reshape(-1)):
+                want[g, p] += 1
+            assert np.array_equal(pair_counts(gt, pred).reshape(256, 256), want)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
-    IGNORE, PAIR_CELLS, LabelError, as_labels, check_byte_range, check_num_classes, fold_pairs, pair_counts,
+    IGNORE, PAIR_CELLS, LabelError, check_num_classes, fold_pairs, label_frames, pair_counts,
     segmentation_scores,
 )
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
@@ -86,15 +86,13 @@ class VideoSegMetrics:
         if self._video is None:
             raise RuntimeError("update() without begin_video()")
         try:
-            check_byte_range(gt, "gt")
-            g, p = as_labels(gt, "gt"), as_labels(pred, "pred")
-            self._consistency.update(g, p)
+            g, p = label_frames(gt, pred)
+            for gt_frame, pred_frame in zip(g, p):  # both passes while the frame is in cache
+                self._consistency.update(gt_frame, pred_frame)
+                self._pairs += pair_counts(gt_frame, pred_frame)
+                self._frames += 1
         except LabelError as e:
             raise LabelError(f"video {self._video}, frame {self._frames}: {e}") from None
-        frames = list(zip(g.reshape(-1, *g.shape[-2:]), p.reshape(-1, *p.shape[-2:])))
-        for gt_frame, pred_frame in frames:  # a frame's scratch stays in cache, a batch's would not
-            self._pairs += pair_counts(gt_frame, pred_frame)
-        self._frames += len(frames)
 
     def end_video(self) -> None:
         """Validate the video and fold it into the totals (on error it stays open: abort it)."""

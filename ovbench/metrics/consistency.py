@@ -21,7 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from ovbench.errors import ConfigError
-from ovbench.metrics.confusion import LabelError, as_labels, check_byte_range
+from ovbench.metrics.confusion import LabelError, label_frames
 
 MAX_WINDOW = 255  # runs are uint8 and capped at max(windows) - 1
 FIXED_POINT_BITS = 64
@@ -54,15 +54,7 @@ class VideoConsistency:
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """Consume one frame (H,W) or consecutive frames (B,H,W); gt in converted ids."""
-        check_byte_range(gt, "gt")
-        g, p = as_labels(gt, "gt"), as_labels(pred, "pred")
-        if g.shape != p.shape or g.ndim not in (2, 3):
-            raise LabelError(f"gt {tuple(g.shape)} and pred {tuple(p.shape)} must have the same shape, "
-                             "(H,W) or (B,H,W)")
-        if g.ndim == 2:
-            g, p = g[None], p[None]
-        if not g.shape[1] or not g.shape[2]:
-            raise LabelError(f"frames of {tuple(g.shape[1:])} pixels are empty")
+        g, p = label_frames(gt, pred)
         if self._runs is not None and self._runs.shape[1:] != g.shape[1:]:
             raise LabelError(f"frame size {tuple(g.shape[1:])} differs from the video's "
                              f"{tuple(self._runs.shape[1:])}")
