@@ -16,7 +16,6 @@ from PIL import Image
 from ovbench.cli import main
 from ovbench.merge import merge_runs
 from ovbench.results import git_info, load_record
-from ovbench.splits import load_split
 
 PLUGIN = textwrap.dedent("""
     from ovbench.registry import register_model
