@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import re
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ..errors import ConfigError
 from ..registry import register_model
 from .clip_baseline import ClipArgs, ClipBaseline, class_scores
 
 OPEN_CLIP = "open_clip_torch"
-_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;]*)")
 
 
 @dataclasses.dataclass
@@ -75,20 +75,33 @@ def block_layout(blocks: torch.nn.ModuleList) -> bool:
     return layouts.pop()
 
 
-def declared_open_clip() -> str:
-    """The open_clip_torch versions ovbench declares (pyproject.toml, the versions CI tests),
-    read from the installed package's metadata so that the range is written in one place;
-    lower bound first, as people write a range."""
+def declared_open_clip_requirement() -> Requirement | None:
+    """open_clip_torch as ovbench declares it (pyproject.toml, the versions CI tests), read from
+    the installed package's metadata so that the range is written in one place; None without
+    that metadata."""
     try:
         requirements = importlib.metadata.requires("ovbench") or []
     except importlib.metadata.PackageNotFoundError:
-        requirements = []
-    for requirement in requirements:
-        name, versions = _REQUIREMENT.match(requirement).groups()
-        if re.sub(r"[-_.]+", "-", name).lower() == "open-clip-torch":  # PEP 503 normalised
-            bounds = sorted((part.strip() for part in versions.split(",") if part.strip()), key=lambda part: part[0] != ">")
-            return f"{OPEN_CLIP} {','.join(bounds)}"
-    return f"the {OPEN_CLIP} versions in ovbench's pyproject.toml (ovbench's package metadata is not installed here)"
+        return None
+    return next((r for r in map(Requirement, requirements) if canonicalize_name(r.name) == canonicalize_name(OPEN_CLIP)), None)
+
+
+def declared_open_clip() -> str:
+    """The declared open_clip_torch versions in words, lower bound first, as people write a range."""
+    requirement = declared_open_clip_requirement()
+    if requirement is None:
+        return f"the {OPEN_CLIP} versions in ovbench's pyproject.toml (ovbench's package metadata is not installed here)"
+    bounds = sorted((str(spec) for spec in requirement.specifier), key=lambda bound: bound[0] != ">")
+    return f"{OPEN_CLIP} {','.join(bounds)}"
+
+
+def oldest_open_clip() -> str:
+    """The declared floor (`>=`), the release CI runs the CLIP baselines on."""
+    requirement = declared_open_clip_requirement()
+    floors = [spec.version for spec in requirement.specifier if spec.operator == ">="] if requirement else []
+    if not floors:
+        raise ConfigError(f"ovbench's metadata declares no lower bound for {OPEN_CLIP}")
+    return floors[0]
 
 
 def window_starts(length: int, size: int, stride: int) -> list[int]:

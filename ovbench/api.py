@@ -54,7 +54,7 @@ class WeightsInfo:
     sha256: str | None = None
     random_init: bool = False
     backbone: str | None = None  # the image backbone's architecture
-    text_encoder: str | None = None  # the text tower, where it is not the backbone's own model (GKC's CLIP)
+    text_encoder: str | None = None  # the text tower that classifies, where it is a separate part of the model (GKC)
     # how trained weights were made (stages, data, schedule), for weights that say so
     training: list[dict] | None = None
 

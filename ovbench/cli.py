@@ -53,8 +53,7 @@ def _positive_float(text: str) -> float:
 
 def resolve_data(data_root: str | None, announce: Callable[[str], None], kind: str = "vspw") -> tuple[Path, str, bool]:
     """--data-root, else $OVBENCH_DATA_ROOT, else the built-in synthetic sample (made once; VSPW only)."""
-    from .data.synthetic import SAMPLE, dataset_name, ensure_sample
-    from .resolve import cache_root
+    from .data.synthetic import SAMPLE, dataset_name, sample_root
 
     root = data_root or os.environ.get("OVBENCH_DATA_ROOT")
     if root:
@@ -63,7 +62,7 @@ def resolve_data(data_root: str | None, announce: Callable[[str], None], kind: s
     if kind != "vspw":
         raise ConfigError(f"this split reads {kind} data: pass its root with --data-root (the built-in sample is VSPW;"
                           f" `ovbench data synth --dataset {kind}` writes a small synthetic one)")
-    path = ensure_sample(cache_root() / "sample")
+    path = sample_root()
     announce(
         f"*** no --data-root (or OVBENCH_DATA_ROOT): using the built-in SYNTHETIC sample at {path}"
         f" ({SAMPLE['height']}x{SAMPLE['width']} frames); numbers on it say nothing about VSPW ***"
@@ -574,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     finished = False
     try:
         plugins = getattr(args, "plugin", [])
-        if plugins:  # the registry imports torch: `score` and `ls` never need it
+        if plugins:  # the registry imports torch: `score` and `ls splits` never need it
             from .registry import load_plugin
 
             for module in plugins:

@@ -2,12 +2,12 @@
 
 On the CPU the clock is the wall time around the call. On CUDA, reading a wall clock after
 `predict` needs a host sync per batch, and that sync leaves the GPU idle while the host
-fetches the next batch and launches the resizing and metrics kernels. Instead the clock
+fetches the next batch and launches the resize and the labels' copy to the host. Instead the clock
 records a CUDA event pair around the call, on the stream the model runs on, and reads the pair
 only once `lag` newer batches have been launched: the host stays at most `lag` batches ahead
 of the GPU (so queued work, and the memory it holds, stays bounded) and never waits for work
 it just queued. The start event fires only after earlier queued work (the previous batch's
-resizing and metrics), so the figure is the model's own time, launch gaps included.
+resize and copy), so the figure is the model's own time, launch gaps included.
 """
 
 from __future__ import annotations

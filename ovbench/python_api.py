@@ -17,13 +17,6 @@ from .suggest import did_you_mean
 _SET_BY_EVALUATE = {"model", "split", "data_root", "dataset_name", "out_dir"}
 
 
-def _sample_root() -> Path:
-    from .data.synthetic import ensure_sample
-    from .resolve import cache_root
-
-    return ensure_sample(cache_root() / "sample")
-
-
 def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str | Path | None = None, *,
              out_dir: str | Path = "runs", log=print, **options: Any) -> dict[str, Any]:
     """Evaluate `model` (a registered id, or an adapter instance built on the device it should
@@ -32,7 +25,7 @@ def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str 
     `data_root` defaults to $OVBENCH_DATA_ROOT, else the built-in synthetic sample. `options`
     are those of `ovbench run` as `RunOptions` names them (model_args, device, precision,
     batch_size, workers, limit_videos, min_video_frames, convention, overwrite, ...)."""
-    from .data.synthetic import dataset_name
+    from .data.synthetic import dataset_name, sample_root
     from .runner import RunOptions, run
 
     known = {f.name for f in dataclasses.fields(RunOptions)} - _SET_BY_EVALUATE
@@ -46,7 +39,7 @@ def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str 
         raise ConfigError(f"evaluate(): model must be a registered id or a SegmentationModel, not {type(model).__name__}")
     root = data_root or os.environ.get("OVBENCH_DATA_ROOT")
     on_sample = root is None
-    root = _sample_root() if on_sample else Path(root).expanduser()
+    root = sample_root() if on_sample else Path(root).expanduser()
     run_options = RunOptions(
         model=model if instance is None else getattr(type(instance), "model_id", type(instance).__name__),
         split=split if isinstance(split, Split) else load_split(split),

@@ -3,7 +3,8 @@
 The runner owns everything an adapter should not have to get right: decoding in worker
 processes, batching within a video, device placement, mixed precision, bilinear resizing of
 scores to the ground-truth size, argmax, metrics, timing, resumable state, and isolation of
-broken videos. Memory is bounded by one batch plus the metrics' per-video window state.
+broken videos. Memory is bounded by one batch (on CUDA, plus the uint8 labels of the batches
+whose copy to the host is in flight) plus the metrics' per-video window state.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ def autocast_for(precision: str, device: torch.device):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def upsampled_max(scores: torch.Tensor, frame_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+def upsampled_labels(scores: torch.Tensor, frame_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
     """Bilinear on scores (never on labels), then the first maximum over classes: the plain
     definition, identical on every CPU, GPU and torch build. Also whether every pixel's winning
     score is finite: NaN and +inf win a max (and an argmax), so that one value per pixel catches
@@ -166,7 +167,7 @@ def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, 
     if problem:
         raise ModelError(f"{where}: {problem}")
     if output.is_floating_point():
-        labels, finite = upsampled_max(output, frame_size)  # bilinear on scores, never on labels
+        labels, finite = upsampled_labels(output, frame_size)  # bilinear on scores, never on labels
         return labels.to(torch.uint8), finite
     return output.to(torch.uint8), output.new_ones((), dtype=torch.bool)
 
@@ -462,17 +463,24 @@ class _VideoLoop:
             with self.clock.measure(where), torch.inference_mode(), self.autocast:
                 return self.model.predict(frames, self.text)
         except Exception as err:  # the adapter's own failure, not the data's
-            raise ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}") from err
+            raise self.failure(where, err) from err
+
+    def failure(self, where: str, err: Exception) -> ModelError:
+        """The model (or its device) failed on `where`: `model_failed` decides what follows."""
+        return ModelError(f"{self.options.model} failed on {where}: {type(err).__name__}: {err}")
 
     def score(self, output: torch.Tensor, gt: torch.Tensor, stems: list[str], where: str) -> "_Scored":
         """Labels at the ground truth's size and whether their scores were finite, sent to the host."""
         try:
             labels, finite = labels_from_output(output, gt.shape[0], tuple(gt.shape[-2:]), self.classes, where)
+            on_host = to_host(labels, finite)
         except OvbenchError:
             raise
-        except Exception as err:  # say where (out of memory on a huge frame, ...), keep the traceback
-            raise RuntimeError(f"resizing {where}: {type(err).__name__}: {err}") from err
-        return _Scored(where, stems, gt.numpy(), *to_host(labels, finite))
+        except Exception as err:
+            if is_accelerator_error(err):  # the device, not this video: stop resumably, in one line
+                raise self.failure(where, err) from err
+            raise RuntimeError(f"resizing {where}: {type(err).__name__}: {err}") from err  # say where, keep the traceback
+        return _Scored(where, stems, gt.numpy(), *on_host)
 
     def settle(self, keep: int = 0) -> None:
         """Check, count and write the scored batches but the latest `keep`: on a GPU their copies
@@ -484,7 +492,7 @@ class _VideoLoop:
                 try:
                     scored.copied.synchronize()
                 except RuntimeError as err:  # a device fault surfaces at the first wait after it
-                    raise ModelError(f"{self.options.model} failed on {scored.where}: {type(err).__name__}: {err}") from err
+                    raise self.failure(scored.where, err) from err
             if not bool(scored.finite):
                 raise ModelError(f"{self.options.model} returned NaN or infinite scores on {scored.where}")
             labels = scored.labels.numpy()

@@ -155,7 +155,6 @@ def coco_images(tmp_path_factory):
 def vspw_sample():
     """The built-in sample where the CLI keeps it ($OVBENCH_CACHE/sample): made at most once
     per session, whether a test or `ovbench run` without --data-root asks first."""
-    from ovbench.data.synthetic import ensure_sample
-    from ovbench.textcache import cache_root
+    from ovbench.data.synthetic import sample_root
 
-    return ensure_sample(cache_root() / "sample")
+    return sample_root()

@@ -213,7 +213,7 @@ def test_a_real_ctrl_c_while_a_video_is_closed_resumes_exactly(data_root, tmp_pa
 def test_an_unexpected_error_while_scoring_names_the_frames_and_keeps_finished_work(data_root, tmp_path, monkeypatch):
     import ovbench.runner as runner_module
 
-    original, calls = runner_module.upsampled_max, []
+    original, calls = runner_module.upsampled_labels, []
 
     def fail_in_the_second_video(scores, size):
         calls.append(1)
@@ -221,7 +221,7 @@ def test_an_unexpected_error_while_scoring_names_the_frames_and_keeps_finished_w
             raise MemoryError("out of memory")
         return original(scores, size)
 
-    monkeypatch.setattr(runner_module, "upsampled_max", fail_in_the_second_video)
+    monkeypatch.setattr(runner_module, "upsampled_labels", fail_in_the_second_video)
     with pytest.raises(RuntimeError, match=r"resizing video \S+ frames \d+\.\.\d+: MemoryError: out of memory") as caught:
         run_toy(data_root, tmp_path, batch_size=2)
     assert isinstance(caught.value.__cause__, MemoryError)  # the traceback is kept

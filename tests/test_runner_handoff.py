@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from ovbench.cli import main
-from ovbench.data.synthetic import write_synthetic_vspw
 from ovbench.registry import register_model
 from ovbench.results import load_record
 from ovbench.runner import to_host
@@ -42,8 +41,14 @@ class ReusedLabels(FreshLabels):
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory) -> Path:
-    return write_synthetic_vspw(tmp_path_factory.mktemp("handoff") / "VSPW_480p", videos=8, frames=3, height=24, width=32, seed=5)
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
+
+
+@pytest.fixture(scope="module")
+def clean(data_root, tmp_path_factory) -> dict:
+    """The toy model's record, one frame per batch."""
+    return run(data_root, tmp_path_factory.mktemp("clean"), "--batch-size", "1")
 
 
 def run(data_root: Path, out: Path, *extra: str, model: str = "toy-colour") -> dict:
@@ -54,10 +59,10 @@ def run(data_root: Path, out: Path, *extra: str, model: str = "toy-colour") -> d
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 8])
-def test_late_counting_keeps_every_batch_with_its_video(data_root, tmp_path, batch):
-    """Batch 2 with 3-frame videos: a video's two batches are both still pending when it ends,
-    so its NaN is found only by the count at the video's end."""
-    clean = run(data_root, tmp_path / "clean", "--batch-size", "1")
+def test_late_counting_keeps_every_batch_with_its_video(data_root, clean, tmp_path, batch):
+    """Every batch size: a NaN video is skipped and named, every other video's numbers are those
+    of a clean run (on CUDA, batch 2 with 3-frame videos leaves both of a video's batches pending
+    at its end, so its NaN is found only by the count that closes it)."""
     names = sorted(clean["per_video"])
     failing = names[2]
     got = run(data_root, tmp_path / "nan", "--batch-size", str(batch), "--model-args", f"fail_video={failing},fail_with=nan")
@@ -70,6 +75,25 @@ def test_labels_in_a_buffer_the_adapter_reuses_are_counted_before_it_is_overwrit
     fresh = run(data_root, tmp_path / "fresh", "--batch-size", "1", model="test-labels-fresh")
     reused = run(data_root, tmp_path / "reused", "--batch-size", "1", model="test-labels-reused")
     assert reused["metrics"] == fresh["metrics"] and reused["per_video"] == fresh["per_video"]
+
+
+def test_a_device_fault_while_resizing_stops_the_run_in_one_line(data_root, tmp_path, monkeypatch, capsys):
+    import ovbench.runner as runner_module
+
+    original, calls = runner_module.upsampled_labels, []
+
+    def fault_in_the_second_video(scores, size):
+        calls.append(1)
+        if len(calls) == 4:  # 3-frame videos, batch 1: the second video's first frame
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return original(scores, size)
+
+    monkeypatch.setattr(runner_module, "upsampled_labels", fault_in_the_second_video)
+    code = main(["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_all", "--data-root",
+                 str(data_root), "--out", str(tmp_path), "--device", "cpu", "--workers", "0", "--no-progress", "--batch-size", "1"])
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("ovbench: error: ") and "an accelerator error: stopping" in error and "frames" in error
 
 
 def test_to_host_on_the_cpu_is_the_tensors_themselves():
@@ -89,21 +113,21 @@ def test_to_host_from_cuda_is_complete_after_its_event():
 
 
 @pytest.mark.parametrize("size", [(7, 9), (13, 17)])
-def test_upsampled_max_is_the_plain_argmax_and_catches_every_score_that_could_decide(size):
+def test_upsampled_labels_is_the_plain_argmax_and_catches_every_score_that_could_decide(size):
     """Labels equal `interpolate` + `argmax`; a NaN in any class, or +inf, makes the batch bad
     (a NaN or +inf wins the max). A -inf that loses changes no label and is allowed at the
     frame's size; resized, it is bad (bilinear weights of 0 times -inf are NaN)."""
-    from ovbench.runner import upsampled_max
+    from ovbench.runner import upsampled_labels
 
     scores = torch.randn(2, 5, 7, 9, generator=torch.Generator().manual_seed(3))
     plain = F.interpolate(scores, size, mode="bilinear", align_corners=False).argmax(1)
-    labels, finite = upsampled_max(scores, size)
+    labels, finite = upsampled_labels(scores, size)
     assert torch.equal(labels, plain) and bool(finite)
     for value, bad in ((float("nan"), True), (float("inf"), True), (float("-inf"), size != (7, 9))):
         spoiled = scores.clone()
         loser = int(scores[1, :, 4, 5].argmin())
         spoiled[1, loser, 4, 5] = value
-        labels, finite = upsampled_max(spoiled, size)
+        labels, finite = upsampled_labels(spoiled, size)
         assert bool(finite) is not bad, value
         if not bad:
             assert torch.equal(labels, plain)

@@ -9,7 +9,8 @@ from safetensors.torch import save_file
 
 from ovbench.cli import main
 from ovbench.errors import ConfigError
-from ovbench.textcache import TextCache, cache_root
+from ovbench.resolve import cache_root
+from ovbench.textcache import TextCache
 from toy_adapters import CALLS, ToyArgs, ToyColour
 
 NAMES = ["wall", "sky", "tree"]

@@ -28,6 +28,7 @@ from PIL import Image
 
 from ovbench.data.vspw import load_class_names
 from ovbench.errors import ConfigError
+from ovbench.resolve import cache_root
 
 # Bump when the output of a given (videos, frames, height, width, seed) changes, so that a
 # cached sample made by an older generator is rebuilt.
@@ -348,6 +349,12 @@ def _is_current_sample(root: Path) -> bool:
         return json.loads((root / STAMP_FILE).read_text()) == generator_stamp(**{"frames": None, **SAMPLE})
     except (OSError, ValueError):
         return False
+
+
+def sample_root() -> Path:
+    """The built-in sample where ovbench keeps it ($OVBENCH_CACHE/sample), made on first use:
+    what `ovbench run` without --data-root, `ovbench.evaluate` and the tests read."""
+    return ensure_sample(cache_root() / "sample")
 
 
 def ensure_sample(cache_dir: str | Path) -> Path:

@@ -2,8 +2,9 @@
 plain entry (`videos[name]`) that resumes and merges through `add_video`.
 
 Everything it keeps is an exact integer (pixel counts, VC accuracies in fixed point), so a run
-split across processes, resumed, or merged in any order gives bit-identical numbers; floats are made once, in `compute`. A video reaches the totals only at `end_video`, so
-a video that fails half-way can be dropped with `abort_video` and leaves no trace.
+split across processes, resumed, or merged in any order gives bit-identical numbers; floats
+are made once, in `compute`. A video reaches the totals only at `end_video`, so a video that
+fails half-way can be dropped with `abort_video` and leaves no trace.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class VideoSegMetrics:
         try:
             g, p = label_frames(gt, pred)
             for gt_frame, pred_frame in zip(g, p):  # both passes while the frame is in cache
-                self._consistency.update(gt_frame, pred_frame)
+                self._consistency.add_frame(gt_frame, pred_frame)
                 self._pairs += pair_counts(gt_frame, pred_frame)
                 self._frames += 1
         except LabelError as e:

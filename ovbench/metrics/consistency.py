@@ -54,15 +54,14 @@ class VideoConsistency:
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """Consume one frame (H,W) or consecutive frames (B,H,W); gt in converted ids."""
-        g, p = label_frames(gt, pred)
-        if self._runs is not None and self._runs.shape[1:] != g.shape[1:]:
-            raise LabelError(f"frame size {tuple(g.shape[1:])} differs from the video's "
-                             f"{tuple(self._runs.shape[1:])}")
-        for b in range(g.shape[0]):
-            self._step(g[b], p[b])
+        for g, p in zip(*label_frames(gt, pred)):
+            self.add_frame(g, p)
 
-    def _step(self, gt: np.ndarray, pred: np.ndarray) -> None:
-        """Commit the previous frame's windows, advance both run maps, count this frame's."""
+    def add_frame(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        """One frame already checked by `label_frames` (uint8 (H,W)): commit the previous
+        frame's windows, advance both run maps, count this frame's."""
+        if self._runs is not None and self._runs.shape[1:] != gt.shape:
+            raise LabelError(f"frame size {gt.shape} differs from the video's {tuple(self._runs.shape[1:])}")
         if self._runs is None:
             self._labels = np.stack([gt, pred])
             self._runs = np.zeros_like(self._labels)
