@@ -327,7 +327,7 @@ def _initial_network(model, clip: nn.Module, clip_info, init: Checkpoint | None)
         return GKCNetwork(config, clip), origin
     # gkc-r101: torchvision's ImageNet weights from a local file
     backbone_file = Path(model.args.backbone_weights).expanduser() if model.args.backbone_weights else default_resnet101_file()
-    return GKCNetwork(config, backbone_file=backbone_file), {"backbone": f"{config.backbone} (ImageNet)", "weights": str(backbone_file)}
+    return GKCNetwork(config, backbone_file=backbone_file), {"backbone": f"{config.image_backbone}, ImageNet weights", "weights": str(backbone_file)}
 
 
 def _apply_gradients(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, grad_clip: float) -> None:
