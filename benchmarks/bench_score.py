@@ -49,7 +49,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ovbench.results import environment
 root, pred = Path(sys.argv[1]), Path(sys.argv[2])
 start = time.perf_counter()
 for video in (root / "val.txt").read_text().split():

@@ -17,18 +17,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..palette import PALETTE
+from ..palette import colourize
 from .records import Run
 
 FRAMES = 6
 THUMB_HEIGHT = 72
 MAX_BYTES = 200_000  # per strip, before base64
-
-
-def palette() -> np.ndarray:
-    """(256, 3) uint8: class id -> colour, the one palette of label PNGs, overlays and figures,
-    so a class has the same colour on the page as everywhere else; void (255) is black."""
-    return PALETTE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +43,12 @@ def prediction_frames(run: Run, count: int = FRAMES) -> list[Path]:
     return [frame for frame in firsts if frame is not None]
 
 
-def _thumbnail(path: Path, colours: np.ndarray) -> Image.Image:
+def _thumbnail(path: Path) -> Image.Image:
     with Image.open(path) as image:
         ids = np.asarray(image)  # palette and grey PNGs both hold the class ids
     if ids.ndim != 2:
         raise ValueError(f"{ids.ndim}-D image, expected one class id per pixel")
-    coloured = Image.fromarray(colours[np.clip(ids, 0, 255).astype(np.uint8)])
+    coloured = Image.fromarray(colourize(np.clip(ids, 0, 255).astype(np.uint8)))  # the palette of every figure
     width = max(1, round(coloured.width * THUMB_HEIGHT / coloured.height))
     return coloured.resize((width, THUMB_HEIGHT), Image.Resampling.NEAREST)  # class edges stay crisp
 
@@ -64,9 +58,8 @@ def prediction_strip(run: Run) -> tuple[Strip | None, str | None]:
     frames = prediction_frames(run)
     if not frames:
         return None, None
-    colours = palette()
     try:
-        thumbs = [_thumbnail(frame, colours) for frame in frames]
+        thumbs = [_thumbnail(frame) for frame in frames]
     except (OSError, ValueError) as err:
         return None, f"no prediction strip for {run.path}: {err}"
     gap = 4

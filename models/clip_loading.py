@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..api import WeightsInfo, class_name_parts
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError, WeightsError, first_line
 from ..resolve import names_a_file, user_file
 from ..suggest import did_you_mean
 
@@ -118,10 +118,9 @@ def load_weights_file(model: torch.nn.Module, path: Path, arch: str) -> None:
             f" save its state dict with safetensors.torch.save_file or torch.save(state_dict)"
         ) from None
     except Exception as err:  # a user's file can fail anywhere in parsing or conversion: all mean "bad file"
-        first = (str(err).strip().splitlines() or [""])[0][:200]
         raise WeightsError(
             f"CLIP weights file {path} cannot be loaded into {arch}: damaged, not a weights file, or made for"
-            f" another architecture ({type(err).__name__}: {first})"
+            f" another architecture ({type(err).__name__}: {first_line(err)})"
         ) from None
 
 

@@ -2,6 +2,13 @@
 anything else is a bug and keeps its traceback."""
 
 
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type's name when it has none), at most
+    `limit` characters: enough to say why a user's file failed, in a one-line error."""
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:limit]
+
+
 class OvbenchError(Exception):
     """Base class: the message must name the file, video, frame or argument at fault."""
 

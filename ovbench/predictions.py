@@ -140,7 +140,9 @@ class PredictionReader:
                 return None
             try:
                 frames = json.loads(path.read_text())["frames"]
-            except (OSError, json.JSONDecodeError, KeyError) as err:
-                raise DataError(f"{path}: unreadable RLE predictions ({err})") from None
+                if not isinstance(frames, dict):
+                    raise TypeError(f"'frames' is a {type(frames).__name__}, not an object")
+            except (OSError, ValueError, KeyError, TypeError) as err:  # ValueError: not JSON, or not UTF-8
+                raise DataError(f"{path}: unreadable RLE predictions ({type(err).__name__}: {err})") from None
             self._rle = {**dict(list(self._rle.items())[-1:]), video: frames}
             return frames

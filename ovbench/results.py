@@ -242,7 +242,7 @@ def load_record(path: str | Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror})") from None
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # not JSON, or not UTF-8 text
         raise DataError(f"{path}: not valid JSON ({err})") from None
     validate_record(record, str(path))
     return record

@@ -15,7 +15,6 @@ video read again to name the frame.
 from __future__ import annotations
 
 import itertools
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -121,9 +120,8 @@ def decode_threads() -> int:
     """Decoding is about two thirds of the work per frame and its threads sleep (never spin)
     when FRAMES_AHEAD frames wait, so one more than the cores (at most 4) keeps every core fed
     (552 frames on 2 busy cores: 4.9 s with 1 thread, 3.9 s with 2, 3.1 s with 3). Cores this
-    process may use, not the machine's: taskset, cgroups and SLURM restrict them."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(4, cores + 1)
+    process may use (`results.usable_cores`), not the machine's."""
+    return min(4, results.usable_cores() + 1)
 
 
 def score(options: ScoreOptions) -> dict[str, Any]:

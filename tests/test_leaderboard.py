@@ -26,6 +26,7 @@ import pytest
 from PIL import Image
 
 from ovbench.errors import ConfigError, DataError
+from ovbench.palette import PALETTE
 from ovbench.leaderboard.bootstrap import video_bootstrap
 from ovbench.leaderboard.command import configure_parser, run
 from ovbench.leaderboard.layouts import load_layout
@@ -944,7 +945,7 @@ def test_html_shows_a_strip_of_saved_predictions(tmp_path, cli, monkeypatch):
     html = page.read_text()
     strips = re.findall(r'<figure class="strip">\n<img src="(data:image/png;base64,[^"]+)"', html)
     assert len(strips) == 2  # gkc and clip-dense; the broken one is a note, the unsaved one nothing
-    colours = strip.palette()
+    colours = PALETTE
     with decode_data_url(strips[1]) as image:  # gkc: 6 of 8 videos, evenly spread, first frames
         assert image.height == strip.THUMB_HEIGHT and image.width == 6 * 128 + 5 * 4
         pixels = np.asarray(image.convert("RGB"))

@@ -13,7 +13,7 @@ from open_clip.modified_resnet import ModifiedResNet
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from ...errors import WeightsError
+from ...errors import WeightsError, first_line
 from .config import GKCConfig
 
 # torchvision's IMAGENET1K_V1 ResNet-101 (the classic weights detectron2-era models start from)
@@ -112,8 +112,7 @@ class TorchvisionResNetTrunk(nn.Module):
             own = self.state_dict()
             self.load_state_dict({key: value for key, value in state.items() if key in own})
         except Exception as error:  # truncated, pickled objects, another network's weights
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise WeightsError(f"{path}: not torchvision's ResNet-101 state dict ({reason})") from None
+            raise WeightsError(f"{path}: not torchvision's ResNet-101 state dict ({first_line(error)})") from None
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -184,6 +184,9 @@ def pad_targets_to_canvas(targets: list[dict[str, torch.Tensor]], canvas: tuple[
     padded = []
     for target in targets:
         height, width = target["masks"].shape[-2:]
+        if (height, width) == tuple(canvas):  # crops are multiples of 32 by default: no copy
+            padded.append(target)
+            continue
         masks = F.pad(target["masks"], (0, canvas[1] - width, 0, canvas[0] - height))
         padded.append({**target, "masks": masks})
     return padded

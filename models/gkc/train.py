@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ...api import ModelArgs, TrainableModel, TrainJob, WeightsInfo, parse_model_args, parse_pairs
 from ...data.synthetic import dataset_name
-from ...errors import ConfigError, ModelError, WeightsError
+from ...errors import ConfigError, ModelError, WeightsError, first_line
 from ...devices import join
 from ...fileio import write_atomic
 from ..clip_loading import encode_class_names
@@ -259,9 +259,7 @@ def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, data
     if init is None:
         stages = [{"stage": "init", **origin}]
     else:
-        stages = json.loads(init.metadata.get("training_stages", "null")) or [
-            {"stage": "init", "checkpoint": str(init.path), "sha256": init.sha256}
-        ]
+        stages = init.training_stages or [{"stage": "init", "checkpoint": str(init.path), "sha256": init.sha256}]
     height, width = args.crop_size()
     stages.append({
         "stage": "images" if split.dataset == "coco" else "video frames",  # GKC's image stage, or its video stage
@@ -295,8 +293,7 @@ def _load_state(out_dir: Path) -> dict | None:
             raise ValueError("not a GKC train state")
         return state
     except Exception as error:  # any unreadable file: truncated, foreign, or pickled objects
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(f"{path}: cannot resume from it ({reason[:200]}); delete it or pass --overwrite to start over") from None
+        raise WeightsError(f"{path}: cannot resume from it ({first_line(error)}); delete it or pass --overwrite to start over") from None
 
 
 def _log_step(line: str) -> int | None:

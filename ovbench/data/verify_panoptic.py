@@ -111,7 +111,9 @@ def list_coco(root: Path, report: VerifyReport) -> list[tuple]:
 def _check_coco_categories(path: Path, categories: list, report: VerifyReport) -> None:
     known = {c["id"]: c["name"] for c in load_categories()}
     for c in categories:
-        if known.get(c.get("id")) != c.get("name"):
+        if not isinstance(c, dict):
+            report.problems.append(f"{path}: category entry {c!r} is not an object")
+        elif known.get(c.get("id")) != c.get("name"):
             report.problems.append(f"{path}: category {c.get('id')} {c.get('name')!r} is not one of the 133 "
                                    f"COCO Panoptic categories")
 

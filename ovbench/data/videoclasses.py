@@ -38,9 +38,10 @@ def _cache_file(cache_dir: Path, data: VideoDataset) -> Path:
 
 def _load(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        table = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return table if isinstance(table, dict) else {}  # a damaged cache is computed again
 
 
 def videos_without(data: VideoDataset, videos: Iterable[str], classes: Iterable[int],
