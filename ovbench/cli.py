@@ -223,7 +223,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     split = load_split(args.split)
     data_root, _, _ = resolve_data(args.data_root, _stderr, split.dataset)
     videos = [name.strip() for name in args.videos.split(",") if name.strip()] if args.videos else None
-    figure = visualize([parse_run(spec) for spec in args.runs], split, data_root, Path(args.out),
+    figure = visualize([parse_run(spec, flat=split.dataset == "coco") for spec in args.runs], split, data_root, Path(args.out),
                        videos=videos, num_videos=args.num_videos, frames=args.frames)
     print(f"{figure.panels} panels of videos {', '.join(figure.videos)}: {', '.join(str(path) for path in figure.paths)}")
     return 0
@@ -265,7 +265,9 @@ def _list_models(verbose: bool) -> None:
 def _builtin_files(package: str, folder: str, suffix: str) -> list[str]:
     from importlib import resources
 
-    return sorted(entry.name.removesuffix(suffix) for entry in (resources.files(package) / folder).iterdir() if entry.name.endswith(suffix))
+    from .resolve import builtin_names
+
+    return builtin_names(resources.files(package) / folder, suffix)
 
 
 def _list_splits(data_root: str | None) -> None:

@@ -105,6 +105,12 @@ class PredictionReader:
         self._rle: dict[str, dict] = {}  # the last two videos' RLE files, parsed once each
         self._rle_lock = threading.Lock()  # decoding threads share this reader
 
+    def has(self, video: str) -> bool:
+        """Whether the folder holds predictions of `video`, in any of the layouts `read` reads."""
+        folder = self.directory
+        return ((folder / video).is_dir() or (folder / f"{video}.json").is_file()
+                or (self.flat and (folder / f"{video}.png").is_file()))
+
     def read(self, video: str, stem: str, lut: np.ndarray | None = None) -> np.ndarray:
         """Raw prediction values of one frame, or lut[value] for a (256,) uint8 `lut`."""
         png = self.directory / video / f"{stem}.png"

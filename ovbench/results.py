@@ -268,12 +268,12 @@ def format_summary(record: dict[str, Any]) -> str:
         f" ({_count(record['dataset']['videos'], 'video')}, {_count(record['dataset']['frames'], 'frame')})",
         "  ".join(f"{key} {100 * metrics[key]:.1f}" for key in METRIC_KEYS if key in metrics),
     ]
-    from .records import fps_per_process, partial_reasons, random_init  # records reads this module's schema
+    from .records import fps_per_process, partial_reasons, processes, random_init  # records reads this module's schema
 
     timing = record.get("timing")
     if timing:
-        processes = timing.get("processes") or 1
-        per_process = f" ({fps_per_process(record):.1f} per process of {processes})" if processes > 1 else ""
+        count = processes(record)
+        per_process = f" ({fps_per_process(record):.1f} per process of {count})" if count > 1 else ""
         lines.append(
             f"{timing['frames']} frames in {timing['seconds']:.1f} s: {timing['fps_end_to_end']:.1f} frames/s end to end{per_process},"
             f" {timing['fps_model']:.1f} model only ({record['env']['device']}, {record['env']['precision']})"

@@ -30,10 +30,6 @@ class RunPredictions:
     name: str  # the column title
     reader: PredictionReader
 
-    def has(self, video: str) -> bool:
-        folder = self.reader.directory
-        return (folder / video).is_dir() or (folder / f"{video}.json").is_file()
-
     def read(self, video: str, stem: str, shape: tuple[int, ...]) -> np.ndarray:
         """The prediction for a frame whose ground truth has `shape`."""
         labels = self.reader.read(video, stem)
@@ -43,8 +39,9 @@ class RunPredictions:
         return labels
 
 
-def parse_run(spec: str) -> RunPredictions:
-    """"NAME=DIR" or "DIR"; DIR is a predictions folder or the run record next to it."""
+def parse_run(spec: str, flat: bool = False) -> RunPredictions:
+    """"NAME=DIR" or "DIR"; DIR is a predictions folder or the run record next to it. `flat`:
+    an image data set's predictions may be `DIR/<stem>.png` (see PredictionReader)."""
     name, _, where = spec.rpartition("=")
     path = Path(where)
     if path.suffix == ".json" and path.is_file():
@@ -53,7 +50,7 @@ def parse_run(spec: str) -> RunPredictions:
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise DataError(f"{path}: not a run record ({type(err).__name__}: {err})") from None
         name, path = name or record_model, path.with_suffix(".predictions")
-    return RunPredictions(name or path.name.removesuffix(".predictions"), PredictionReader(path))
+    return RunPredictions(name or path.name.removesuffix(".predictions"), PredictionReader(path, flat=flat))
 
 
 @dataclass
@@ -69,7 +66,7 @@ def visualize(runs: list[RunPredictions], split: Split, data_root: Path, out: Pa
         raise ConfigError(f"--out {out}: name a .png or .pdf figure (both are written)")
     data = open_dataset(split.dataset, data_root)
     to_shown = _display_lut(split)
-    available = [v for v in list_videos(data, split) if v.frames and all(run.has(v.name) for run in runs)]
+    available = [v for v in list_videos(data, split) if v.frames and all(run.reader.has(v.name) for run in runs)]
     if not available:
         raise DataError(f"no video of {split.name} has predictions in every run ({', '.join(str(r.reader.directory) for r in runs)})")
     chosen = _named(available, videos) if videos else _most_disagreeing(data, runs, available, to_shown, num_videos)

@@ -74,3 +74,16 @@ def test_missing_predictions_and_bad_figure_names_are_one_line(saved, tmp_path, 
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith("ovbench: error:") for line in lines)
     assert f"frame {frame.stem} is 7x5" in lines[-1]
+
+
+def test_a_run_has_a_video_in_every_layout_the_reader_reads(tmp_path):
+    """PNG folder, RLE file, and for image data sets (COCO) a flat `<stem>.png`: visualize picks
+    videos by what the reader can read, so a flat COCO folder is not passed over."""
+    from ovbench.predictions import PredictionReader
+
+    (tmp_path / "folder_video").mkdir()
+    (tmp_path / "rle_video.json").write_text("{}")
+    (tmp_path / "000000000139.png").write_bytes(b"")
+    plain, flat = PredictionReader(tmp_path), PredictionReader(tmp_path, flat=True)
+    assert plain.has("folder_video") and plain.has("rle_video") and not plain.has("000000000139")
+    assert flat.has("000000000139") and not flat.has("missing")

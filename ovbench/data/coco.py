@@ -142,6 +142,13 @@ def semantic_from_segments(segment_ids: np.ndarray, seg: Segments, where: str) -
     return table[inverse].reshape(segment_ids.shape)
 
 
+def _checked(seg: Segments) -> Segments:
+    """The annotation, or its DataError if it names a category outside the 133."""
+    if seg.error:
+        raise DataError(seg.error)
+    return seg
+
+
 class COCOPanoptic:
     """One COCO root (`train2017/`, `val2017/`, `annotations/`): every image a one-frame video."""
 
@@ -150,6 +157,8 @@ class COCOPanoptic:
         if not (self.root / "annotations").is_dir():
             raise DataError(f"{self.root}: not a COCO root (no annotations/ folder)")
         self._resolved = self.root.resolve()  # the key of the parsed annotation tables, once
+        # the annotation files there are, the smaller val first (looked up for every frame)
+        self._present = [subset for subset in ("val", "train") if annotation_path(self.root, subset).is_file()]
 
     def _subset(self, subset: str) -> dict[str, Segments]:
         if subset not in SUBSETS:
@@ -158,19 +167,15 @@ class COCOPanoptic:
 
     def _locate(self, video: str) -> tuple[str, Segments]:
         """(subset, segments) of an image; the val file is smaller, so it is searched first."""
-        for subset in ("val", "train"):
-            if annotation_path(self.root, subset).is_file():
-                table = self._subset(subset)
-                if video in table:
-                    return subset, table[video]
+        for subset in self._present:
+            table = self._subset(subset)
+            if video in table:
+                return subset, table[video]
         raise DataError(f"{self.root}: image {video} is in neither annotation file")
 
     def segments(self, video: str) -> Segments:
         """The image's annotation; a DataError if it names a category outside the 133."""
-        seg = self._locate(video)[1]
-        if seg.error:
-            raise DataError(seg.error)
-        return seg
+        return _checked(self._locate(video)[1])
 
     def videos(self, subset: str) -> list[str]:
         return list(self._subset(subset))
@@ -185,7 +190,9 @@ class COCOPanoptic:
         return self.frame_dir(video) / f"{stem}.jpg"
 
     def mask_path(self, video: str, stem: str) -> Path:
-        subset, seg = self._locate(video)
+        return self._png(*self._locate(video))
+
+    def _png(self, subset: str, seg: Segments) -> Path:
         return self.root / "annotations" / f"panoptic_{subset}2017" / seg.png
 
     def read_frame(self, video: str, stem: str) -> np.ndarray:
@@ -200,8 +207,9 @@ class COCOPanoptic:
 
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) category indices 0..132, 255 = unlabeled."""
-        path = self.mask_path(video, stem)
-        return semantic_from_segments(read_segment_png(path), self.segments(video), str(path))
+        subset, seg = self._locate(video)  # once: a lookup in the annotation tables
+        path = self._png(subset, seg)
+        return semantic_from_segments(read_segment_png(path), _checked(seg), str(path))
 
     def instance_targets(self, video: str, stem: str) -> tuple[np.ndarray, np.ndarray]:
         """Mask2Former-style instance targets: (category indices (N,), bool masks (N, H, W)),

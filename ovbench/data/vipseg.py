@@ -10,6 +10,7 @@ the stray value 200 that a few masks hold (VIPSeg-Dataset issue #1): 200 // 100 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -96,4 +97,14 @@ class VIPSeg:
 
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) converted ids: 0..123, 255 = void."""
-        return convert_panomask(self.read_panoptic(video, stem))
+        raw = self.read_panoptic(video, stem)
+        if raw.size and 0 <= raw.min() and raw.max() <= 0xFFFF:  # every 8- and 16-bit png
+            return _panomask_table()[raw]
+        return convert_panomask(raw)
+
+
+@functools.cache
+def _panomask_table() -> np.ndarray:
+    """`convert_panomask` of every 16-bit value, looked up per pixel: about a tenth of the
+    arithmetic's time on a 720p mask (3.5 vs 34 ms here), the same ids by construction."""
+    return convert_panomask(np.arange(0x10000))
