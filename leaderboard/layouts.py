@@ -28,7 +28,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import ConfigError
-from ..resolve import names_a_file, user_file
+from ..resolve import builtin_names, names_a_file, resolve
 from ..suggest import did_you_mean
 from .quantities import QUANTITIES
 
@@ -99,9 +99,12 @@ def _path_matches(record: dict[str, Any], path: str, patterns: tuple[Any, ...]) 
     return False
 
 
+def _layouts_folder():
+    return resources.files("ovbench.leaderboard") / "layouts"
+
+
 def builtin_layouts() -> list[str]:
-    folder = resources.files("ovbench.leaderboard") / "layouts"
-    return sorted(entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json"))
+    return builtin_names(_layouts_folder(), ".json")
 
 
 def _unknown_keys(given: dict[str, Any], known: tuple[str, ...], where: str) -> None:
@@ -181,24 +184,15 @@ def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
 
 def load_layout(name_or_path: str) -> Layout:
     """A built-in layout by id, or a user's layout file (its file name is its id)."""
-    if names_a_file(name_or_path, builtin_layouts()):
-        path = user_file(name_or_path, "--table layout file")
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise ConfigError(f"--table {path}: cannot read ({err.strerror})") from None
-        layout_id, source = path.stem, str(path)
-    else:
-        known = builtin_layouts()
-        if name_or_path not in known:
-            raise ConfigError(
-                f"--table {name_or_path!r}: no such layout{did_you_mean(name_or_path, known)};"
-                f" built-in: {', '.join(known)}, or give a layout .json file"
-            )
-        text = (resources.files("ovbench.leaderboard") / "layouts" / f"{name_or_path}.json").read_text()
-        layout_id, source = name_or_path, f"ovbench/leaderboard/layouts/{name_or_path}.json"
+    path = resolve(name_or_path, _layouts_folder(), ".json", "--table layout")
+    builtin = not names_a_file(name_or_path, builtin_layouts())
+    source = f"ovbench/leaderboard/layouts/{path.name}" if builtin else str(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"--table {path}: cannot read ({err.strerror})") from None
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{source}: not valid JSON ({err})") from None
-    return parse_layout(payload, layout_id, source)
+    return parse_layout(payload, path.name.removesuffix(".json"), source)

@@ -55,13 +55,10 @@ def adapter_source_sha256(cls: type) -> str | None:
 
 
 def split_identity(split: Split) -> dict[str, Any]:
-    """A split file by resolved path and content, so `./mine.json#x` and `mine.json#x` are the
-    same run; a built-in split by name. The content is `hash` (and a copy in the run state)."""
-    path = (split.source or split.name).partition("#")[0]
-    where = split.name
-    if path.endswith(".json") or Path(path).is_file():
-        where = f"{Path(path).expanduser().resolve()}#{split.name}"
-    return {"name": split.name, "hash": split.hash, "source": where}
+    """A split file by resolved path and content, a built-in split by name: `load_split` already
+    gave a file's split its absolute `path.json#name` (so `./mine.json#x` and `mine.json#x` are
+    the same run) and a built-in one its name. The content is `hash` (and a copy in the run state)."""
+    return {"name": split.name, "hash": split.hash, "source": split.source or split.name}
 
 
 def run_fingerprint(model_info: dict[str, Any], split: Split, dataset_name: str, data: VideoDataset, videos: list[VideoFrames],

@@ -125,3 +125,15 @@ def test_the_commit_is_read_from_ovbench_own_repository_only(tmp_path):
     (package / "mod.py").write_text("x = 2\n")
     git_info.cache_clear()
     assert git_info(package)["dirty"] is True
+
+
+def test_a_file_named_like_a_builtin_split_does_not_change_its_identity(tmp_path, monkeypatch):
+    from ovbench.identity import split_identity
+    from ovbench.splits import load_split
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "vspw_all").write_text("not a split")
+    assert split_identity(load_split("vspw_all"))["source"] == "vspw_all"
+    (tmp_path / "mine.json").write_bytes((Path(__file__).parents[1] / "splits" / "vspw.json").read_bytes())
+    assert split_identity(load_split("./mine.json#vspw_all")) == split_identity(load_split("mine.json#vspw_all"))
+    assert split_identity(load_split("mine.json#vspw_all"))["source"] == f"{tmp_path.resolve() / 'mine.json'}#vspw_all"
