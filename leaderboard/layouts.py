@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..resolve import builtin_names, names_a_file, resolve
-from ..suggest import did_you_mean
+from ..suggest import did_you_mean, refuse_unknown_keys
 from .quantities import QUANTITIES
 
 # "unsupported": a benchmark of the paper's table that ovbench cannot evaluate yet (cells read n/s)
@@ -107,12 +107,6 @@ def builtin_layouts() -> list[str]:
     return builtin_names(_layouts_folder(), ".json")
 
 
-def _unknown_keys(given: dict[str, Any], known: tuple[str, ...], where: str) -> None:
-    for key in given:
-        if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}; known: {', '.join(known)}")
-
-
 def _patterns(spec: Any, where: str) -> dict[str, tuple[Any, ...]]:
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} should be an object of record path -> pattern")
@@ -122,7 +116,7 @@ def _patterns(spec: Any, where: str) -> dict[str, tuple[Any, ...]]:
 def _column(spec: Any, where: str) -> Column:
     if not isinstance(spec, dict) or not isinstance(spec.get("label"), str):
         raise ConfigError(f"{where} should be an object with a text 'label'")
-    _unknown_keys(spec, _COLUMN_KEYS, where)
+    refuse_unknown_keys(spec, _COLUMN_KEYS, where)
     field, metric, split = spec.get("field"), spec.get("metric"), spec.get("split")
     if (field is None) == (metric is None):
         raise ConfigError(f"{where} ({spec['label']!r}) needs exactly one of 'field' or 'metric'")
@@ -150,7 +144,7 @@ def _column(spec: Any, where: str) -> Column:
 def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
     if not isinstance(payload, dict):
         raise ConfigError(f"{source}: a layout is a JSON object")
-    _unknown_keys(payload, _LAYOUT_KEYS, source)
+    refuse_unknown_keys(payload, _LAYOUT_KEYS, source)
     columns = payload.get("columns")
     if not isinstance(columns, list) or not columns:
         raise ConfigError(f"{source}: 'columns' should be a non-empty list")
@@ -168,7 +162,7 @@ def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
             where = f"{source}: rows[{i}]"
             if not isinstance(row, dict) or not isinstance(row.get("label"), str) or "match" not in row:
                 raise ConfigError(f"{where} should be an object with a text 'label' and 'match'")
-            _unknown_keys(row, _ROW_KEYS, where)
+            refuse_unknown_keys(row, _ROW_KEYS, where)
             specs.append(RowSpec(row["label"], _patterns(row["match"], f"{where}.match"),
                                  _patterns(row.get("exclude", {}), f"{where}.exclude")))
     other = payload.get("other_models", "append")

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from . import results
 from .errors import ConfigError, DataError
 from .evaluation import compute_for_split, new_metrics, options_summary
-from .runstate import RunState, Session, StateContents, VideoResult
+from .runstate import RunState, Session, StateContents, VideoResult, changed_keys
 from .splits import Split
 
 
@@ -70,7 +70,7 @@ def record_from_states(states: list[RunState], *, partial: bool = False) -> dict
     for state in states[1:]:
         other = state.fingerprint()
         if other != fingerprint:
-            changed = sorted(k for k in set(other) | set(fingerprint) if other.get(k) != fingerprint.get(k))
+            changed = changed_keys(other, fingerprint)
             raise ConfigError(f"{state.directory} and {states[0].directory} are different runs (they differ in {', '.join(changed)})")
     contents = StateContents([], [], [])
     for state in states:

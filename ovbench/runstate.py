@@ -166,6 +166,10 @@ def _legacy_parts(directory: Path) -> StateContents:
     return contents
 
 
+def changed_keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The top-level keys where two run fingerprints differ, for an error that says what."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
 class RunState:
     def __init__(self, directory: Path):
         self.directory = directory
@@ -181,7 +185,7 @@ class RunState:
         if marker.is_file():
             previous = self.fingerprint()
             if previous != json.loads(json.dumps(fingerprint)):
-                changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
+                changed = changed_keys(previous, fingerprint)
                 raise ConfigError(
                     f"{self.directory} holds a run made with different settings ({', '.join(changed)});"
                     " rerun with --overwrite to start over, or use another --out"

@@ -21,7 +21,7 @@ from ..data.datasets import KINDS, class_names
 from ..data.vspw import IGNORE
 from ..errors import ConfigError
 from ..resolve import names_a_file, split_fragment, user_file
-from ..suggest import did_you_mean
+from ..suggest import did_you_mean, refuse_unknown_keys
 
 VOCABULARIES = ("seen", "unseen", "all")
 SUBSETS = ("train", "val", "test")
@@ -162,9 +162,7 @@ def _check_keys(given, table: dict, where: str) -> None:
     missing key, or a value of the wrong kind, naming the key."""
     if not isinstance(given, dict):
         raise ConfigError(f"{where} must be a JSON object, not {type(given).__name__}")
-    for key in given:
-        if key not in table:
-            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, table)}; known: {', '.join(table)}")
+    refuse_unknown_keys(given, table, where)
     for key, (required, valid, expected) in table.items():
         if key not in given:
             if required:

@@ -4,7 +4,7 @@ A split names its kind (`"dataset"` in its file); runs, scoring and training ope
 through `open_dataset(kind, root)`, which checks the root's layout against the kind first, so
 a VSPW root given for a VIPSeg split is one line, not a missing-file error three layers down.
 Every reader offers the same small interface (`VideoDataset`): a new data set is one module,
-one entry in `_READERS` and its split file.
+one branch in `_reader`, its layout marker and its split file.
 """
 
 from __future__ import annotations

@@ -12,15 +12,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..errors import OvbenchError
-from .datasets import VideoFrames
-from .vspw import VSPW
+from .datasets import VideoDataset, VideoFrames
 
 
 class FrameDataset(Dataset):
     """Item i = one frame of one video, addressed through cumulative frame counts so that
     memory holds frame names, never pixels."""
 
-    def __init__(self, data: VSPW, videos: Sequence[VideoFrames]):
+    def __init__(self, data: VideoDataset, videos: Sequence[VideoFrames]):
         self.data = data
         self.videos = list(videos)
         self.starts = np.cumsum([0] + [len(v.frames) for v in self.videos]).tolist()
@@ -83,7 +82,7 @@ def collate_frames(items: list[dict]) -> dict:
 
 
 def frame_loader(
-    data: VSPW, videos: Sequence[VideoFrames], *, batch_size: int, workers: int, pin_memory: bool
+    data: VideoDataset, videos: Sequence[VideoFrames], *, batch_size: int, workers: int, pin_memory: bool
 ) -> DataLoader:
     dataset = FrameDataset(data, videos)
     return DataLoader(
