@@ -105,6 +105,6 @@ class VIPSeg:
 
 @functools.cache
 def _panomask_table() -> np.ndarray:
-    """`convert_panomask` of every 16-bit value, looked up per pixel: about a tenth of the
-    arithmetic's time on a 720p mask (3.5 vs 34 ms here), the same ids by construction."""
+    """`convert_panomask` of every 16-bit value, looked up per pixel: 2.6x faster than the
+    arithmetic on a 720p mask (benchmarks/bench_vipseg_masks.py), the same ids by construction."""
     return convert_panomask(np.arange(0x10000))
