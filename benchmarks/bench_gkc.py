@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ovbench.api import parse_model_args
-from ovbench.models.gkc import GKC
+from ovbench.modelargs import parse_model_args
+from ovbench.models.gkc.adapter import GKC
 from gkc_weights import random_gkc_checkpoint
 from ovbench.models.gkc.config import GKCConfig, load_config
 from ovbench.models.gkc.network import GKCNetwork

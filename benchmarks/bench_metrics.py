@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ovbench.metrics import VideoSegMetrics
+from ovbench.metrics.accumulator import VideoSegMetrics
 
 K, H, W = 124, 480, 853
 WINDOWS = (8, 16)

@@ -73,7 +73,8 @@ def main() -> None:
     args = parser.parse_args()
     overrides = dict(item.split(":", 1) for item in args.model_args)
 
-    from ovbench.data.synthetic import SAMPLE, write_synthetic_vspw
+    from ovbench.data.synthetic.sample import SAMPLE
+    from ovbench.data.synthetic.vspw import write_synthetic_vspw
 
     work = Path(tempfile.mkdtemp(prefix="ovbench-bench-"))
     env = {**os.environ, "OVBENCH_CACHE": str(work / "cache")}

@@ -40,7 +40,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from ovbench.results import environment
+from ovbench.records.provenance import environment
 
 HERE = Path(__file__).resolve().parent
 DECODE = """

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ovbench.api import parse_model_args
-from ovbench.models.gkc import GKC
+from ovbench.modelargs import parse_model_args
+from ovbench.models.gkc.adapter import GKC
 from ovbench.models.gkc.checkpoint import save_checkpoint
 from ovbench.models.gkc.network import GKCNetwork
 

@@ -13,10 +13,10 @@ import warnings
 from typing import Any
 
 import numpy as np
+from ovbench.leaderboard.quantities import INTERVAL_KEYS
 
-from ..errors import DataError
-from ..metrics.confusion import iou_means, segmentation_scores
-from .quantities import INTERVAL_KEYS
+from ovbench.errors import DataError
+from ovbench.metrics.confusion import iou_means, segmentation_scores
 
 LEVEL = 0.95
 

@@ -11,12 +11,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, OvbenchError
-from ..fileio import write_text
-from .layouts import builtin_layouts, load_layout
+from ovbench.leaderboard.layouts import builtin_layouts, load_layout
+
+from ovbench.errors import ConfigError, OvbenchError
+from ovbench.fileio import write_text
 
 if TYPE_CHECKING:  # the tables need torch and pandas: imported when run, so --help stays fast
-    from .table import Leaderboard
+    from ovbench.leaderboard.table import Leaderboard
 
 FORMATS = ("md", "latex", "csv", "html")
 PLOTS = ("acc-fps", "per-class")
@@ -65,10 +66,10 @@ def _format(args: argparse.Namespace) -> str:
 
 
 def render_table(board: Leaderboard, fmt: str, *, per_video: bool = False) -> str:
-    from .render import to_csv, to_latex, to_markdown
+    from ovbench.leaderboard.render import to_csv, to_latex, to_markdown
 
     if fmt == "html":
-        from .html import to_html  # matplotlib only when a page is asked for
+        from ovbench.leaderboard.html import to_html
 
         return to_html(board)
     if fmt == "md":
@@ -77,7 +78,11 @@ def render_table(board: Leaderboard, fmt: str, *, per_video: bool = False) -> st
 
 
 def _plot(board: Leaderboard, kind: str, out: Path) -> None:
-    from .plots import accuracy_fps_figure, per_class_figure, save_figure
+    from ovbench.leaderboard.plots import (
+        accuracy_fps_figure,
+        per_class_figure,
+        save_figure,
+    )
 
     if kind == "acc-fps":
         figure, notes = accuracy_fps_figure(board)
@@ -88,8 +93,8 @@ def _plot(board: Leaderboard, kind: str, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .records import find_runs
-    from .table import Bootstrap, build_leaderboard
+    from ovbench.leaderboard.records import find_runs
+    from ovbench.leaderboard.table import Bootstrap, build_leaderboard
 
     if args.plot and not args.out:
         raise ConfigError("--plot needs --out FILE.png")

@@ -15,17 +15,22 @@ from typing import Any
 import jinja2
 import pandas as pd
 from markupsafe import Markup
+from ovbench.leaderboard.per_video import KEYS as PER_VIDEO_KEYS
+from ovbench.leaderboard.per_video import per_video_run, percent, video_scores
+from ovbench.leaderboard.plots import (
+    accuracy_fps_figure,
+    figure_bytes,
+    per_class_figure,
+    per_class_run,
+)
+from ovbench.leaderboard.quantities import run_for
+from ovbench.leaderboard.records import Run
+from ovbench.leaderboard.render import MARKDOWN, legend, provenance
+from ovbench.leaderboard.select import Row
+from ovbench.leaderboard.strip import Strip, prediction_strip
+from ovbench.leaderboard.table import FOOTNOTES, MISSING, Leaderboard
 
-from ..errors import DataError
-from .per_video import KEYS as PER_VIDEO_KEYS
-from .per_video import per_video_run, percent, video_scores
-from .plots import accuracy_fps_figure, figure_bytes, per_class_figure, per_class_run
-from .quantities import run_for
-from .records import Run
-from .render import MARKDOWN, legend, provenance
-from .select import Row
-from .strip import Strip, prediction_strip
-from .table import FOOTNOTES, MISSING, Leaderboard
+from ovbench.errors import DataError
 
 SYMBOLS = MARKDOWN.symbols  # plain-text markers; the page puts them in <sup>
 

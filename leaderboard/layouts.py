@@ -27,10 +27,11 @@ import json
 from importlib import resources
 from typing import Any
 
-from ..errors import ConfigError
-from ..resolve import builtin_names, names_a_file, resolve
-from ..suggest import did_you_mean, refuse_unknown_keys
-from .quantities import QUANTITIES
+from ovbench.leaderboard.quantities import QUANTITIES
+
+from ovbench.errors import ConfigError
+from ovbench.resolve import builtin_names, names_a_file, resolve
+from ovbench.suggest import did_you_mean, refuse_unknown_keys
 
 # "unsupported": a benchmark of the paper's table that ovbench cannot evaluate yet (cells read n/s)
 FIELDS = ("label", "model", "weights", "backbone", "args", "device", "processes", "batch", "created", "unsupported")

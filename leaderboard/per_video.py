@@ -11,9 +11,9 @@ import dataclasses
 import math
 from typing import Any
 
-from .quantities import run_with
-from .records import Run
-from .select import Row
+from ovbench.leaderboard.quantities import run_with
+from ovbench.leaderboard.records import Run
+from ovbench.leaderboard.select import Row
 
 KEYS = ("mIoU", "VC8", "VC16")
 

@@ -12,18 +12,18 @@ from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.text import Annotation, Text
-from matplotlib.transforms import Bbox
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.transforms import Bbox
+from ovbench.leaderboard.quantities import FPS, Value, evaluate, run_with
+from ovbench.leaderboard.records import Run
+from ovbench.leaderboard.select import Row
+from ovbench.leaderboard.table import Leaderboard
 
-from ..errors import ConfigError, DataError
-from ..records import random_init
-from .quantities import FPS, Value, evaluate, run_with
-from .records import Run
-from .select import Row
-from .table import Leaderboard
+from ovbench.errors import ConfigError, DataError
+from ovbench.records.read import random_init
 
 SEEN_COLOUR, UNSEEN_COLOUR = "#4477aa", "#ee6677"
 ONE_RUN_COLOUR, SEPARATE_COLOUR = "#228833", "#aa3377"

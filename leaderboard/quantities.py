@@ -11,8 +11,9 @@ import dataclasses
 import math
 from typing import Sequence
 
-from ..records import fps_per_process
-from .records import Run
+from ovbench.leaderboard.records import Run
+
+from ovbench.records.read import fps_per_process
 
 FPS = "fps"  # end-to-end frames/s per process (records.fps_per_process), read together with env.device
 # quantity -> (split form, key) sources in order of preference; the first is the same-run source.

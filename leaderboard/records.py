@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataError
-from ..records import partial_reasons, read_records
+from ovbench.errors import DataError
+from ovbench.records.read import partial_reasons, read_records
 
 # Split names end in the vocabulary they were scored with; the leaderboard reads columns by it.
 SPLIT_FORMS = ("train_seen", "unseen", "seen", "all")

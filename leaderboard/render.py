@@ -11,11 +11,10 @@ import re
 from typing import Callable
 
 import pandas as pd
-
-from .layouts import NUMERIC_FIELDS, Column
-from .per_video import KEYS as PER_VIDEO_KEYS
-from .per_video import per_video_run, percent, video_scores
-from .table import FOOTNOTES, MISSING, UNSUPPORTED, Leaderboard
+from ovbench.leaderboard.layouts import NUMERIC_FIELDS, Column
+from ovbench.leaderboard.per_video import KEYS as PER_VIDEO_KEYS
+from ovbench.leaderboard.per_video import per_video_run, percent, video_scores
+from ovbench.leaderboard.table import FOOTNOTES, MISSING, UNSUPPORTED, Leaderboard
 
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

@@ -13,10 +13,11 @@ import dataclasses
 import json
 from typing import Callable, Iterable
 
-from ..errors import ConfigError
-from ..suggest import did_you_mean
-from .layouts import Layout, RowSpec
-from .records import ModelConfig, Run
+from ovbench.leaderboard.layouts import Layout, RowSpec
+from ovbench.leaderboard.records import ModelConfig, Run
+
+from ovbench.errors import ConfigError
+from ovbench.suggest import did_you_mean
 
 PREFERRED_DATASET = "vspw"
 PREFERRED_PROTOCOL = "vspw"

@@ -15,10 +15,10 @@ import io
 from pathlib import Path
 
 import numpy as np
+from ovbench.leaderboard.records import Run
 from PIL import Image
 
-from ..palette import colourize
-from .records import Run
+from ovbench.palette import colourize
 
 FRAMES = 6
 THUMB_HEIGHT = 72

@@ -12,14 +12,14 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from ovbench.leaderboard.bootstrap import video_bootstrap
+from ovbench.leaderboard.layouts import Column, Layout
+from ovbench.leaderboard.quantities import FPS, INTERVAL_KEYS, Value, evaluate
+from ovbench.leaderboard.records import Run
+from ovbench.leaderboard.select import Row, form_rows, select
 
-from ..errors import DataError
-from ..records import batch_size, processes, random_init
-from .bootstrap import video_bootstrap
-from .layouts import Column, Layout
-from .quantities import FPS, INTERVAL_KEYS, Value, evaluate
-from .records import Run
-from .select import Row, form_rows, select
+from ovbench.errors import DataError
+from ovbench.records.read import batch_size, processes, random_init
 
 MISSING = "-"
 UNSUPPORTED = "n/s"

@@ -28,12 +28,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from open_clip.transformer import VisionTransformer
+from ovbench.models.clip_baseline import ClipArgs, ClipBaseline, class_scores
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ..errors import ConfigError
-from ..registry import register_model
-from .clip_baseline import ClipArgs, ClipBaseline, class_scores
+from ovbench.errors import ConfigError
+from ovbench.registry import register_model
 
 OPEN_CLIP = "open_clip_torch"
 

@@ -21,10 +21,10 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from ..api import WeightsInfo, class_name_parts
-from ..errors import ConfigError, WeightsError, first_line
-from ..resolve import names_a_file, user_file
-from ..suggest import did_you_mean
+from ovbench.api import WeightsInfo, class_name_parts
+from ovbench.errors import ConfigError, WeightsError, first_line
+from ovbench.resolve import names_a_file, user_file
+from ovbench.suggest import did_you_mean
 
 TINY_CONFIG_DIR = Path(__file__).with_name("clip_configs")
 RANDOM_INIT = "none"

@@ -27,11 +27,11 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from ovbench.models.clip_baseline import ClipArgs, ClipBaseline, class_scores
+from ovbench.models.masked_crops import crop_regions, region_boxes
 
-from ..errors import ConfigError
-from ..registry import register_model
-from .clip_baseline import ClipArgs, ClipBaseline, class_scores
-from .masked_crops import crop_regions, region_boxes
+from ovbench.errors import ConfigError
+from ovbench.registry import register_model
 
 KMEANS_ITERATIONS = 10
 

@@ -12,13 +12,15 @@ from typing import Callable
 
 import torch
 
-from .api import SegmentationModel, WeightsInfo
-from .data.synthetic import write_synthetic_vspw
-from .data.datasets import open_dataset
-from .errors import OvbenchError
-from .devices import resolve_device
-from .runner import RunOptions, build_model, labels_from_output, output_problem, run
-from .splits import load_split
+from ovbench.api import SegmentationModel, WeightsInfo
+from ovbench.data.kinds import open_dataset
+from ovbench.data.synthetic.vspw import write_synthetic_vspw
+from ovbench.errors import OvbenchError
+from ovbench.run.distributed import resolve_device
+from ovbench.run.model_io import build_model, labels_from_output, output_problem
+from ovbench.run.options import RunOptions
+from ovbench.run.orchestration import run
+from ovbench.split import load_split
 
 CHECK_SPLIT = "vspw_all"
 

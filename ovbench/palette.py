@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-IGNORE = 255  # VSPW's "unlabelled": drawn black, as nothing
+from ovbench.constants import IGNORE
 
 
 def _bit_interleaved_colours() -> np.ndarray:

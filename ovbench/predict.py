@@ -18,14 +18,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .api import args_to_dict
-from .errors import ConfigError, ModelError
-from .fileio import write_json
-from .palette import blend, hex_colour, legend_panel, legend_width, palette_image
-from .devices import resolve_device
-from .runner import Progress, autocast_for, build_model, labels_from_output
-from .textcache import TextCache
-from .video import FrameBatch, VideoWriter, open_input
+from ovbench.errors import ConfigError
+from ovbench.fileio import write_json
+from ovbench.footage import FrameBatch, VideoWriter, open_input
+from ovbench.modelargs import args_to_dict
+from ovbench.palette import blend, hex_colour, legend_panel, legend_width, palette_image
+from ovbench.run.distributed import resolve_device
+from ovbench.run.model_io import ModelCall, autocast_for, build_model
+from ovbench.run.progress import Progress
+from ovbench.run.textcache import TextCache
 
 MAX_CLASSES = 255  # a palette PNG holds values 0..255, and 255 is "no class" (drawn black)
 OUTPUTS = ("labels", "overlays", "overlay.mp4", "summary.json", "shares.csv")
@@ -62,7 +63,7 @@ def parse_classes(text: str) -> list[str]:
 def vocabulary_names(vocabulary: str) -> list[str]:
     """The class names of a data set's vocabulary in the order of its ids (VIPSeg uses VSPW's
     124 names; COCO Panoptic's 133 in id order)."""
-    from .data.datasets import class_names
+    from ovbench.data.kinds import class_names
 
     return class_names(vocabulary)  # an unknown kind is a ConfigError naming the kinds
 
@@ -70,7 +71,7 @@ def vocabulary_names(vocabulary: str) -> list[str]:
 def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict:
     """Segment every frame of the input; returns the summary also written to summary.json."""
     device = resolve_device(options.device)
-    autocast = autocast_for(options.precision, device)
+    autocast_for(options.precision, device)  # a bad --precision is refused before anything loads
     source = open_input(options.input)
     earlier = _earlier_outputs(options.out, options.overwrite)
     model = build_model(options.model, options.model_args, device, on_sample=False, log=log)
@@ -78,17 +79,16 @@ def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict
     if weights.random_init:
         log(f"*** {options.model} has RANDOM weights ({weights.source}): its predictions mean nothing ***")
     text, _ = TextCache().embed(model, options.names, report=log)
-    text = text.to(device)
+    call = ModelCall(model, options.model, text, device, options.precision)
     _replace_outputs(options.out, earlier)  # only now: a model that fails to load leaves --out as it was
-    try:
-        model.begin_video(options.input.stem)
-    except Exception as err:  # the adapter's own failure, as in `run`
-        raise ModelError(f"{options.model} failed to begin {options.input}: {type(err).__name__}: {err}") from err
+    call.begin_video(options.input.stem)
     outputs = Outputs(options.out, options.names, options.fps or source.fps)
     progress = Progress(source.count, options.progress)
     try:
         for batch in source.batches(options.batch_size):
-            outputs.write(batch, _labels(model, batch, text, device, autocast, options.model, options.input))
+            frames = torch.from_numpy(batch.pixels).permute(0, 3, 1, 2).contiguous()
+            where = f"{options.input} frames {batch.stems[0]}..{batch.stems[-1]}"
+            outputs.write(batch, call.labels(frames, where).numpy())
             progress.step(len(batch.stems), options.input.name)
     finally:
         progress.close()
@@ -116,22 +116,6 @@ def _replace_outputs(out: Path, earlier: list[Path]) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     for folder in ("labels", "overlays"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-
-
-def _labels(model, batch: FrameBatch, text: torch.Tensor, device: torch.device, autocast, model_id: str,
-            source: Path) -> np.ndarray:
-    """(B, H, W) uint8 class indices for one batch, through the runner's checks and upsampling."""
-    frames = torch.from_numpy(batch.pixels).permute(0, 3, 1, 2).contiguous().to(device)
-    where = f"{source} frames {batch.stems[0]}..{batch.stems[-1]}"
-    try:
-        with torch.inference_mode(), autocast:
-            output = model.predict(frames, text)
-    except Exception as err:
-        raise ModelError(f"{model_id} failed on {where}: {type(err).__name__}: {err}") from err
-    labels, finite = labels_from_output(output, len(batch.stems), tuple(batch.pixels.shape[1:3]), text.shape[0], where)
-    if not bool(finite):
-        raise ModelError(f"{model_id} returned NaN or infinite scores on {where}")
-    return labels.cpu().numpy()
 
 
 class Outputs:

@@ -14,11 +14,11 @@ from typing import Sequence
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from .data.vspw import read_raw_mask
-from .errors import ConfigError, DataError
-from .fileio import write_json
-from .palette import palette_image
-from .splits import Split
+from ovbench.data.files import read_raw_mask
+from ovbench.errors import ConfigError, DataError
+from ovbench.fileio import write_json
+from ovbench.palette import palette_image
+from ovbench.split import Split
 
 FORMATS = ("png", "rle")
 

@@ -17,10 +17,10 @@ import os
 import sys
 from typing import Callable, TypeVar
 
-from .api import SegmentationModel
-from .errors import ConfigError
-from .resolve import names_a_file, user_file
-from .suggest import did_you_mean
+from ovbench.api import SegmentationModel
+from ovbench.errors import ConfigError
+from ovbench.resolve import names_a_file, user_file
+from ovbench.suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "ovbench.models"
 BUILTIN_PACKAGE = "ovbench."  # entry points into ovbench itself are the built-in ids

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 from typing import Collection
 
-from .errors import ConfigError, OvbenchError
-from .suggest import did_you_mean
+from ovbench.errors import ConfigError, OvbenchError
+from ovbench.suggest import did_you_mean
 
 FILE_SUFFIXES = frozenset({".json", ".py", ".pt", ".pth", ".bin", ".safetensors"})
 

@@ -25,13 +25,20 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from . import results
-from .data.datasets import VideoDataset, VideoFrames, open_dataset
-from .errors import ConfigError, DataError
-from .evaluation import compute_for_split, list_videos, new_metrics, options_summary
-from .metrics.confusion import LabelError
-from .predictions import PredictionReader
-from .splits import Split
+from ovbench.data.kinds import open_dataset
+from ovbench.data.reader import VideoDataset, VideoFrames
+from ovbench.errors import ConfigError, DataError
+from ovbench.metrics.confusion import LabelError
+from ovbench.metrics.split_metrics import (
+    compute_for_split,
+    new_metrics,
+    options_summary,
+)
+from ovbench.predictions import PredictionReader
+from ovbench.records.provenance import environment, usable_cores
+from ovbench.records.write import new_record, record_stem
+from ovbench.run.schedule import list_videos
+from ovbench.split import Split
 
 PRED_ID_KINDS = ("global", "vocab")
 FRAMES_AHEAD = 8  # decoded frames waiting for the metric at most: memory independent of video length
@@ -120,14 +127,14 @@ def decode_threads() -> int:
     """Decoding is about two thirds of the work per frame and its threads sleep (never spin)
     when FRAMES_AHEAD frames wait, so one more than the cores (at most 4) keeps every core fed
     (552 frames on 2 busy cores: 4.9 s with 1 thread, 3.9 s with 2, 3.1 s with 3). Cores this
-    process may use (`results.usable_cores`), not the machine's."""
-    return min(4, results.usable_cores() + 1)
+    process may use (`usable_cores`), not the machine's."""
+    return min(4, usable_cores() + 1)
 
 
 def score(options: ScoreOptions) -> dict[str, Any]:
     data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
-    sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.dataset == "coco"), prediction_lut(split, options.pred_ids))
+    sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.kind.image), prediction_lut(split, options.pred_ids))
     videos = list_videos(data, split, options.limit_videos)
     metrics = new_metrics(split, options.min_video_frames)
     total, threads = sum(len(v.frames) for v in videos), decode_threads()
@@ -144,7 +151,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
                 frames.close()
                 raise _name_bad_frame(sources, video, split, options.pred_ids) or err from None
     computed = compute_for_split(metrics, split, options.convention)
-    return results.new_record(
+    return new_record(
         kind="score",
         model=_model(options),
         split=split.summary(),
@@ -159,7 +166,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
         options=options_summary(options.convention, options.min_video_frames),
         computed=computed,
         timing=None,
-        env=results.environment("cpu", "n/a", threads),
+        env=environment("cpu", "n/a", threads),
     )
 
 
@@ -168,7 +175,7 @@ def _model(options: ScoreOptions) -> dict[str, Any]:
             "args": {"pred_dir": str(options.pred_dir), "pred_ids": options.pred_ids}}
 
 
-def record_stem(record: dict[str, Any], pred_dir: Path) -> str:
+def score_stem(record: dict[str, Any], pred_dir: Path) -> str:
     """A score record's file stem: named, like a run's, by a hash of everything that changes its
     numbers (predictions, split definition, data, videos and frame counts, metric options), so
     scoring the same predictions another way never silently replaces an earlier record."""
@@ -180,4 +187,4 @@ def record_stem(record: dict[str, Any], pred_dir: Path) -> str:
         "videos": {name: entry["frames"] for name, entry in record["per_video"].items()},
         "options": record["options"],
     }
-    return results.record_stem(record["model"], record["split"]["name"], run=identity)
+    return record_stem(record["model"], record["split"]["name"], identity)

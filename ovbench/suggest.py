@@ -3,7 +3,7 @@
 import difflib
 from typing import Iterable
 
-from .errors import ConfigError
+from ovbench.errors import ConfigError
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

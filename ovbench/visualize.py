@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.datasets import VideoDataset, VideoFrames, class_names, open_dataset
-from .data.vspw import IGNORE
-from .errors import ConfigError, DataError
-from .evaluation import list_videos
-from .palette import PALETTE
-from .predictions import PredictionReader
-from .splits import Split
+from ovbench.constants import IGNORE
+from ovbench.data.kinds import class_names, open_dataset
+from ovbench.data.reader import VideoDataset, VideoFrames
+from ovbench.errors import ConfigError, DataError
+from ovbench.palette import PALETTE
+from ovbench.predictions import PredictionReader
+from ovbench.run.schedule import list_videos
+from ovbench.split import Split
 
 SCORED_FRAMES = 8  # frames per video compared when picking videos automatically
 PANEL_INCHES = 1.9

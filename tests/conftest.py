@@ -97,7 +97,7 @@ def private_copy(tmp_path):
 def vspw_runs(tmp_path_factory):
     """Runs whose checks need lengths around the VC windows: 3 val videos of 24, 17 and 16
     frames at 40x71 (an odd width), 3 train videos."""
-    from ovbench.data.synthetic import write_synthetic_vspw
+    from ovbench.data.synthetic.vspw import write_synthetic_vspw
 
     yield from _shared(tmp_path_factory, "vspw_runs", write_synthetic_vspw, "VSPW_480p",
                        videos=6, height=40, width=71, seed=3)
@@ -107,7 +107,7 @@ def vspw_runs(tmp_path_factory):
 def vspw_small(tmp_path_factory):
     """The smallest set with varied lengths, for readers, `data verify`, scoring and short
     runs: 2 val videos (24 and 17 frames) and 2 train videos at 24x43 (an odd width)."""
-    from ovbench.data.synthetic import write_synthetic_vspw
+    from ovbench.data.synthetic.vspw import write_synthetic_vspw
 
     yield from _shared(tmp_path_factory, "vspw_small", write_synthetic_vspw, "VSPW_480p",
                        videos=4, height=24, width=43, seed=2)
@@ -117,7 +117,7 @@ def vspw_small(tmp_path_factory):
 def vspw_uniform(tmp_path_factory):
     """Many short videos for runs that skip, fail, resume or count videos: 6 val and 7 train
     videos (unequal, so that a count of the wrong subset shows) of 3 frames at 24x32."""
-    from ovbench.data.synthetic import write_synthetic_vspw
+    from ovbench.data.synthetic.vspw import write_synthetic_vspw
 
     yield from _shared(tmp_path_factory, "vspw_uniform", write_synthetic_vspw, "VSPW_480p",
                        videos=13, frames=3, height=24, width=32, seed=17)
@@ -126,7 +126,7 @@ def vspw_uniform(tmp_path_factory):
 @pytest.fixture(scope="session")
 def vspw_train(tmp_path_factory):
     """For a few training iterations: 2 train and 2 val videos of 3 frames at 40x71."""
-    from ovbench.data.synthetic import write_synthetic_vspw
+    from ovbench.data.synthetic.vspw import write_synthetic_vspw
 
     yield from _shared(tmp_path_factory, "vspw_train", write_synthetic_vspw, "VSPW_480p",
                        videos=4, frames=3, height=40, width=71, seed=4)
@@ -136,7 +136,7 @@ def vspw_train(tmp_path_factory):
 def vipseg_videos(tmp_path_factory):
     """VIPSeg_720P layout: 2 val videos (24, 17 frames; the stray value 200 in the first
     frame), 2 train videos, 40x60."""
-    from ovbench.data.synthetic_panoptic import write_synthetic_vipseg
+    from ovbench.data.synthetic.panoptic import write_synthetic_vipseg
 
     yield from _shared(tmp_path_factory, "vipseg_videos", write_synthetic_vipseg, "VIPSeg_720P",
                        videos=4, height=40, width=60)
@@ -145,7 +145,7 @@ def vipseg_videos(tmp_path_factory):
 @pytest.fixture(scope="session")
 def coco_images(tmp_path_factory):
     """COCO Panoptic layout: 3 val and 3 train images at 40x60, crowd segments in 2."""
-    from ovbench.data.synthetic_panoptic import write_synthetic_coco
+    from ovbench.data.synthetic.panoptic import write_synthetic_coco
 
     yield from _shared(tmp_path_factory, "coco_images", write_synthetic_coco, "coco",
                        images=6, height=40, width=60)
@@ -155,6 +155,6 @@ def coco_images(tmp_path_factory):
 def vspw_sample():
     """The built-in sample where the CLI keeps it ($OVBENCH_CACHE/sample): made at most once
     per session, whether a test or `ovbench run` without --data-root asks first."""
-    from ovbench.data.synthetic import sample_root
+    from ovbench.data.synthetic.sample import sample_root
 
     return sample_root()

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 import pytest
 
-from ovbench.api import ModelArgs, PositiveInt, Range, SegmentationModel, class_name_parts, parse_model_args, parse_pairs
+from ovbench.modelargs import ModelArgs, PositiveInt, Range, parse_model_args, parse_pairs
+from ovbench.api import SegmentationModel, class_name_parts
 from ovbench.errors import ConfigError
 from ovbench.registry import get_model_class, register_model
 

@@ -4,16 +4,15 @@ traceback."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from ovbench.data.verify import VerifyReport
-from ovbench.data.verify_panoptic import _check_coco_categories
+from ovbench.data.verify.report import VerifyReport
+from ovbench.data.verify.coco import _check_coco_categories
 from ovbench.data.videoclasses import _load
 from ovbench.errors import DataError
 from ovbench.predictions import PredictionReader
-from ovbench.results import load_record
+from ovbench.records.read import load_record
 
 NOT_UTF8 = b"\xff\xfe\x00garbage"
 

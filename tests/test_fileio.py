@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ovbench.fileio import write_atomic, write_bytes, write_json, write_text
-from ovbench.results import write_record
-from ovbench.textcache import TextCache
-from test_results import minimal_record
+from ovbench.records.write import write_record
+from ovbench.run.textcache import TextCache
+from helpers import minimal_record
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def test_files_follow_the_umask(tmp_path, umask, mask, expected):
     write_bytes(tmp_path / "a.bin", b"x")
     write_text(tmp_path / "b.txt", "x")
     write_json(tmp_path / "c.json", {"a": 1})
-    record = write_record(minimal_record(), tmp_path / "runs")
+    record = write_record(minimal_record(), tmp_path / "runs", "r")
     for path in (tmp_path / "a.bin", tmp_path / "b.txt", tmp_path / "c.json", record):
         assert mode(path) == expected, path
 

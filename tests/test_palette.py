@@ -6,9 +6,10 @@ import numpy as np
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.vspw import read_raw_mask
-from ovbench.palette import IGNORE, PALETTE, blend, palette_image
-from ovbench.results import load_record
+from ovbench.data.files import read_raw_mask
+from ovbench.constants import IGNORE
+from ovbench.palette import PALETTE, blend, palette_image
+from ovbench.records.read import load_record
 
 
 def test_every_value_round_trips_and_has_its_own_colour(tmp_path):

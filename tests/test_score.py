@@ -12,13 +12,14 @@ import pytest
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.datasets import VideoFrames
-from ovbench.data.vspw import VSPW, read_raw_mask
+from ovbench.data.reader import VideoFrames
+from ovbench.data.vspw import VSPW
+from ovbench.data.files import read_raw_mask
 from ovbench.errors import DataError
 from ovbench.predictions import PredictionReader
-from ovbench.results import load_record
+from ovbench.records.read import load_record
 from ovbench.score import FRAMES_AHEAD, read_ahead
-from ovbench.splits import load_split
+from ovbench.split import load_split
 
 
 @pytest.fixture(scope="module")

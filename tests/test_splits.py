@@ -7,7 +7,7 @@ import pytest
 
 from ovbench.data.vspw import load_class_names
 from ovbench.errors import ConfigError
-from ovbench.splits import list_splits, load_split
+from ovbench.split import list_splits, load_split
 
 GKC_UNSEEN = ["pillar", "ice", "grandstand", "tyre", "box", "basket", "trash_can", "bathtub", "fan", "blackboard", "printer", "instrument"]
 
@@ -173,7 +173,7 @@ def test_a_builtin_name_wins_over_a_file_of_that_name(tmp_path, monkeypatch):
 
 
 def test_a_split_name_shipped_by_two_protocol_files_is_refused(tmp_path, monkeypatch):
-    import ovbench.splits as splits
+    import ovbench.split as splits
 
     for protocol in ("one", "two"):
         (tmp_path / f"{protocol}.json").write_bytes(_protocol(protocol=protocol, splits={"same": {"subset": "val", "vocabulary": "all"}}))
@@ -189,7 +189,7 @@ def test_a_split_name_shipped_by_two_protocol_files_is_refused(tmp_path, monkeyp
 
 def test_a_split_written_back_as_a_file_has_the_same_hash(tmp_path):
     """What a run keeps beside its state: every shipped split, and a user's with its own seen list."""
-    from ovbench.splits import protocol_file
+    from ovbench.split import protocol_file
 
     mine = tmp_path / "mine.json"
     mine.write_bytes(_protocol(seen=[5, 3], dataset="vipseg", splits={"s": {"subset": "train", "vocabulary": "seen", "videos": "without_unseen"}}))

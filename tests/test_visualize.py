@@ -11,7 +11,7 @@ from PIL import Image
 
 from ovbench.cli import main
 from ovbench.palette import palette_image
-from ovbench.splits import load_split
+from ovbench.split import load_split
 from ovbench.visualize import parse_run, visualize
 
 

@@ -2,6 +2,6 @@
 decoder, transformer decoder, open-vocabulary heads), its checkpoints and the benchmark adapter
 here; the training losses, matcher and loop beside them."""
 
-from .adapter import GKC, GKCBase
+from ovbench.models.gkc.adapter import GKC, GKCBase
 
 __all__ = ["GKC", "GKCBase"]

@@ -29,16 +29,23 @@ from typing import Callable, ClassVar, Sequence
 import open_clip
 import torch
 import torch.nn.functional as F
+from ovbench.models.clip_baseline import TemplateSet, encode_vocabulary, text_cache_key
+from ovbench.models.clip_loading import RANDOM_INIT, create_clip
+from ovbench.models.gkc.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    load_network_state,
+    load_text_tower,
+    round_text_tower_to_fp16_,
+)
+from ovbench.models.gkc.config import GKCConfig, load_config
+from ovbench.models.gkc.network import GKCNetwork, normalize_pixels
 from torch import nn
 
-from ...api import ModelArgs, PositiveInt, TrainableModel, TrainJob, WeightsInfo
-from ...errors import ConfigError, WeightsError
-from ...registry import register_model
-from ..clip_loading import RANDOM_INIT, create_clip
-from ..clip_baseline import TemplateSet, encode_vocabulary, text_cache_key
-from .checkpoint import Checkpoint, load_checkpoint, load_network_state, load_text_tower, round_text_tower_to_fp16_
-from .config import GKCConfig, load_config
-from .network import GKCNetwork, normalize_pixels
+from ovbench.api import TrainableModel, TrainJob, WeightsInfo
+from ovbench.errors import ConfigError, WeightsError
+from ovbench.modelargs import ModelArgs, PositiveInt
+from ovbench.registry import register_model
 
 DEFAULT_CONFIG = "gkc-r50"
 GRAPH_CACHE_SIZE = 4  # input shapes kept captured (the runner groups videos by frame size)
@@ -233,7 +240,7 @@ class GKC(TrainableModel):
         )
 
     def train_model(self, job: TrainJob) -> Path:
-        from .train import train_gkc
+        from ovbench.models.gkc.train import train_gkc
 
         return train_gkc(self, job)
 

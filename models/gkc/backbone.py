@@ -10,11 +10,11 @@ from pathlib import Path
 import torch
 import torchvision
 from open_clip.modified_resnet import ModifiedResNet
+from ovbench.models.gkc.config import GKCConfig
 from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
-from ...errors import WeightsError, first_line
-from .config import GKCConfig
+from ovbench.errors import WeightsError, first_line
 
 # torchvision's IMAGENET1K_V1 ResNet-101 (the classic weights detectron2-era models start from)
 RESNET101_FILE = "resnet101-63fe2227.pth"

@@ -15,17 +15,17 @@ from pathlib import Path
 
 import safetensors
 import torch
+from ovbench.models.clip_loading import file_sha256
+from ovbench.models.gkc.config import GKCConfig
 from safetensors.torch import save
 from torch import nn
 
-from ... import __version__
-from ...api import WeightsInfo
-from ...errors import ConfigError, WeightsError
-from ...fileio import write_bytes
-from ...resolve import user_file
-from ...suggest import did_you_mean
-from ..clip_loading import file_sha256
-from .config import GKCConfig
+from ovbench import __version__
+from ovbench.api import WeightsInfo
+from ovbench.errors import ConfigError, WeightsError
+from ovbench.fileio import write_bytes
+from ovbench.resolve import user_file
+from ovbench.suggest import did_you_mean
 
 FORMAT = "ovbench-gkc"
 FORMAT_VERSION = "1"

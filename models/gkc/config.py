@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
-from open_clip.constants import IMAGENET_MEAN, IMAGENET_STD, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from open_clip.constants import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    OPENAI_DATASET_MEAN,
+    OPENAI_DATASET_STD,
+)
+from ovbench.models.clip_loading import register_tiny_configs
 
-from ...errors import ConfigError
-from ...resolve import resolve
-from ...suggest import did_you_mean
-from ..clip_loading import register_tiny_configs
+from ovbench.errors import ConfigError
+from ovbench.resolve import resolve
+from ovbench.suggest import did_you_mean
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 BACKBONES = ("clip", "torchvision-resnet101")

@@ -12,10 +12,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from ovbench.models.gkc.matcher import match, point_sample
+from ovbench.models.masked_crops import crop_regions, region_boxes
 from torch import nn
-
-from ..masked_crops import crop_regions, region_boxes
-from .matcher import match, point_sample
 
 IGNORE_INDEX = -100  # F.cross_entropy's: a dropped region takes no part in the loss
 GREY = 128  # TGKD paints pixels outside the segment this grey before CLIP sees the crop

@@ -11,13 +11,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from ovbench.models.clip_loading import max_over_parts
+from ovbench.models.gkc.backbone import build_backbone
+from ovbench.models.gkc.config import GKCConfig
+from ovbench.models.gkc.pixel_decoder import MSDeformAttnPixelDecoder
+from ovbench.models.gkc.transformer_decoder import MaskedAttentionDecoder
 from torch import nn
-
-from ..clip_loading import max_over_parts
-from .backbone import build_backbone
-from .config import GKCConfig
-from .pixel_decoder import MSDeformAttnPixelDecoder
-from .transformer_decoder import MaskedAttentionDecoder
 
 SIZE_DIVISIBILITY = 32
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp of exp(logit_scale)

@@ -13,9 +13,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from ovbench.models.gkc.config import GROUP_NORM_GROUPS
 from torch import nn
-
-from .config import GROUP_NORM_GROUPS
 
 
 def sine_position_encoding(height: int, width: int, channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -15,9 +15,9 @@ from importlib import resources
 from typing import Callable, Sequence
 
 import torch
+from ovbench.models.clip_loading import encode_prompts
 
-from ...api import class_name_parts
-from ..clip_loading import encode_prompts
+from ovbench.api import class_name_parts
 
 SYNONYM_FILE = "synonyms/vspw.json"  # inside ovbench.splits; made by scripts/make_synonyms.py
 FILTER_PROMPT = "a photo of {}"

@@ -22,28 +22,40 @@ from pathlib import Path
 from typing import Callable, Iterator, Literal
 
 import numpy as np
-
 import open_clip
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from ovbench.models.clip_baseline import TEMPLATE_SETS
+from ovbench.models.clip_loading import encode_class_names
+from ovbench.models.gkc.backbone import default_resnet101_file
+from ovbench.models.gkc.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    load_network_state,
+    save_checkpoint,
+)
+from ovbench.models.gkc.losses import (
+    GKCCriterion,
+    KDRegions,
+    LossConfig,
+    StepTargets,
+    masked_crops,
+    select_regions,
+)
+from ovbench.models.gkc.network import GKCNetwork, normalize_pixels
+from ovbench.models.gkc.synonyms import SynonymBank, SynonymFilter, rebuild_vocabulary
+from ovbench.models.gkc.train_data import Augment, TrainFrames, train_loader
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ...api import ModelArgs, TrainableModel, TrainJob, WeightsInfo, parse_model_args, parse_pairs
-from ...data.synthetic import dataset_name
-from ...errors import ConfigError, ModelError, WeightsError, first_line
-from ...devices import join
-from ...fileio import write_atomic
-from ..clip_loading import encode_class_names
-from ..clip_baseline import TEMPLATE_SETS
-from .backbone import default_resnet101_file
-from .checkpoint import Checkpoint, load_checkpoint, load_network_state, save_checkpoint
-from .losses import GKCCriterion, KDRegions, LossConfig, StepTargets, masked_crops, select_regions
-from .network import GKCNetwork, normalize_pixels
-from .synonyms import SynonymBank, SynonymFilter, rebuild_vocabulary
-from .train_data import Augment, TrainFrames, train_loader
+from ovbench.api import TrainableModel, TrainJob, WeightsInfo
+from ovbench.data.roots import dataset_name
+from ovbench.errors import ConfigError, ModelError, WeightsError, first_line
+from ovbench.fileio import write_atomic
+from ovbench.modelargs import ModelArgs, parse_model_args, parse_pairs
+from ovbench.run.distributed import join
 
 STATE_FILE = "train_state.pt"
 FINAL_FILE = "final.safetensors"
@@ -262,7 +274,7 @@ def training_stages(init: Checkpoint | None, origin: dict, args: TrainArgs, data
         stages = init.training_stages or [{"stage": "init", "checkpoint": str(init.path), "sha256": init.sha256}]
     height, width = args.crop_size()
     stages.append({
-        "stage": "images" if split.dataset == "coco" else "video frames",  # GKC's image stage, or its video stage
+        "stage": "images" if split.kind.image else "video frames",  # GKC's image stage, or its video stage
         "data": f"{dataset} {split.name} ({split.hash})",
         "iterations": args.iterations,
         "batch": args.batch_size * world,
@@ -396,7 +408,7 @@ def _start_process(model, job: TrainJob) -> _Process:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     else:
-        from ...runner import leave_cores_to_workers
+        from ovbench.run.distributed import leave_cores_to_workers
 
         leave_cores_to_workers(args.workers)
     return _Process(

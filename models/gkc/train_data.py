@@ -19,12 +19,11 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ...data.datasets import open_dataset
-from ...data.videoclasses import videos_without
-from ...data.vspw import IGNORE
-from ...errors import DataError
-from ...resolve import cache_root
-
+from ovbench.constants import IGNORE
+from ovbench.data.kinds import open_dataset
+from ovbench.data.videoclasses import videos_without
+from ovbench.errors import DataError
+from ovbench.resolve import cache_root
 
 
 @dataclasses.dataclass(frozen=True)

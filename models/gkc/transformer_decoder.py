@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from ovbench.models.gkc.pixel_decoder import sine_position_encoding
 from torch import nn
-
-from .pixel_decoder import sine_position_encoding
 
 
 def masked_attention_mask(mask_logits: torch.Tensor, size: tuple[int, int], heads: int) -> torch.Tensor:

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ovbench.data.vspw import IGNORE, open_image, header_size, read_rgb
+from ovbench.constants import IGNORE
+from ovbench.data.files import header_size, open_image, read_rgb
 from ovbench.errors import DataError
 
 SUBSETS = ("train", "val")
@@ -160,6 +161,10 @@ class COCOPanoptic:
         # the annotation files there are, the smaller val first (looked up for every frame)
         self._present = [subset for subset in ("val", "train") if annotation_path(self.root, subset).is_file()]
 
+    @staticmethod
+    def class_names() -> list[str]:
+        return [c["name"] for c in load_categories()]
+
     def _subset(self, subset: str) -> dict[str, Segments]:
         if subset not in SUBSETS:
             raise DataError(f"{self.root}: COCO Panoptic has subsets {', '.join(SUBSETS)}, not {subset!r}")
@@ -172,10 +177,6 @@ class COCOPanoptic:
             if video in table:
                 return subset, table[video]
         raise DataError(f"{self.root}: image {video} is in neither annotation file")
-
-    def segments(self, video: str) -> Segments:
-        """The image's annotation; a DataError if it names a category outside the 133."""
-        return _checked(self._locate(video)[1])
 
     def videos(self, subset: str) -> list[str]:
         return list(self._subset(subset))
@@ -201,26 +202,11 @@ class COCOPanoptic:
     def frame_size(self, video: str, stem: str) -> tuple[int, int] | None:
         return header_size(self.frame_path(video, stem))
 
-    def read_segment_ids(self, video: str, stem: str) -> np.ndarray:
-        """int64 (H, W) segment ids of the panoptic png."""
-        return read_segment_png(self.mask_path(video, stem))
-
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """uint8 (H, W) category indices 0..132, 255 = unlabeled."""
         subset, seg = self._locate(video)  # once: a lookup in the annotation tables
         path = self._png(subset, seg)
         return semantic_from_segments(read_segment_png(path), _checked(seg), str(path))
-
-    def instance_targets(self, video: str, stem: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mask2Former-style instance targets: (category indices (N,), bool masks (N, H, W)),
-        one per thing segment that is not a crowd region."""
-        seg = self.segments(video)
-        ids = self.read_segment_ids(video, stem)
-        keep = seg.isthing & ~seg.iscrowd
-        masks = ids[None] == seg.ids[keep][:, None, None]
-        present = masks.any(axis=(1, 2))
-        return seg.category[keep][present], masks[present]
-
 
 def write_panoptic_png(path: Path, segment_ids: np.ndarray) -> None:
     """Save segment ids as an RGB-encoded panoptic png (for synthetic sets and tests)."""

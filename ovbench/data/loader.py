@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from ..errors import OvbenchError
-from .datasets import VideoDataset, VideoFrames
+from ovbench.data.reader import VideoDataset, VideoFrames
+from ovbench.errors import OvbenchError
 
 
 class FrameDataset(Dataset):

@@ -17,8 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
-from ovbench.data.datasets import VideoDataset
-from ovbench.data.vspw import IGNORE
+from ovbench.constants import IGNORE
+from ovbench.data.reader import VideoDataset
 from ovbench.fileio import write_json
 
 

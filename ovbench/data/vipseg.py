@@ -15,8 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ovbench.data.vspw import (IGNORE, NUM_CLASSES, open_image, header_size, read_rgb,
-                               read_video_list)
+from ovbench.constants import IGNORE
+from ovbench.data.files import open_image
+from ovbench.data.reader import ListedVideoFolders
+from ovbench.data.vspw import NUM_CLASSES, load_class_names
 from ovbench.errors import DataError
 
 # 0-based ids of VIPSeg's 58 "thing" classes (panoVIPSeg_categories.json's isthing).
@@ -49,47 +51,24 @@ def read_panomask(path: Path) -> np.ndarray:
         return np.array(img).astype(np.int32)
 
 
-class VIPSeg:
+class VIPSeg(ListedVideoFolders):
     """One VIPSeg_720P root: `{train,val,test}.txt`, `images/<video>/<frame>.jpg` and
     `panomasks/<video>/<frame>.png`."""
 
     def __init__(self, root: str | Path):
-        self.root = Path(root)
+        super().__init__(root)
         if not (self.root / "images").is_dir():
             raise DataError(f"{self.root}: not a VIPSeg_720P root (no images/ folder)")
-        self._videos: dict[str, list[str]] = {}
-        self._frames: dict[str, list[str]] = {}
 
-    def videos(self, subset: str) -> list[str]:
-        """Video names listed in `<root>/<subset>.txt`, in file order, each once."""
-        if subset not in self._videos:
-            self._videos[subset] = read_video_list(self.root, subset)
-        return list(self._videos[subset])
-
-    def frames(self, video: str) -> list[str]:
-        """Sorted frame stems of `images/<video>/*.jpg` (masks share the stem)."""
-        if video not in self._frames:
-            folder = self.frame_dir(video)
-            if not folder.is_dir():
-                raise DataError(f"{folder}: video folder not found")
-            self._frames[video] = sorted(p.stem for p in folder.glob("*.jpg"))
-        return list(self._frames[video])
+    @staticmethod
+    def class_names() -> list[str]:
+        return load_class_names()  # VSPW's 124 classes in the same order
 
     def frame_dir(self, video: str) -> Path:
         return self.root / "images" / video
 
-    def frame_path(self, video: str, stem: str) -> Path:
-        return self.frame_dir(video) / f"{stem}.jpg"
-
     def mask_path(self, video: str, stem: str) -> Path:
         return self.root / "panomasks" / video / f"{stem}.png"
-
-    def read_frame(self, video: str, stem: str) -> np.ndarray:
-        """uint8 (H, W, 3) RGB."""
-        return read_rgb(self.frame_path(video, stem))
-
-    def frame_size(self, video: str, stem: str) -> tuple[int, int] | None:
-        return header_size(self.frame_path(video, stem))
 
     def read_panoptic(self, video: str, stem: str) -> np.ndarray:
         """int32 (H, W) raw panomask values (category and instance)."""

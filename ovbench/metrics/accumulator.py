@@ -13,12 +13,22 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ovbench.constants import IGNORE, VC_WINDOWS
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
-    IGNORE, PAIR_CELLS, LabelError, check_num_classes, fold_pairs, label_frames, pair_counts,
+    PAIR_CELLS,
+    LabelError,
+    check_num_classes,
+    fold_pairs,
+    label_frames,
+    pair_counts,
     segmentation_scores,
 )
-from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
+from ovbench.metrics.consistency import (
+    FIXED_POINT_BITS,
+    VideoConsistency,
+    check_windows,
+)
 
 
 def _sparse(matrix: np.ndarray) -> list[list[int]]:
@@ -51,7 +61,7 @@ class VideoSegMetrics:
     """
 
     def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray, *,
-                 windows: Iterable[int] = (8, 16), min_video_frames: int = 0):
+                 windows: Iterable[int] = VC_WINDOWS, min_video_frames: int = 0):
         check_num_classes(num_classes)
         lut = [int(v) for v in np.asarray(gt_lut).reshape(-1)]
         if len(lut) != 256 or any(not (0 <= v < num_classes or v == IGNORE) for v in lut):

@@ -20,9 +20,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..data.vspw import IGNORE
-from ..errors import ConfigError, DataError
-from ..suggest import did_you_mean
+from ovbench.constants import IGNORE
+from ovbench.errors import ConfigError, DataError
+from ovbench.suggest import did_you_mean
 
 CONVENTIONS = ("vspw", "mmseg")
 PAIR_CELLS = 256 * 256

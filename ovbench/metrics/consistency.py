@@ -20,8 +20,9 @@ from typing import Iterable
 
 import numpy as np
 
+from ovbench.constants import VC_WINDOWS
 from ovbench.errors import ConfigError
-from ovbench.metrics.confusion import LabelError, label_frames
+from ovbench.metrics.confusion import LabelError
 
 MAX_WINDOW = 255  # runs are uint8 and capped at max(windows) - 1
 FIXED_POINT_BITS = 64
@@ -41,7 +42,7 @@ def check_windows(windows: Iterable[int]) -> tuple[int, ...]:
 class VideoConsistency:
     """Streaming VC_n of one video; memory independent of its length (two frames of runs)."""
 
-    def __init__(self, windows: Iterable[int] = (8, 16)):
+    def __init__(self, windows: Iterable[int] = VC_WINDOWS):
         self.windows = check_windows(windows)
         self._cap = max(self.windows)
         self._labels: np.ndarray | None = None  # (2,H,W) gt and pred of the latest frame
@@ -51,11 +52,6 @@ class VideoConsistency:
         self._latest: list[tuple[int, int]] = []  # the latest frame's (|G|, |G and P|) per window, not yet committed
         self._totals = {n: [0, 0] for n in self.windows}  # n -> [sum of accuracies * 2**64, windows]
         self.frames = 0
-
-    def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
-        """Consume one frame (H,W) or consecutive frames (B,H,W); gt in converted ids."""
-        for g, p in zip(*label_frames(gt, pred)):
-            self.add_frame(g, p)
 
     def add_frame(self, gt: np.ndarray, pred: np.ndarray) -> None:
         """One frame already checked by `label_frames` (uint8 (H,W)): commit the previous

@@ -1,0 +1,94 @@
+"""The data set kinds ovbench reads: ONE table, and the one place a reader is opened.
+
+A split names its kind (`"dataset"` in its file); runs, scoring, training, `data verify` and
+`data synth` find everything about a kind in its row here: its title, how its root is
+recognised, its reader, its checker, its synthetic writer, whether each sample is one image.
+Adding a data set is one reader module, one checker module, one synthetic writer and one row;
+modules are named as "module:attribute" strings and imported only when used, so listing the
+kinds costs nothing. `open_dataset(kind, root)` checks the root's layout against the kind
+first, so a VSPW root given for a VIPSeg split is one line, not a missing-file error three
+layers down.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ovbench.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from ovbench.data.reader import VideoDataset
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """One row of the table. `markers` are paths (relative to a root) any of which recognises
+    the layout (rows are tried in order), `layout` says in words what a root holds; `reader`, `verifier` and
+    `synthetic` are "module:attribute" names: the VideoDataset class, the checker module (with
+    `list_tasks(root, report)` and `check_task(root, video, detail, report)`), the writer."""
+
+    name: str
+    title: str
+    markers: tuple[str, ...]
+    layout: str
+    reader: str
+    verifier: str
+    synthetic: str
+    image: bool = False  # each sample is one image: a "video" of one frame (no VC, flat predictions)
+
+    def load(self, attribute: str) -> Any:
+        module, _, name = getattr(self, attribute).partition(":")
+        loaded = importlib.import_module(module)
+        return getattr(loaded, name) if name else loaded
+
+
+KINDS: dict[str, DataKind] = {kind.name: kind for kind in (
+    DataKind("vspw", "VSPW_480p", ("data",), "data/<video>/origin, data/<video>/mask",
+             "ovbench.data.vspw:VSPW", "ovbench.data.verify.vspw", "ovbench.data.synthetic.vspw:write_synthetic_vspw"),
+    DataKind("vipseg", "VIPSeg_720P", ("panomasks", "images"), "images/<video>, panomasks/<video>",
+             "ovbench.data.vipseg:VIPSeg", "ovbench.data.verify.vipseg", "ovbench.data.synthetic.panoptic:write_synthetic_vipseg"),
+    DataKind("coco", "COCO Panoptic", ("annotations",), "annotations/panoptic_{train,val}2017.json",
+             "ovbench.data.coco:COCOPanoptic", "ovbench.data.verify.coco", "ovbench.data.synthetic.panoptic:write_synthetic_coco",
+             image=True),
+)}
+
+
+def data_kind(name: str) -> DataKind:
+    """The row of `name`, or one line naming the kinds."""
+    if name not in KINDS:
+        raise ConfigError(f"data set {name!r}: choose one of {', '.join(KINDS)}")
+    return KINDS[name]
+
+
+def detect_kind(root: str | Path) -> str | None:
+    """The kind whose layout `root` has (the first row one of whose markers it holds), or None."""
+    root = Path(root)
+    return next((kind.name for kind in KINDS.values() if any((root / m).exists() for m in kind.markers)), None)
+
+
+def layouts() -> str:
+    """The titles of every kind, for messages about a root of no known layout."""
+    titles = [kind.title for kind in KINDS.values()]
+    return ", ".join(titles[:-1]) + " or " + titles[-1]
+
+
+def open_dataset(kind: str, root: str | Path) -> VideoDataset:
+    """The reader for `kind` on `root`, after checking that `root` has that layout."""
+    root, row = Path(root), data_kind(kind)
+    if not root.is_dir():
+        raise DataError(f"{root}: {row.title} root not found")
+    found = detect_kind(root)
+    if found is None:
+        raise DataError(f"{root}: not a {row.title} root (expected {row.layout})")
+    if found != kind:
+        raise DataError(f"{root} is a {KINDS[found].title} root, but this split needs {row.title} data: "
+                        f"pass a {row.title} root with --data-root")
+    return row.load("reader")(root)
+
+
+def class_names(kind: str) -> list[str]:
+    """The names of the kind's classes in the order of its converted ids."""
+    return data_kind(kind).load("reader").class_names()

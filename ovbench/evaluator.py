@@ -1,0 +1,51 @@
+"""`ovbench.evaluate`: a run from Python, with a registered model id or an adapter instance
+(as lm_eval.simple_evaluate takes a name or a model object). The same runner as `ovbench run`:
+the same record, the same resumable state, the same reuse of a finished run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from ovbench.api import SegmentationModel
+from ovbench.errors import ConfigError
+from ovbench.split import Split, load_split
+from ovbench.suggest import did_you_mean
+
+_SET_BY_EVALUATE = {"model", "split", "data_root", "dataset_name", "out_dir"}
+
+
+def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str | Path | None = None, *,
+             out_dir: str | Path = "runs", log=print, **options: Any) -> dict[str, Any]:
+    """Evaluate `model` (a registered id, or an adapter instance built on the device it should
+    run on) on `split` (a name, path.json#name, or a Split) and return the run record.
+
+    `data_root` defaults to $OVBENCH_DATA_ROOT, else the built-in synthetic sample. `options`
+    are those of `ovbench run` as `RunOptions` names them (model_args, device, precision,
+    batch_size, workers, limit_videos, min_video_frames, convention, overwrite, ...)."""
+    from ovbench.data.roots import resolve_data_root
+    from ovbench.run.options import RunOptions
+    from ovbench.run.orchestration import run
+
+    known = {f.name for f in dataclasses.fields(RunOptions)} - _SET_BY_EVALUATE
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"evaluate(): unknown option {key!r}{did_you_mean(key, known)}; known: {', '.join(sorted(known))}")
+    instance = model if isinstance(model, SegmentationModel) else None
+    if instance is not None:
+        options.setdefault("device", str(instance.device))
+    elif not isinstance(model, str):
+        raise ConfigError(f"evaluate(): model must be a registered id or a SegmentationModel, not {type(model).__name__}")
+    split = split if isinstance(split, Split) else load_split(split)
+    root = resolve_data_root(data_root, split.dataset, log, option="data_root=")
+    run_options = RunOptions(
+        model=model if instance is None else getattr(type(instance), "model_id", type(instance).__name__),
+        split=split,
+        data_root=root.path,
+        dataset_name=root.name,
+        out_dir=Path(out_dir),
+        **{"progress": False, **options},
+    )
+    record, _ = run(run_options, on_sample=root.on_sample and instance is None, log=log, model=instance)
+    return record

@@ -1,0 +1,32 @@
+"""What `ovbench run` (and `ovbench.evaluate`) is asked to do: the options of one run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ovbench.split import Split
+
+
+@dataclasses.dataclass
+class RunOptions:
+    model: str
+    split: Split
+    data_root: Path
+    dataset_name: str  # see ovbench.data.synthetic.dataset_name
+    out_dir: Path
+    model_args: str = ""
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4
+    workers: int = 2
+    limit_videos: int | None = None
+    save_predictions: str | None = None  # None, "png" or "rle"
+    strict: bool = False
+    overwrite: bool = False
+    min_video_frames: int = 0
+    convention: str = "vspw"
+    shard: tuple[int, int] = (0, 1)  # (index, count) of this process among all that share the run
+    progress: bool = True
+    command: list[str] | None = None  # the command line, for the record (None: called from Python)
+    max_model_failures: int = 3  # consecutive videos the model fails on before the run stops

@@ -1,0 +1,44 @@
+"""`ovbench.evaluate`: the Python entry point gives what `ovbench run` gives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import ovbench
+import toy_adapters
+from ovbench.cli import main
+from ovbench.errors import ConfigError
+from ovbench.records.read import load_record
+
+
+@pytest.fixture(scope="module")
+def data_root(vspw_uniform) -> Path:
+    return vspw_uniform
+
+
+def test_an_adapter_instance_gives_the_cli_run_numbers(data_root, tmp_path):
+    assert main(["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_all", "--data-root", str(data_root),
+                 "--out", str(tmp_path / "cli"), "--device", "cpu", "--workers", "0", "--no-progress"]) == 0
+    cli = load_record(next((tmp_path / "cli").glob("*.json")))
+    instance = toy_adapters.ToyColour(toy_adapters.ToyArgs(), torch.device("cpu"))
+    record = ovbench.evaluate(instance, "vspw_all", data_root, out_dir=tmp_path / "api", workers=0)
+    by_id = ovbench.evaluate("toy-colour", "vspw_all", data_root, out_dir=tmp_path / "id", workers=0, device="cpu")
+    for made in (record, by_id):
+        assert made["metrics"] == cli["metrics"] and made["per_video"] == cli["per_video"]
+        assert made["model"]["id"] == "toy-colour"
+    assert load_record(next((tmp_path / "api").glob("*.json"))) == record
+    with pytest.raises(ConfigError, match="unknown option 'batchsize'.*did you mean batch_size"):
+        ovbench.evaluate(instance, "vspw_all", data_root, out_dir=tmp_path / "api", batchsize=2)
+
+
+@pytest.mark.slow
+def test_import_ovbench_stays_light():
+    code = "import sys, ovbench; assert 'torch' not in sys.modules, 'torch imported'; assert callable(ovbench.evaluate)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="no attribute 'evaluat'"):
+        ovbench.evaluat  # noqa: B018
