@@ -30,13 +30,13 @@ import time
 from pathlib import Path
 
 import torch
+from gkc_weights import random_gkc_checkpoint
+from ovbench.models.gkc.adapter import GKC
+from ovbench.models.gkc.config import GKCConfig, load_config
+from ovbench.models.gkc.network import GKCNetwork
 from torch.utils.flop_counter import FlopCounterMode
 
 from ovbench.modelargs import parse_model_args
-from ovbench.models.gkc.adapter import GKC
-from gkc_weights import random_gkc_checkpoint
-from ovbench.models.gkc.config import GKCConfig, load_config
-from ovbench.models.gkc.network import GKCNetwork
 
 PUBLISHED = {"params_m": 44.1, "gflops": 268.0}  # gkc.md: at 800x1216, from a later paper of the same group
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

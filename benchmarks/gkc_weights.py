@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
-from ovbench.modelargs import parse_model_args
 from ovbench.models.gkc.adapter import GKC
 from ovbench.models.gkc.checkpoint import save_checkpoint
 from ovbench.models.gkc.network import GKCNetwork
+
+from ovbench.modelargs import parse_model_args
 
 
 def random_gkc_checkpoint(config_id: str, folder: Path) -> Path:

@@ -78,11 +78,7 @@ def render_table(board: Leaderboard, fmt: str, *, per_video: bool = False) -> st
 
 
 def _plot(board: Leaderboard, kind: str, out: Path) -> None:
-    from ovbench.leaderboard.plots import (
-        accuracy_fps_figure,
-        per_class_figure,
-        save_figure,
-    )
+    from ovbench.leaderboard.plots import accuracy_fps_figure, per_class_figure, save_figure
 
     if kind == "acc-fps":
         figure, notes = accuracy_fps_figure(board)

@@ -17,12 +17,7 @@ import pandas as pd
 from markupsafe import Markup
 from ovbench.leaderboard.per_video import KEYS as PER_VIDEO_KEYS
 from ovbench.leaderboard.per_video import per_video_run, percent, video_scores
-from ovbench.leaderboard.plots import (
-    accuracy_fps_figure,
-    figure_bytes,
-    per_class_figure,
-    per_class_run,
-)
+from ovbench.leaderboard.plots import accuracy_fps_figure, figure_bytes, per_class_figure, per_class_run
 from ovbench.leaderboard.quantities import run_for
 from ovbench.leaderboard.records import Run
 from ovbench.leaderboard.render import MARKDOWN, legend, provenance

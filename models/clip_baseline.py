@@ -18,11 +18,7 @@ from typing import Literal, Sequence
 
 import open_clip
 import torch
-from ovbench.models.clip_loading import (
-    create_clip,
-    encode_class_names,
-    weights_identity,
-)
+from ovbench.models.clip_loading import create_clip, encode_class_names, weights_identity
 
 from ovbench.api import SegmentationModel, WeightsInfo
 from ovbench.modelargs import ModelArgs

@@ -17,14 +17,7 @@ from typing import Any, ClassVar, Sequence
 
 import torch
 
-from ovbench.modelargs import (
-    ModelArgs,
-    PositiveInt,
-    Range,
-    args_to_dict,
-    parse_model_args,
-    parse_pairs,
-)
+from ovbench.modelargs import ModelArgs, PositiveInt, Range, args_to_dict, parse_model_args, parse_pairs
 
 __all__ = ["ModelArgs", "PositiveInt", "Range", "SegmentationModel", "TrainJob", "TrainableModel", "WeightsInfo",
            "args_to_dict", "class_name_parts", "parse_model_args", "parse_pairs"]

@@ -2,10 +2,13 @@
 anything else is a bug and keeps its traceback."""
 
 
-def first_line(err: BaseException, limit: int = 200) -> str:
+def first_line(err: BaseException, limit: int = 200, typed: bool = False) -> str:
     """The first line of an exception's message (its type's name when it has none), at most
-    `limit` characters: enough to say why a user's file failed, in a one-line error."""
+    `limit` characters: enough to say why a user's file failed, in a one-line error. With
+    `typed`, behind the type's name ("OSError: ...")."""
     lines = str(err).strip().splitlines()
+    if typed:
+        return (f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__)[:limit]
     return (lines[0] if lines else type(err).__name__)[:limit]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ovbench.data.files import read_rgb
-from ovbench.errors import DataError
+from ovbench.errors import DataError, first_line
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm", ".mov", ".m4v")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -86,7 +86,7 @@ class DecordVideo(FrameSource):
             try:
                 pixels = self.reader.get_batch(indices).asnumpy()
             except Exception as err:
-                raise DataError(f"{self.path}: cannot decode frames {indices[0]}..{indices[-1]} ({_first_line(err)})") from None
+                raise DataError(f"{self.path}: cannot decode frames {indices[0]}..{indices[-1]} ({first_line(err, typed=True)})") from None
             yield FrameBatch([f"{i:0{self.digits}d}" for i in indices], pixels)
 
 
@@ -144,12 +144,7 @@ def _why_unreadable(path: Path, err: Exception) -> str:
                 return "it has no frames"
     except Exception:
         return "not a video, or damaged"
-    return f"decord cannot decode it ({_first_line(err)})"
-
-
-def _first_line(err: Exception) -> str:
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+    return f"decord cannot decode it ({first_line(err, typed=True)})"
 
 
 class VideoWriter:

@@ -29,11 +29,7 @@ from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import LabelError
-from ovbench.metrics.split_metrics import (
-    compute_for_split,
-    new_metrics,
-    options_summary,
-)
+from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary
 from ovbench.predictions import PredictionReader
 from ovbench.records.provenance import environment, usable_cores
 from ovbench.records.write import new_record, record_stem

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import toy_adapters  # noqa: F401  (registers the toy models)
+
 from ovbench.records.read import load_record
 from ovbench.records.schema import SCHEMA_VERSION
 from ovbench.run.options import RunOptions
@@ -38,6 +39,12 @@ def minimal_record(**metrics):
         "dataset": {"name": "vspw", "videos": 1, "frames": 2}, "options": {}, "metrics": metrics or {"mIoU": 0.5},
         "per_class": {"wall": {"iou": None, "acc": None, "gt_pixels": 0}}, "per_video": {}, "timing": None, "env": {},
     }
+
+
+def toy_run_words(data: Path, out: Path, split: str = "vspw_all") -> list[str]:
+    """`ovbench run` of toy-colour on the CPU, as a child process runs it."""
+    return ["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", split, "--data-root", str(data),
+            "--out", str(out), "--device", "cpu", "--workers", "0", "--batch-size", "2", "--no-progress"]
 
 
 def free_port() -> int:

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 import pytest
 
-from ovbench.modelargs import ModelArgs, PositiveInt, Range, parse_model_args, parse_pairs
 from ovbench.api import SegmentationModel, class_name_parts
 from ovbench.errors import ConfigError
+from ovbench.modelargs import ModelArgs, PositiveInt, Range, parse_model_args, parse_pairs
 from ovbench.registry import get_model_class, register_model
 
 

@@ -4,11 +4,10 @@ traceback."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from ovbench.data.verify.report import VerifyReport
 from ovbench.data.verify.coco import _check_coco_categories
+from ovbench.data.verify.report import VerifyReport
 from ovbench.data.videoclasses import _load
 from ovbench.errors import DataError
 from ovbench.predictions import PredictionReader

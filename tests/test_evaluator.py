@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import toy_adapters
 
 import ovbench
-import toy_adapters
 from ovbench.cli import main
 from ovbench.errors import ConfigError
 from ovbench.records.read import load_record

@@ -7,11 +7,11 @@ import stat
 
 import pytest
 import torch
+from helpers import minimal_record
 
 from ovbench.fileio import write_atomic, write_bytes, write_json, write_text
 from ovbench.records.write import write_record
 from ovbench.run.textcache import TextCache
-from helpers import minimal_record
 
 
 @pytest.fixture

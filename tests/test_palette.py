@@ -6,8 +6,8 @@ import numpy as np
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.data.files import read_raw_mask
 from ovbench.constants import IGNORE
+from ovbench.data.files import read_raw_mask
 from ovbench.palette import PALETTE, blend, palette_image
 from ovbench.records.read import load_record
 

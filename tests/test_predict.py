@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import toy_adapters
 from PIL import Image
 
-import toy_adapters
 from ovbench.cli import main
 from ovbench.palette import PALETTE
 from ovbench.predict import MAX_CLASSES, parse_classes, vocabulary_names

@@ -1,11 +1,11 @@
 """One rule decides whether an option's value is a built-in name or a user's file."""
 
 import pytest
-
-from ovbench.errors import ConfigError, WeightsError
 from ovbench.leaderboard.layouts import load_layout
 from ovbench.models.gkc.checkpoint import resolve_checkpoint
 from ovbench.models.gkc.config import load_config
+
+from ovbench.errors import ConfigError, WeightsError
 from ovbench.resolve import names_a_file, resolve, user_file
 
 

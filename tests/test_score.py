@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from ovbench.cli import main
+from ovbench.data.files import read_raw_mask
 from ovbench.data.reader import VideoFrames
 from ovbench.data.vspw import VSPW
-from ovbench.data.files import read_raw_mask
 from ovbench.errors import DataError
 from ovbench.predictions import PredictionReader
 from ovbench.records.read import load_record

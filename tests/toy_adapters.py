@@ -10,8 +10,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ovbench.modelargs import ModelArgs
 from ovbench.api import SegmentationModel, WeightsInfo
+from ovbench.modelargs import ModelArgs
 from ovbench.registry import register_model
 
 CALLS = {"encode_text": 0, "predict_frames": 0}

@@ -10,12 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
-from open_clip.constants import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    OPENAI_DATASET_MEAN,
-    OPENAI_DATASET_STD,
-)
+from open_clip.constants import IMAGENET_MEAN, IMAGENET_STD, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from ovbench.models.clip_loading import register_tiny_configs
 
 from ovbench.errors import ConfigError

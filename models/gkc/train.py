@@ -29,20 +29,8 @@ import torch.nn.functional as F
 from ovbench.models.clip_baseline import TEMPLATE_SETS
 from ovbench.models.clip_loading import encode_class_names
 from ovbench.models.gkc.backbone import default_resnet101_file
-from ovbench.models.gkc.checkpoint import (
-    Checkpoint,
-    load_checkpoint,
-    load_network_state,
-    save_checkpoint,
-)
-from ovbench.models.gkc.losses import (
-    GKCCriterion,
-    KDRegions,
-    LossConfig,
-    StepTargets,
-    masked_crops,
-    select_regions,
-)
+from ovbench.models.gkc.checkpoint import Checkpoint, load_checkpoint, load_network_state, save_checkpoint
+from ovbench.models.gkc.losses import GKCCriterion, KDRegions, LossConfig, StepTargets, masked_crops, select_regions
 from ovbench.models.gkc.network import GKCNetwork, normalize_pixels
 from ovbench.models.gkc.synonyms import SynonymBank, SynonymFilter, rebuild_vocabulary
 from ovbench.models.gkc.train_data import Augment, TrainFrames, train_loader

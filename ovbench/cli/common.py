@@ -73,6 +73,7 @@ DATA_ROOT_HELP = ("the split's data set root: VSPW_480p, VIPSeg_720P or COCO; if
                   " else the built-in synthetic VSPW sample")
 
 
+SPLIT_HELP = "split name (see `ovbench ls splits`) or path/to/split.json[#name]"
 PRECISION_CHOICES = ["fp32", "bf16", "fp16"]
 
 
@@ -90,6 +91,18 @@ def add_plugin(parser: argparse.ArgumentParser) -> None:
 def add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:K")
     parser.add_argument("--precision", default="fp32", choices=PRECISION_CHOICES, help="autocast precision of the model")
+
+
+def add_split_words(parser: argparse.ArgumentParser, split_help: str = SPLIT_HELP) -> None:
+    """--split and --data-root: what every command that reads a split's data takes."""
+    parser.add_argument("--split", required=True, help=split_help)
+    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+
+
+def scoring_options(args: argparse.Namespace) -> dict:
+    """The options `add_scoring_words` adds, as RunOptions and ScoreOptions name them."""
+    return {"limit_videos": args.limit_videos, "min_video_frames": args.min_video_frames,
+            "convention": args.miou_convention, "progress": not args.no_progress}
 
 
 def add_scoring_words(parser: argparse.ArgumentParser) -> None:

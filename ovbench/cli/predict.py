@@ -5,13 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ovbench.cli.common import (
-    add_device,
-    add_model_words,
-    positive,
-    positive_float,
-    stderr,
-)
+from ovbench.cli.common import add_device, add_model_words, positive, positive_float, stderr
 
 SUMMARY = "segment your own video, frame folder or image with any class names"
 EXAMPLE = 'ovbench predict street.mp4 --model clip-dense --classes "car,person,road,sky" --out street/'

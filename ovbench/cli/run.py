@@ -6,15 +6,16 @@ import argparse
 from pathlib import Path
 
 from ovbench.cli.common import (
-    DATA_ROOT_HELP,
     DEFAULT_OUT,
     EXIT_SKIPPED,
     add_device,
     add_model_words,
     add_scoring_words,
+    add_split_words,
     non_negative,
     positive,
     report,
+    scoring_options,
     silent,
     stderr,
     warn_limited,
@@ -65,16 +66,13 @@ def execute(args: argparse.Namespace) -> int:
         precision=args.precision,
         batch_size=args.batch_size,
         workers=args.workers,
-        limit_videos=args.limit_videos,
         save_predictions=args.save_predictions,
         strict=args.strict,
         overwrite=args.overwrite,
-        min_video_frames=args.min_video_frames,
-        convention=args.miou_convention,
         shard=shard,
-        progress=not args.no_progress and not quiet,
         command=args.command_line,
         max_model_failures=args.max_model_failures,
+        **{**scoring_options(args), "progress": not args.no_progress and not quiet},
     )
     record, path = run(options, on_sample=root.on_sample, log=stderr)
     if record:
@@ -90,8 +88,7 @@ def execute(args: argparse.Namespace) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_model_words(parser)
-    parser.add_argument("--split", required=True, help="split name (see `ovbench ls splits`) or path/to/split.json[#name]")
-    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    add_split_words(parser)
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run records")
     add_device(parser)
     parser.add_argument("--batch-size", type=positive, default=4, help="frames per predict call (never across videos)")

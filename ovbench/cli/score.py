@@ -5,14 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ovbench.cli.common import (
-    DATA_ROOT_HELP,
-    DEFAULT_OUT,
-    add_scoring_words,
-    report,
-    stderr,
-    warn_limited,
-)
+from ovbench.cli.common import DATA_ROOT_HELP, DEFAULT_OUT, add_scoring_words, report, scoring_options, stderr, warn_limited
 
 SUMMARY = "score another codebase's PNG predictions"
 EXAMPLE = "ovbench score --split vspw_all --pred preds/ --data-root /data/VSPW_480p"
@@ -35,10 +28,7 @@ def execute(args: argparse.Namespace) -> int:
             dataset_name=root.name,
             name=args.name,
             pred_ids=args.pred_ids,
-            min_video_frames=args.min_video_frames,
-            convention=args.miou_convention,
-            limit_videos=args.limit_videos,
-            progress=not args.no_progress,
+            **scoring_options(args),
         )
     )
     report(record, write_record(record, Path(args.out), stem=score_stem(record, Path(args.pred))))

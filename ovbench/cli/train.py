@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ovbench.cli.common import DATA_ROOT_HELP, add_device, add_model_words, stderr
+from ovbench.cli.common import add_device, add_model_words, add_split_words, stderr
 from ovbench.errors import ConfigError
 
 SUMMARY = "train a trainable model on a split's training videos"
@@ -46,8 +46,7 @@ def execute(args: argparse.Namespace) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_model_words(parser)
-    parser.add_argument("--split", required=True, help="a *_train_seen split, e.g. vspw_train_seen")
-    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    add_split_words(parser, "a *_train_seen split, e.g. vspw_train_seen")
     parser.add_argument("--out", required=True, help="folder for checkpoints")
     parser.add_argument("--train-args", default="", metavar="K=V,...", help="the model's training options")
     parser.add_argument("--init", help="start from this checkpoint")

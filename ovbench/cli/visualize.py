@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ovbench.cli.common import DATA_ROOT_HELP, positive, stderr
+from ovbench.cli.common import add_split_words, positive, stderr
 
 SUMMARY = "figures of saved predictions: frame | ground truth | one column per run"
 EXAMPLE = "ovbench visualize gkc=runs/gkc.predictions clip=runs/clip.predictions --split vspw_all --out fig.pdf"
@@ -28,8 +28,7 @@ def execute(args: argparse.Namespace) -> int:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="NAME=DIR|DIR",
                         help="saved predictions (`run --save-predictions`), one column each; NAME= sets the column title")
-    parser.add_argument("--split", required=True, help="the split the predictions were made on")
-    parser.add_argument("--data-root", help=DATA_ROOT_HELP)
+    add_split_words(parser, "the split the predictions were made on")
     parser.add_argument("--videos", help="comma-separated video names; if not given: where the runs disagree most")
     parser.add_argument("--num-videos", type=positive, default=3, metavar="N", help="videos picked automatically")
     parser.add_argument("--frames", type=positive, default=3, metavar="N", help="frames per video, evenly spaced")

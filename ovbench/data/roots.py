@@ -12,13 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ovbench.data.kinds import KINDS, detect_kind
-from ovbench.data.synthetic.sample import (
-    SAMPLE,
-    SYNTHETIC_NAME,
-    is_current_sample,
-    is_synthetic,
-    sample_root,
-)
+from ovbench.data.synthetic.sample import SAMPLE, SYNTHETIC_NAME, is_current_sample, is_synthetic, sample_root
 from ovbench.data.synthetic.scenes import STAMP_FILE
 from ovbench.errors import ConfigError
 

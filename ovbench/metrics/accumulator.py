@@ -24,11 +24,7 @@ from ovbench.metrics.confusion import (
     pair_counts,
     segmentation_scores,
 )
-from ovbench.metrics.consistency import (
-    FIXED_POINT_BITS,
-    VideoConsistency,
-    check_windows,
-)
+from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
 
 
 def _sparse(matrix: np.ndarray) -> list[list[int]]:

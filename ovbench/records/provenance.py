@@ -105,5 +105,6 @@ def environment(device: torch.device | str, precision: str, threads: int) -> dic
     }
 
 
-def now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def now(timespec: str = "seconds") -> str:
+    """The one timestamp format of records, states and locks: ISO 8601 in UTC."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec=timespec)

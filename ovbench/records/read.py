@@ -16,12 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ovbench.errors import DataError
-from ovbench.records.schema import (
-    METRIC_KEYS,
-    RECORD_KINDS,
-    check_fields,
-    validate_record,
-)
+from ovbench.records.schema import METRIC_KEYS, RECORD_KINDS, check_fields, validate_record
 
 # load_records' columns: identity, how the run was made, then the metrics (fractions)
 COLUMNS = (

@@ -20,12 +20,7 @@ def format_summary(record: dict[str, Any]) -> str:
         f" ({_count(record['dataset']['videos'], 'video')}, {_count(record['dataset']['frames'], 'frame')})",
         "  ".join(f"{key} {100 * metrics[key]:.1f}" for key in METRIC_KEYS if key in metrics),
     ]
-    from ovbench.records.read import (
-        fps_per_process,
-        partial_reasons,
-        processes,
-        random_init,
-    )
+    from ovbench.records.read import fps_per_process, partial_reasons, processes, random_init
 
     timing = record.get("timing")
     if timing:

@@ -16,13 +16,7 @@ import torch
 
 from ovbench.errors import OvbenchError
 from ovbench.run.clock import LAG
-from ovbench.run.model_io import (
-    is_accelerator_error,
-    labels_from_output,
-    model_failure,
-    non_finite,
-    to_host,
-)
+from ovbench.run.model_io import is_accelerator_error, labels_from_output, model_failure, non_finite, to_host
 
 
 @dataclasses.dataclass

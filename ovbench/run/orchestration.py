@@ -9,7 +9,6 @@ whose copy to the host is in flight) plus the metrics' per-video window state.
 
 from __future__ import annotations
 
-import datetime
 import shutil
 from pathlib import Path
 from typing import Any, Callable
@@ -20,15 +19,9 @@ from ovbench.api import SegmentationModel
 from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, OvbenchError
-from ovbench.records.provenance import environment
+from ovbench.records.provenance import environment, now
 from ovbench.records.write import record_stem, write_record
-from ovbench.run.distributed import (
-    agree,
-    leave_cores_to_workers,
-    long_barrier_group,
-    process_group,
-    resolve_device,
-)
+from ovbench.run.distributed import agree, leave_cores_to_workers, long_barrier_group, process_group, resolve_device
 from ovbench.run.fingerprint import describe_model, finished_record, run_fingerprint
 from ovbench.run.loop import VideoLoop, stream_videos
 from ovbench.run.model_io import autocast_for, build_model
@@ -140,7 +133,7 @@ def _run_locked(options: RunOptions, data: VideoDataset, model: SegmentationMode
     text, text_seconds = TextCache().embed(model, options.split.class_names, report=log if index == 0 else None)
     state.save_session(Session(session, index, text_seconds, environment(device, options.precision, torch.get_num_threads()), {
         "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
-        "processes": count, "started": datetime.datetime.now(datetime.timezone.utc).isoformat()}))
+        "processes": count, "started": now("microseconds")}))
     loop = VideoLoop(options, model, text.to(device), (session, index), state, device, fatal_video)
     stream_videos(options, data, mine, loop)
     if group is None:

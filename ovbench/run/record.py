@@ -9,19 +9,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ovbench.errors import ConfigError, DataError
-from ovbench.metrics.split_metrics import (
-    compute_for_split,
-    new_metrics,
-    options_summary,
-)
+from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary
 from ovbench.records.write import content_sha256, new_record, write_record
-from ovbench.run.state import (
-    RunState,
-    Session,
-    StateContents,
-    VideoResult,
-    changed_keys,
-)
+from ovbench.run.state import RunState, Session, StateContents, VideoResult, changed_keys
 from ovbench.split import Split
 
 

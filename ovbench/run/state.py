@@ -12,11 +12,8 @@ keeps a second copy of the same command (a double submit, a SLURM requeue) out.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
-import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import IO, Any
 
 from ovbench.errors import ConfigError, DataError
 from ovbench.fileio import write_json
+from ovbench.locks import this_process, try_lock
 from ovbench.records.provenance import now
 from ovbench.split import Split, load_split, protocol_file
 
@@ -73,8 +71,8 @@ class StateContents:
 
 
 class RunLock:
-    """An exclusive lock on one shard of a run (fcntl.flock: released by the kernel when the
-    process dies, so a kill -9 never leaves a stale lock), naming its holder for the next comer."""
+    """An exclusive lock on one shard of a run (`ovbench.locks`: released by the kernel when the
+    process dies, never held by its workers), naming its holder for the next comer."""
 
     def __init__(self, directory: Path, shard: int):
         self.path = directory / f"lock-{shard}"
@@ -83,27 +81,17 @@ class RunLock:
     def acquire(self) -> str | None:
         """None once held, else the one line saying who holds it (or why it cannot be taken)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+")
+            self.handle, holder = try_lock(self.path, this_process(since=now()))
         except OSError as err:
             return _unwritable(self.path, err)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+        if self.handle is None:
             return (f"{self.path.parent} is in use by {holder}; wait for it to finish or stop it"
                     " (this command resumes the run once it is free)")
-        handle.truncate(0)
-        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {now()}\n")
-        handle.flush()
-        self.handle = handle
         return None
 
     def release(self) -> None:
         if self.handle is not None:
-            self.handle.close()  # closing drops the flock
+            self.handle.close()  # closing drops the lock
             self.handle = None
 
 

@@ -17,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save
 
 from ovbench.api import SegmentationModel
+from ovbench.errors import first_line
 from ovbench.fileio import write_bytes
 from ovbench.resolve import cache_root
 
@@ -90,7 +91,7 @@ class TextCache:
                     meta = handle.metadata() or {}
                 found.append(CacheEntry(path, path.stat().st_size, meta.get("model_key", "?"), int(meta.get("classes", 0))))
             except Exception as err:  # safetensors raises its own error types for a bad header
-                found.append(CacheEntry(path, path.stat().st_size, "?", 0, damaged=_reason(err)))
+                found.append(CacheEntry(path, path.stat().st_size, "?", 0, damaged=first_line(err, typed=True)))
         return found
 
     def clear(self) -> int:
@@ -100,16 +101,12 @@ class TextCache:
         return len(entries)
 
 
-def _reason(err: Exception) -> str:
-    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
-
-
 def _read_entry(path: Path, classes: int) -> tuple[torch.Tensor | None, str]:
     """The cached embedding, or None and why it is unusable (unreadable, or not C rows of floats)."""
     try:
         text = load_file(path).get("text")
     except Exception as err:  # safetensors raises its own error types for a bad header
-        return None, _reason(err)
+        return None, first_line(err, typed=True)
     if text is None or text.dim() == 0 or text.shape[0] != classes or not text.is_floating_point():
         return None, f"no float tensor of {classes} rows"
     return text, ""

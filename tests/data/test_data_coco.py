@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import toy_adapters  # noqa: F401  (registers the toy models)
 from PIL import Image
 
-import toy_adapters  # noqa: F401  (registers the toy models)
 from ovbench.cli import main
 from ovbench.data.coco import id2rgb, load_categories, rgb2id
 from ovbench.data.kinds import detect_kind, open_dataset
-from ovbench.data.verify.report import format_report
 from ovbench.data.verify import verify_dataset
+from ovbench.data.verify.report import format_report
 from ovbench.errors import DataError
 from ovbench.split import load_split
 

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from ovbench.errors import DataError
 from PIL import Image
 
-from ovbench.data.verify.report import VerifyReport, format_report
 from ovbench.data.verify import verify_dataset
+from ovbench.data.verify.report import VerifyReport, format_report
+from ovbench.errors import DataError
 
 
 @pytest.fixture(scope="module")

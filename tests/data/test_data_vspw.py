@@ -3,8 +3,8 @@
 import re
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 from ovbench.data.vspw import RAW_TO_CONVERTED, VSPW, load_class_names

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import base64
-import dataclasses
 import csv
+import dataclasses
 import hashlib
 import io
 import itertools
@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from ovbench.errors import ConfigError, DataError
-from ovbench.palette import PALETTE
 from ovbench.leaderboard.bootstrap import video_bootstrap
 from ovbench.leaderboard.command import configure_parser, run
 from ovbench.leaderboard.layouts import load_layout
 from ovbench.leaderboard.records import find_runs
+from PIL import Image
+
+from ovbench.errors import ConfigError, DataError
+from ovbench.palette import PALETTE
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "leaderboard"
 CHROMIUM = Path("/usr/bin/chromium")

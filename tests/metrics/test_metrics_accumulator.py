@@ -7,8 +7,8 @@ import pytest
 from reference_metrics import random_video, ref_confusion, ref_fixed_point, ref_scores, ref_vc
 
 from ovbench.errors import ConfigError, DataError
-from ovbench.metrics.confusion import LabelError
 from ovbench.metrics.accumulator import VideoSegMetrics
+from ovbench.metrics.confusion import LabelError
 
 K = 124
 # vocabulary = 10 converted ids; the other ids (and void) are not counted in the confusion matrix

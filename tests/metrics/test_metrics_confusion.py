@@ -8,8 +8,7 @@ import torch  # a CPU tensor is accepted as numpy reads it
 from reference_metrics import random_video, ref_confusion, ref_scores
 
 from ovbench.errors import ConfigError, DataError
-from ovbench.metrics.confusion import LabelError, confusion_matrix, segmentation_scores
-from ovbench.metrics.confusion import iou_means
+from ovbench.metrics.confusion import LabelError, confusion_matrix, iou_means, segmentation_scores
 
 
 def assert_scores_close(got: dict, want: dict) -> None:

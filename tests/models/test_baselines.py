@@ -9,13 +9,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ovbench.modelargs import parse_model_args
-from ovbench.errors import ConfigError, WeightsError
+from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES, class_scores
 from ovbench.models.clip_dense import ClipDense, window_starts
 from ovbench.models.clip_loading import create_clip, encode_prompts
 from ovbench.models.clip_twostage import ClipTwoStage, merge_similar
-from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES, class_scores
+
+from ovbench.errors import ConfigError, WeightsError
+from ovbench.modelargs import parse_model_args
 from ovbench.registry import get_model_class
 
 CPU = torch.device("cpu")

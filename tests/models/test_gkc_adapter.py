@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ovbench.api import WeightsInfo
-from ovbench.modelargs import parse_model_args
-from ovbench.errors import ConfigError, WeightsError
 from ovbench.models.clip_loading import encode_class_names
 from ovbench.models.gkc.adapter import GKC, GKCBase
 from ovbench.models.gkc.checkpoint import save_checkpoint
 from ovbench.models.gkc.network import GKCNetwork, normalize_pixels
+
+from ovbench.api import WeightsInfo
+from ovbench.errors import ConfigError, WeightsError
+from ovbench.modelargs import parse_model_args
 from ovbench.registry import get_model_class
 
 NAMES = ["wall", "handrail_or_fence", "billboard_or_Bulletin_Board", "sky"]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from ovbench.models.gkc.checkpoint import load_checkpoint
 from ovbench.models.gkc.train import replica_digests
 

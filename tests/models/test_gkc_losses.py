@@ -13,9 +13,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ovbench.api import class_name_parts
-from ovbench.data.vspw import load_class_names
 from ovbench.models.clip_loading import create_clip, encode_prompts
 from ovbench.models.gkc.losses import (
     GKCCriterion,
@@ -34,6 +31,9 @@ from ovbench.models.gkc.losses import (
 from ovbench.models.gkc.matcher import match_image, pairwise_dice, pairwise_sigmoid_ce, point_sample
 from ovbench.models.gkc.synonyms import SynonymBank, SynonymFilter, load_synonyms, rebuild_vocabulary
 from ovbench.models.gkc.train_data import Augment, StreamSampler, augment, segment_targets
+
+from ovbench.api import class_name_parts
+from ovbench.data.vspw import load_class_names
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -357,8 +357,8 @@ def test_augment_pads_with_ignore_and_targets_cover_the_present_classes():
 def test_default_video_crops_of_a_vspw_frame_hold_no_padding():
     """The authors' video settings (short side 360-480) on a 480 x 853 frame: the default crop
     (352 x 512) is always filled by the frame, never by ignore padding."""
-    from ovbench.models.gkc.train import parse_train_args
     from ovbench.models.gkc.adapter import GKC
+    from ovbench.models.gkc.train import parse_train_args
 
     args = parse_train_args(GKC, "")
     assert args.crop_size() == (352, 512) and (args.short_min, args.short_max) == (360, 480)

@@ -9,8 +9,6 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-
-from ovbench.errors import ConfigError, WeightsError
 from ovbench.models.clip_loading import create_clip
 from ovbench.models.gkc.backbone import CLIPResNetTrunk
 from ovbench.models.gkc.checkpoint import load_checkpoint, load_network_state, save_checkpoint
@@ -18,6 +16,8 @@ from ovbench.models.gkc.config import GKCConfig, load_config
 from ovbench.models.gkc.network import GKCNetwork
 from ovbench.models.gkc.pixel_decoder import MSDeformAttn, MSDeformAttnPixelDecoder
 from ovbench.models.gkc.transformer_decoder import CrossAttentionLayer, MaskedAttentionDecoder, masked_attention_mask
+
+from ovbench.errors import ConfigError, WeightsError
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +319,6 @@ def test_r101_trunk_is_torchvision_resnet101_with_its_imagenet_file(tmp_path):
     """gkc-r101's backbone loads torchvision's state dict by name and computes torchvision's
     res2..res5 (batch norms frozen = eval mode); ImageNet statistics normalise its input."""
     import torchvision
-
     from ovbench.models.gkc.backbone import TorchvisionResNetTrunk
 
     torch.manual_seed(0)

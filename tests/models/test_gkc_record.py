@@ -9,13 +9,13 @@ import json
 
 import pytest
 import torch
-
-from ovbench.modelargs import parse_model_args
-from ovbench.run.fingerprint import describe_model
 from ovbench.models.gkc.adapter import GKC
 from ovbench.models.gkc.checkpoint import save_checkpoint
 from ovbench.models.gkc.config import CONFIG_DIR, load_config
 from ovbench.models.gkc.network import GKCNetwork
+
+from ovbench.modelargs import parse_model_args
+from ovbench.run.fingerprint import describe_model
 
 CPU = torch.device("cpu")
 

@@ -9,19 +9,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import ovbench.models.gkc.train as train_module
 import pytest
 import safetensors
 import torch
-
-import ovbench.models.gkc.train as train_module
-from ovbench.api import TrainJob
-from ovbench.modelargs import parse_model_args
-from ovbench.data.synthetic.vspw import write_synthetic_vspw
-from ovbench.data.vspw import VSPW
-from ovbench.errors import ConfigError
 from ovbench.models.gkc.adapter import GKC, GKCBase
 from ovbench.models.gkc.checkpoint import load_checkpoint
 from ovbench.models.gkc.train import parse_train_args, train_gkc
+
+from ovbench.api import TrainJob
+from ovbench.data.synthetic.vspw import write_synthetic_vspw
+from ovbench.data.vspw import VSPW
+from ovbench.errors import ConfigError
+from ovbench.modelargs import parse_model_args
 from ovbench.split import load_split
 
 TINY = "config=gkc-tiny,clip_pretrained=none"
@@ -255,7 +255,6 @@ def test_step_builder_draws_filtered_synonyms_and_feeds_them_to_tgkd(monkeypatch
     the filter keeps for its crop; its T_i is the drawn synonym's embedding, which also fills the
     class's slot in the image's rebuilt vocabulary; the teacher sees at most max_kd_regions."""
     import open_clip
-
     from ovbench.models.clip_loading import create_clip
     from ovbench.models.gkc.synonyms import SynonymFilter
     from ovbench.models.gkc.train import StepBuilder

@@ -3,19 +3,18 @@ defaults), `--init` into the video stage on VIPSeg, then a VIPSeg run that write
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
+from ovbench.models.gkc.train import TrainArgs, parse_train_args
+from ovbench.models.gkc.train_data import Augment, TrainFrames
 
 from ovbench.cli import main
 from ovbench.data.kinds import open_dataset
-from ovbench.errors import DataError
-from ovbench.models.gkc.train_data import Augment, TrainFrames
-from ovbench.split import load_split
 from ovbench.data.synthetic.panoptic import write_synthetic_vipseg
-from ovbench.models.gkc.train import TrainArgs, parse_train_args
-from ovbench.registry import get_model_class
+from ovbench.errors import DataError
 from ovbench.records.read import load_record
+from ovbench.registry import get_model_class
+from ovbench.split import load_split
 
 GKC = ["--model", "gkc", "--model-args", "config=gkc-tiny,clip_pretrained=none"]
 SHORT = "iterations=2,batch_size=2,crop=48,short_min=40,short_max=64,num_points=256,workers=0,log_every=1"

@@ -4,14 +4,14 @@ from the installed metadata: the range is written once, and a missing metadata i
 from __future__ import annotations
 
 import importlib.metadata
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
+from ovbench.models.clip_dense import block_layout, declared_open_clip
 
 from ovbench.errors import ConfigError
-from ovbench.models.clip_dense import block_layout, declared_open_clip
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 

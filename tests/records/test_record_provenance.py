@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 import toy_adapters
+
 from ovbench.cli import main
-from ovbench.records.read import load_record
 from ovbench.records.provenance import usable_cores
+from ovbench.records.read import load_record
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,11 @@
 """The run record: validation names the problem, writes are atomic and NaN-free."""
 
 import pytest
-
 from helpers import minimal_record
 
 from ovbench.errors import DataError
-from ovbench.records.schema import SCHEMA_VERSION, validate_record
 from ovbench.records.read import load_record
+from ovbench.records.schema import SCHEMA_VERSION, validate_record
 from ovbench.records.write import record_stem, write_record
 
 

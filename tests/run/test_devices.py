@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from ovbench.run import distributed as devices
 from ovbench.errors import ConfigError
+from ovbench.run import distributed as devices
 
 
 @pytest.fixture

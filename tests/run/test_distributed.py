@@ -10,18 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from helpers import assert_same, check, env, only_record, single, torchrun
+from helpers import assert_same, check, env, only_record, single, torchrun, toy_run_words
 
 from ovbench.records.read import fps_per_process
 from ovbench.run.state import RunState
 
 pytestmark = pytest.mark.slow  # real torchrun, shard and SIGKILL processes
-
-
-def ovbench_words(data: Path, out: Path) -> list[str]:
-    return ["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vspw_all", "--data-root", str(data),
-            "--out", str(out), "--device", "cpu", "--workers", "0", "--batch-size", "2", "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +26,12 @@ def data(vspw_runs) -> Path:
 @pytest.fixture(scope="module")
 def reference(data, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("single")
-    check(single() + ovbench_words(data, out))
+    check(single() + toy_run_words(data, out))
     return only_record(out)
 
 
 def test_torchrun_two_processes_equal_one(data, reference, tmp_path):
-    check(torchrun(2) + ovbench_words(data, tmp_path))
+    check(torchrun(2) + toy_run_words(data, tmp_path))
     record = only_record(tmp_path)
     assert_same(reference, record)
     assert record["timing"]["processes"] == 2
@@ -49,7 +43,7 @@ def test_torchrun_two_processes_equal_one(data, reference, tmp_path):
 
 
 def test_two_shards_merged_equal_one(data, reference, tmp_path):
-    check(single() + ovbench_words(data, tmp_path) + ["--shard", "0/2"])
+    check(single() + toy_run_words(data, tmp_path) + ["--shard", "0/2"])
     assert not list(tmp_path.glob("*.json"))  # a shard alone writes no record
     (state,) = tmp_path.glob("*.state")
     early = subprocess.run(single() + ["merge", str(state), "--out", str(tmp_path)], env=env(), capture_output=True, text=True)
@@ -57,7 +51,7 @@ def test_two_shards_merged_equal_one(data, reference, tmp_path):
     check(single() + ["merge", str(state), "--out", str(tmp_path / "partial"), "--partial"])
     partial = only_record(tmp_path / "partial")
     assert partial["dataset"]["videos"] + len(partial["dataset"]["skipped"]) == reference["dataset"]["videos"]
-    check(single() + ovbench_words(data, tmp_path) + ["--shard", "1/2"])
+    check(single() + toy_run_words(data, tmp_path) + ["--shard", "1/2"])
     check(single() + ["merge", str(state), "--out", str(tmp_path)])
     record = only_record(tmp_path)
     assert_same(reference, record)
@@ -69,7 +63,7 @@ def test_two_shards_merged_equal_one(data, reference, tmp_path):
 
 
 def test_sigkill_mid_video_then_resume_with_another_process_count(data, reference, tmp_path):
-    job = subprocess.Popen(torchrun(2) + ovbench_words(data, tmp_path), env=env(OVBENCH_TOY_SLEEP="0.15"),
+    job = subprocess.Popen(torchrun(2) + toy_run_words(data, tmp_path), env=env(OVBENCH_TOY_SLEEP="0.15"),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("*.state/videos/*.json")):
@@ -78,7 +72,7 @@ def test_sigkill_mid_video_then_resume_with_another_process_count(data, referenc
     os.killpg(job.pid, signal.SIGKILL)
     job.wait()
     assert not list(tmp_path.glob("*.json")), "the job finished before it was killed; the test proves nothing"
-    check(single() + ovbench_words(data, tmp_path))
+    check(single() + toy_run_words(data, tmp_path))
     record = only_record(tmp_path)
     assert_same(reference, record)
     assert sum(v["frames"] for v in record["per_video"].values()) == reference["dataset"]["frames"]

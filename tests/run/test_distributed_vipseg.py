@@ -7,16 +7,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import assert_same, check, env, only_record, single, torchrun, toy_run_words
 
 from ovbench.data.roots import dataset_name
-from helpers import assert_same, check, env, only_record, single, torchrun
 
 pytestmark = pytest.mark.slow  # real torchrun and shard processes
 
 
 def words(data: Path, out: Path) -> list[str]:
-    return ["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "vipseg_all", "--data-root", str(data),
-            "--out", str(out), "--device", "cpu", "--workers", "0", "--batch-size", "2", "--no-progress"]
+    return toy_run_words(data, out, "vipseg_all")
 
 
 @pytest.fixture(scope="module")

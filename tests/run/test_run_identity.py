@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from ovbench.cli import main
-from ovbench.run.record import merge_runs
 from ovbench.records.provenance import git_info
 from ovbench.records.read import load_record
+from ovbench.run.record import merge_runs
 
 PLUGIN = textwrap.dedent("""
     from ovbench.registry import register_model

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from toy_adapters import ToyColour
 
 from ovbench.cli import main
-from ovbench.registry import register_model
 from ovbench.records.read import load_record
+from ovbench.registry import register_model
 from ovbench.run.model_io import to_host
-from toy_adapters import ToyColour
 
 
 @register_model("test-labels-fresh")

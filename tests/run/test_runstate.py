@@ -16,8 +16,8 @@ import pytest
 
 from ovbench.cli import main
 from ovbench.errors import DataError
-from ovbench.run.record import merge_runs
 from ovbench.records.read import load_record
+from ovbench.run.record import merge_runs
 from ovbench.run.state import RunState
 
 TESTS = Path(__file__).parents[1]

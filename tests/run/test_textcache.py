@@ -6,12 +6,12 @@ import pickle
 import pytest
 import torch
 from safetensors.torch import save_file
+from toy_adapters import CALLS, ToyArgs, ToyColour
 
 from ovbench.cli import main
 from ovbench.errors import ConfigError
 from ovbench.resolve import cache_root
 from ovbench.run.textcache import TextCache
-from toy_adapters import CALLS, ToyArgs, ToyColour
 
 NAMES = ["wall", "sky", "tree"]
 

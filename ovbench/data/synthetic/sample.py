@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ovbench.data.synthetic.scenes import STAMP_FILE, generator_stamp
 from ovbench.data.synthetic.vspw import write_synthetic_vspw
+from ovbench.locks import held
 from ovbench.resolve import cache_root
 
 # Size of the built-in sample: 8 train videos (about 145 frames) a tiny model learns on 2 CPU
@@ -54,22 +51,10 @@ def ensure_sample(cache_dir: str | Path) -> Path:
     if is_current_sample(root):
         return root
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(cache_dir):
+    with held(cache_dir / f".{SAMPLE_DIRNAME}.lock"):
         if not is_current_sample(root):  # else another process made it while this one waited
             _generate_sample(cache_dir, root)
     return root
-
-
-@contextmanager
-def _exclusive(folder: Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder` itself (no lock file is left behind); the kernel
-    releases it when the process dies."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _generate_sample(cache_dir: Path, root: Path) -> None:

@@ -7,13 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ovbench.data.synthetic.scenes import (
-    JPEG_QUALITY,
-    STAMP_FILE,
-    SynthFrame,
-    generator_stamp,
-    write_video_tree,
-)
+from ovbench.data.synthetic.scenes import JPEG_QUALITY, STAMP_FILE, SynthFrame, generator_stamp, write_video_tree
 from ovbench.data.vspw import load_class_names
 
 

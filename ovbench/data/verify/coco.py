@@ -8,13 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ovbench.data.coco import SUBSETS as COCO_SUBSETS
-from ovbench.data.coco import (
-    annotation_path,
-    load_categories,
-    parse_annotation,
-    read_segment_png,
-    semantic_from_segments,
-)
+from ovbench.data.coco import annotation_path, load_categories, parse_annotation, read_segment_png, semantic_from_segments
 from ovbench.data.files import read_rgb
 from ovbench.data.verify.report import VerifyReport
 from ovbench.errors import DataError

@@ -14,13 +14,7 @@ import numpy as np
 
 from ovbench.constants import IGNORE
 from ovbench.data.verify.report import VerifyReport, listed_videos, read_frame_and_mask
-from ovbench.data.vipseg import (
-    STRAY_VALUE,
-    THING_IDS,
-    VIPSeg,
-    convert_panomask,
-    read_panomask,
-)
+from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, convert_panomask, read_panomask
 from ovbench.data.vspw import load_class_names
 from ovbench.errors import DataError
 
