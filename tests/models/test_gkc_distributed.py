@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from ovbench.models.gkc.checkpoint import load_checkpoint
-from ovbench.models.gkc.train import replica_digests
+from ovbench.models.gkc.train_step import replica_digests
 
 pytestmark = pytest.mark.slow  # real 2-process training
 

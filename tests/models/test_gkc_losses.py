@@ -358,7 +358,7 @@ def test_default_video_crops_of_a_vspw_frame_hold_no_padding():
     """The authors' video settings (short side 360-480) on a 480 x 853 frame: the default crop
     (352 x 512) is always filled by the frame, never by ignore padding."""
     from ovbench.models.gkc.adapter import GKC
-    from ovbench.models.gkc.train import parse_train_args
+    from ovbench.models.gkc.train_args import parse_train_args
 
     args = parse_train_args(GKC, "")
     assert args.crop_size() == (352, 512) and (args.short_min, args.short_max) == (360, 480)

@@ -15,7 +15,9 @@ import safetensors
 import torch
 from ovbench.models.gkc.adapter import GKC, GKCBase
 from ovbench.models.gkc.checkpoint import load_checkpoint
-from ovbench.models.gkc.train import parse_train_args, train_gkc
+from ovbench.models.gkc.train import train_gkc
+from ovbench.models.gkc.train_step import param_groups
+from ovbench.models.gkc.train_args import parse_train_args
 
 from ovbench.api import TrainJob
 from ovbench.data.synthetic.vspw import write_synthetic_vspw
@@ -196,7 +198,7 @@ def test_weight_decay_as_mask2former_biases_decayed_norms_and_scalars_not():
     args = parse_train_args(GKC, "")
     network = GKCNetwork(GKC(parse_model_args(GKC.Args, TINY), torch.device("cpu")).config)
     criterion = GKCCriterion(LossConfig())
-    decay = {id(p): g["weight_decay"] for g in train_module._param_groups(network, criterion, args) for p in g["params"]}
+    decay = {id(p): g["weight_decay"] for g in param_groups(network, criterion, args) for p in g["params"]}
     norms = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.BatchNorm2d, torch.nn.Embedding)
     for module in network.modules():
         for name, param in module.named_parameters(recurse=False):
@@ -257,7 +259,7 @@ def test_step_builder_draws_filtered_synonyms_and_feeds_them_to_tgkd(monkeypatch
     import open_clip
     from ovbench.models.clip_loading import create_clip
     from ovbench.models.gkc.synonyms import SynonymFilter
-    from ovbench.models.gkc.train import StepBuilder
+    from ovbench.models.gkc.train_step import StepBuilder
 
     clip, _ = create_clip("ovbench-tiny-rn", "none")
     tokenizer = open_clip.get_tokenizer("ovbench-tiny-rn")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ovbench.models.gkc.train import TrainArgs, parse_train_args
+from ovbench.models.gkc.train_args import TrainArgs, parse_train_args
 from ovbench.models.gkc.train_data import Augment, TrainFrames
 
 from ovbench.cli import main
