@@ -119,7 +119,7 @@ class CATSeg(SegmentationModel):
         return user_file(args.checkpoint, "CAT-Seg checkpoint", ConfigError)
 
     def weights(self) -> WeightsInfo:
-        backbone = f"CLIP ViT ({self.config.id}, fine-tuned by CAT-Seg)"
+        backbone = f"CLIP ViT of CAT-Seg {self.config.id}"
         if self.path is None:
             return WeightsInfo(source=RANDOM_INIT, random_init=True, backbone=backbone)
         return WeightsInfo(source=str(self.path), sha256=file_sha256(self.path), backbone=backbone)

@@ -12,14 +12,15 @@ vocabulary has one synonym class ("handrail, fence" in the authors' comma form; 
 synonym is what they embed). Nothing is shrunk: full ViT-B/16 and the full protocol (4 crops
 of 384 at stride 256 plus the global view).
 
-The second reference runs the authors' Aggregator alone at the tiny variant's sizes on 300
-classes (more than the 256 it attends over), on inputs drawn by the same rule from the keys
+The second reference runs the authors' Aggregator alone, at the tiny variant's widths on the
+published 24x24 grid with windows of 12, on 300 classes (more than the 256 it attends over), on inputs drawn by the same rule from the keys
 "input.image", "input.text", "input.res4", "input.res5" (4-d inputs rescaled to unit
 variance): labels over the 96x96 map, the logits at 100 fixed pixels and which classes were
 left out by the top-256 selection."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -72,7 +73,8 @@ def test_vit_b16_equals_the_authors(vit_b16_run, frame):
 def test_top256_selection_equals_the_authors():
     torch.set_num_threads(1)
     meta, arrays = reference("top256_reference")
-    aggregator = Aggregator(load_config("tiny")).eval()
+    tiny = load_config("tiny")
+    aggregator = Aggregator(dataclasses.replace(tiny, clip_resolution=384, aggregator={**tiny.aggregator, "window_size": 12})).eval()
     state = {key: value for key, value in authors_state(meta["keys"]).items() if not key.endswith("attn_mask")}
     aggregator.load_state_dict(state)
     shapes = {"input.image": (2, 64, 24, 24), "input.text": (300, 64), "input.res4": (2, 32, 48, 48), "input.res5": (2, 16, 96, 96)}
