@@ -46,8 +46,7 @@ MAX_LONG_SIDE = 2560  # the authors' INPUT.MAX_SIZE_TEST
 
 @dataclasses.dataclass
 class CATSegArgs(ModelArgs):
-    # the authors' model_base.pth / model_large.pth (or .safetensors); "none": random init (a plain str: "none" stays a word)
-    checkpoint: str = ""
+    checkpoint: str = ""  # the authors' model_base.pth (ViT-B) / model_large.pth (ViT-L) or a .safetensors; none: random init
     config: str | None = None  # vit-b16, vit-l14-336, tiny or a json; default: read off the checkpoint's shapes
     test_size: PositiveInt = 640  # short side of the first resize and side of the square the views are cut from
     crop: PositiveInt = 384  # side of each sliding-window view and of the global view
@@ -157,7 +156,7 @@ class CATSeg(SegmentationModel):
         """uint8 (3, H, W) -> (C, H, W) sigmoid scores under the protocol above."""
         size, crop = self.args.test_size, self.args.crop
         pixels, offsets = self.views(frame)
-        logits = self.network(pixels, text.to(pixels.dtype))
+        logits = self.network(pixels, text.to(pixels.dtype)).float()  # scores are averaged in fp32 under autocast too
         scores = F.interpolate(logits, size=(crop, crop), mode="bilinear", align_corners=False).sigmoid()
         total = scores.new_zeros(scores.shape[1], size, size)
         count = scores.new_zeros(1, size, size)

@@ -60,6 +60,14 @@ class CATSegConfig:
             return f"the {self.id} variant has no published checkpoint (random init only: checkpoint=none)"
         return f"the authors publish {self.checkpoint['file']} at {self.checkpoint['host']}"
 
+    def describe(self) -> str:
+        """One line for `ovbench ls models -v`: file, licences, published numbers and their source."""
+        numbers = "no published numbers"
+        if self.published:
+            results = ", ".join(f"{k} {v}" for k, v in self.published["results"].items())
+            numbers = f"published {self.published['metric']}: {results} ({self.published['source']})"
+        return f"{self.id}: {self.published_file()}; code {self.licence['code']}, weights {self.licence['weights']}; {numbers}"
+
     def signature(self) -> dict[str, tuple[int, ...]]:
         """Shapes of a few checkpoint tensors that tell the variants apart."""
         vision, text = self.clip["vision_cfg"], self.clip["text_cfg"]

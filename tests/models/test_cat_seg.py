@@ -149,3 +149,9 @@ def test_tiny_runs_on_the_synthetic_sample(tmp_path):
     assert record["model"]["random_init"] is True and record["model"]["backbone"] == "CLIP ViT of CAT-Seg tiny"
     args = record["model"]["args"]
     assert (args["test_size"], args["crop"], args["stride"], args["global_view"]) == (640, 384, 256, True)
+
+
+def test_variants_describe_their_file_licences_and_published_numbers():
+    line = load_config("vit-b16").describe()
+    assert f"model_base.pth at {HOST}" in line and "code MIT" in line and "A-150 31.8" in line and "README" in line
+    assert "no published checkpoint" in load_config("tiny").describe()
