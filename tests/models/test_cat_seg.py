@@ -155,3 +155,11 @@ def test_variants_describe_their_file_licences_and_published_numbers():
     line = load_config("vit-b16").describe()
     assert f"model_base.pth at {HOST}" in line and "code MIT" in line and "A-150 31.8" in line and "README" in line
     assert "no published checkpoint" in load_config("tiny").describe()
+
+
+def test_more_classes_than_the_aggregator_attends_over(tiny, frames):
+    """Above 256 classes each view keeps its top 256; the others score sigmoid(-100) there."""
+    names = [f"thing {index}" for index in range(260)]
+    scores = tiny.predict(frames, tiny.encode_text(names))
+    assert scores.shape == (1, 260, 45, 70) and torch.isfinite(scores).all()
+    assert (scores.amax(dim=(2, 3)) < 1e-6).any()  # left out of every view
