@@ -20,8 +20,9 @@ Text: one template, "A photo of a {} in the scene", on the first synonym of each
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import numpy as np
 import open_clip
@@ -37,7 +38,7 @@ from ...resolve import user_file
 from ..clip_dense import window_starts
 from ..clip_loading import RANDOM_INIT, RANDOM_SEED, encode_prompts, file_sha256, weights_identity
 from .checkpoint import load_authors_checkpoint, read_state
-from .config import CATSegConfig, detect_variant, load_config, shipped_configs
+from .config import detect_variant, load_config, shipped_configs
 from .network import CATSegNetwork
 
 TEMPLATE = "A photo of a {} in the scene"

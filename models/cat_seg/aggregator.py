@@ -149,7 +149,10 @@ class GuidedLinearAttention(nn.Module):
         """Feature-mapped queries and keys and the values, (..., T, heads, D), of tokens x with
         their guidance (broadcast over x's leading dimensions)."""
         both = torch.cat([x, guidance.expand(*x.shape[:-1], guidance.shape[-1])], dim=-1)
-        split = lambda y: y.unflatten(-1, (self.heads, -1))  # noqa: E731
+
+        def split(y: torch.Tensor) -> torch.Tensor:
+            return y.unflatten(-1, (self.heads, -1))
+
         return F.elu(split(self.q(both))) + 1, F.elu(split(self.k(both))) + 1, split(self.v(x))
 
     def forward(self, x: torch.Tensor, guidance: torch.Tensor, padding: tuple[torch.Tensor, torch.Tensor] | None, length: int):
@@ -186,7 +189,7 @@ class ClassAggregation(nn.Module):
     def forward(self, x: torch.Tensor, text_guidance: torch.Tensor) -> torch.Tensor:
         """x: (B, T, H, W, C); text_guidance: (B, T, G). Returns x plus the refined tokens, as
         the authors' layer does (its tokens already carry their own residual)."""
-        b, t, h, w, c = x.shape
+        _, t, h, w, c = x.shape
         length = max(t, self.pad_len)
         padding = None
         if t < self.pad_len:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pickle
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import safetensors.torch
 import torch

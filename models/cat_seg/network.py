@@ -37,7 +37,7 @@ def build_clip(config: CATSegConfig) -> nn.Module:
 
 def resized_positions(positions: torch.Tensor, grid: int) -> torch.Tensor:
     """(1 + g*g, D) class and patch positions -> (1 + grid*grid, D), patches resized bicubically."""
-    side = int(round((positions.shape[0] - 1) ** 0.5))
+    side = round((positions.shape[0] - 1) ** 0.5)
     if side == grid:
         return positions
     patches = positions[1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)

@@ -9,14 +9,14 @@ import pickle
 import pytest
 import safetensors.torch
 import torch
-
-import ovbench
-from ovbench.api import parse_model_args
-from ovbench.errors import ConfigError
 from ovbench.models.cat_seg import CATSeg, CATSegArgs
 from ovbench.models.cat_seg.checkpoint import PACKED, QKV, authors_name, expected_shapes
 from ovbench.models.cat_seg.config import detect_variant, load_config
 from ovbench.models.cat_seg.network import CATSegNetwork
+
+import ovbench
+from ovbench.api import parse_model_args
+from ovbench.errors import ConfigError
 
 CPU = torch.device("cpu")
 HOST = "huggingface.co/spaces/hamacojr/CAT-Seg-weights"
@@ -157,9 +157,11 @@ def test_variants_describe_their_file_licences_and_published_numbers():
     assert "no published checkpoint" in load_config("tiny").describe()
 
 
-def test_more_classes_than_the_aggregator_attends_over(tiny, frames):
-    """Above 256 classes each view keeps its top 256; the others score sigmoid(-100) there."""
+def test_more_classes_than_the_aggregator_attends_over(frames):
+    """Above 256 classes each view keeps its top 256; the others score sigmoid(-100) there.
+    (test_size 384: one crop and the global view, to keep 260 full-size score maps cheap.)"""
     names = [f"thing {index}" for index in range(260)]
-    scores = tiny.predict(frames, tiny.encode_text(names))
+    model = build("config=tiny,checkpoint=none,test_size=384")
+    scores = model.predict(frames, model.encode_text(names))
     assert scores.shape == (1, 260, 45, 70) and torch.isfinite(scores).all()
     assert (scores.amax(dim=(2, 3)) < 1e-6).any()  # left out of every view
