@@ -88,7 +88,8 @@ class GuidedWindowAttention(nn.Module):
             return y.view(n, windows, tokens, self.heads, -1).transpose(2, 3)
 
         q, k, v = heads(self.q(x)), heads(self.k(x)), heads(self.v(x[..., : self.dim]))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None])
+        mask = None if mask is None else mask[:, None].to(q.dtype)  # under autocast q is half precision
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(out.transpose(2, 3).reshape(n, windows, tokens, self.dim))
 
 

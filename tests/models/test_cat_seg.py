@@ -165,3 +165,12 @@ def test_more_classes_than_the_aggregator_attends_over(frames):
     scores = model.predict(frames, model.encode_text(names))
     assert scores.shape == (1, 260, 45, 70) and torch.isfinite(scores).all()
     assert (scores.amax(dim=(2, 3)) < 1e-6).any()  # left out of every view
+
+
+def test_half_precision_autocast_runs(frames):
+    model = build("config=tiny,checkpoint=none,test_size=384")
+    text = model.encode_text(["person", "sky", "road"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model.predict(frames, text)
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+    torch.testing.assert_close(scores, model.predict(frames, text), rtol=0, atol=0.02)
