@@ -124,7 +124,10 @@ class SAN(SegmentationModel):
         self.config = load_config(self.args.config) if self.args.config else detect_config(state, path)
         expected = meta_network(self.config).state_dict()
         renamed = network_state(state, self.config, expected, path)
-        lacks_clip = any(key not in renamed for key in expected)
+        lacks_clip = [key for key in expected if key not in renamed]
+        if lacks_clip and self.args.clip_pretrained.lower() == RANDOM_INIT:
+            raise ConfigError(f"SAN checkpoint {path} lacks CLIP weights ({lacks_clip[0]}, {len(lacks_clip)} in all):"
+                              f" pass clip_pretrained=<open_clip tag or file> (the authors' CLIP is openai), not none")
         network, clip_info = self._build(self.args.clip_pretrained if lacks_clip else RANDOM_INIT)
         network.load_state_dict(renamed, strict=not lacks_clip)
         sha256 = file_sha256(path)
