@@ -1,7 +1,7 @@
 """SAN (Xu et al., CVPR 2023) on the benchmark, from the authors' released checkpoints.
 
 Test protocol (the authors' test config): each frame resized to a short side of `test_size`
-(640; the long side capped at `max_size` 2560) as detectron2's ResizeShortestEdge does it (the
+(640; the long side capped at `max_size` 2560; the tiny variant's default is 64) as detectron2's ResizeShortestEdge does it (the
 uint8 image through PIL, bilinear, sides rounded as int(x + 0.5)), CLIP-normalised, zero-padded to
 a multiple of 32. Scores are returned at the frame's size: SAN resizes the mask logits before the
 sigmoid, so resizing scores afterwards would not be SAN.
@@ -71,8 +71,8 @@ class SANArgs(ModelArgs):
     checkpoint: str = ""  # the authors' .pth (or a .safetensors of it), or "none" for a seeded random init
     config: str | None = None  # vit-b16, vit-l14-336, tiny or a json path; default: read off the checkpoint
     clip_pretrained: str = "openai"  # CLIP weights for what the checkpoint lacks (an open_clip tag or a file)
-    test_size: PositiveInt = 640  # short side at test time (the authors' 640); the record carries it
-    max_size: PositiveInt = 2560  # long-side cap (the authors')
+    test_size: PositiveInt | None = None  # short side at test time; default: the variant's (the authors' 640)
+    max_size: PositiveInt | None = None  # long-side cap; default: the variant's (the authors' 2560)
 
 
 @register_model("san")
@@ -92,6 +92,9 @@ class SAN(SegmentationModel):
         else:
             self.network, self._weights = self._load(Path(args.checkpoint).expanduser())
         self.network.to(device).eval()
+        # the record carries the variant and the test sizes that ran, also when they were defaults
+        self.args = dataclasses.replace(args, config=args.config or self.config.id, test_size=args.test_size or self.config.test_size,
+                                        max_size=args.max_size or self.config.max_size)
         self.tokenizer = open_clip.get_tokenizer(self.config.clip_arch)
         self._mean = torch.tensor(OPENAI_DATASET_MEAN, device=device).view(1, 3, 1, 1) * 255
         self._std = torch.tensor(OPENAI_DATASET_STD, device=device).view(1, 3, 1, 1) * 255

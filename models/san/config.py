@@ -45,6 +45,8 @@ class SANConfig:
     mask_mlp_dim: int = 256
     mask_mlp_layers: int = 3
     size_divisibility: int = 32
+    test_size: int = 640  # the short side at test time (the authors' MIN_SIZE_TEST)
+    max_size: int = 2560  # the long-side cap (MAX_SIZE_TEST)
     release: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:

@@ -152,8 +152,13 @@ def test_synonyms_in_san_form_and_text_is_self_contained(tiny_model):
 def test_tiny_runs_on_the_synthetic_sample(tmp_path):
     from ovbench.cli import main
 
-    argv = ["run", "--model", "san", "--model-args", "config=tiny,checkpoint=none,test_size=64", "--split", "vspw_unseen",
+    argv = ["run", "--model", "san", "--model-args", "config=tiny,checkpoint=none", "--split", "vspw_unseen",
             "--out", str(tmp_path)]
     assert main(argv) == 0
     record = json.loads(next(tmp_path.rglob("*.json")).read_text())
     assert record["model"]["args"]["test_size"] == 64 and record["model"]["random_init"] is True
+
+
+def test_record_names_the_detected_variant_and_test_size(tiny_file):
+    model = SAN(parse_model_args(SAN.Args, f"checkpoint={tiny_file}"), torch.device("cpu"))
+    assert (model.args.config, model.args.test_size, model.args.max_size) == ("tiny", 64, 2560)
