@@ -105,12 +105,12 @@ def network_state(state: dict[str, torch.Tensor], config: SANConfig, expected: d
     unexpected = [k for k in renamed if k not in expected]
     wrong = [f"{k} {tuple(renamed[k].shape)} (want {tuple(v.shape)})" for k, v in expected.items()
              if k in renamed and renamed[k].shape != v.shape]
-    if missing or unexpected or wrong:
-        raise ConfigError(f"SAN checkpoint {path} does not fit the {config.id} network:"
-                          f" {_listed('missing', missing)}, {_listed('unexpected', unexpected)}, {_listed('wrong shape', wrong)}")
+    faults = [_listed(what, keys) for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
+    if faults:
+        raise ConfigError(f"SAN checkpoint {path} does not fit the {config.id} network: {'; '.join(faults)}")
     return renamed
 
 
 def _listed(what: str, keys: list[str]) -> str:
     more = f" (+{len(keys) - SHOWN_KEYS} more)" if len(keys) > SHOWN_KEYS else ""
-    return f"{what} {', '.join(keys[:SHOWN_KEYS]) or 'none'}{more}"
+    return f"{what} {', '.join(keys[:SHOWN_KEYS])}{more}"
