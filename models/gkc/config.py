@@ -108,13 +108,20 @@ class GKCConfig:
         return cls(**values)
 
 
-def load_config(name: str) -> GKCConfig:
-    """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
-    path = resolve(name, CONFIG_DIR, ".json", "GKC config")
+def read_config_file(name: str, folder: Path, what: str) -> tuple[Path, dict[str, Any]]:
+    """A shipped config id (a json file in `folder`) or a researcher's json path -> (path, its
+    object), one line naming the file when it is not a JSON object. Shared by the model configs."""
+    path = resolve(name, folder, ".json", what)
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as err:
-        raise ConfigError(f"GKC config {path} is not valid JSON: {err}") from None
+        raise ConfigError(f"{what} {path} is not valid JSON: {err}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"GKC config {path} must hold a JSON object")
+        raise ConfigError(f"{what} {path} must hold a JSON object")
+    return path, values
+
+
+def load_config(name: str) -> GKCConfig:
+    """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
+    path, values = read_config_file(name, CONFIG_DIR, "GKC config")
     return GKCConfig.from_dict({**values, "id": path.stem}, str(path))

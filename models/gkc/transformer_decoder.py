@@ -56,12 +56,14 @@ class FFNLayer(nn.Module):
 
 
 class MLP(nn.Module):
-    """Linear layers with ReLU between them (DETR's box/mask-embedding head)."""
+    """Linear layers with ReLU between them (DETR's box/mask-embedding head); `dense` makes
+    them 1x1 convolutions over a (B, C, H, W) map (SAN's pixel branches)."""
 
-    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int):
+    def __init__(self, in_dim: int, hidden: int, out_dim: int, layers: int, dense: bool = False):
         super().__init__()
         dims = [in_dim] + [hidden] * (layers - 1) + [out_dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        affine = (lambda a, b: nn.Conv2d(a, b, kernel_size=1)) if dense else nn.Linear
+        self.layers = nn.ModuleList(affine(a, b) for a, b in zip(dims[:-1], dims[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for index, layer in enumerate(self.layers):
