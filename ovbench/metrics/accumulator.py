@@ -19,6 +19,10 @@ from ovbench.metrics.confusion import (
     segmentation_scores,
 )
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
+from ovbench.suggest import did_you_mean
+
+VC_CONVENTIONS = ("official", "cffm")
+CFFM_MIN_VIDEO_FRAMES = 16  # the CFFM family's VC_perclip.py skips videos of 16 frames or fewer
 
 
 def _sparse(matrix: np.ndarray) -> list[list[int]]:
@@ -47,22 +51,36 @@ class VideoSegMetrics:
     vocabulary indices (255 = not counted) for the confusion matrix, while VC compares the
     converted ids themselves. pred holds vocabulary indices. Videos with at most
     `min_video_frames` frames are left out of the total confusion matrix (the common "skip
-    videos of 16 frames or fewer" variant is 16); VC always follows the official rules.
+    videos of 16 frames or fewer" variant is 16).
+
+    `vc_convention` says which videos the VC totals pool: "official" (VSPW's VC_perclip.py:
+    every video with more than n frames) or "cffm" (the VC_perclip.py of CFFM, MRCFA, TV3S and
+    OV2VSS: only the videos kept for mIoU, so `min_video_frames`, 16 unless given, applies to
+    VC8 and VC16 too). A video's entry is the same under both (its own frames, confusion and
+    window sums); only the folding into the totals differs, so entries saved under one
+    convention merge into an accumulator of the other and give that convention's numbers.
     """
 
     def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray, *,
-                 windows: Iterable[int] = (8, 16), min_video_frames: int = 0):
+                 windows: Iterable[int] = (8, 16), min_video_frames: int | None = None,
+                 vc_convention: str = "official"):
         check_num_classes(num_classes)
         lut = [int(v) for v in np.asarray(gt_lut).reshape(-1)]
         if len(lut) != 256 or any(not (0 <= v < num_classes or v == IGNORE) for v in lut):
             raise ConfigError(f"gt_lut must have 256 entries, each a class index 0..{num_classes - 1} "
                               f"or {IGNORE}")
+        if vc_convention not in VC_CONVENTIONS:
+            raise ConfigError(f"unknown VC convention {vc_convention!r}{did_you_mean(str(vc_convention), VC_CONVENTIONS)}; "
+                              f"choose one of {', '.join(VC_CONVENTIONS)}")
+        if min_video_frames is None:
+            min_video_frames = CFFM_MIN_VIDEO_FRAMES if vc_convention == "cffm" else 0
         if not isinstance(min_video_frames, int) or min_video_frames < 0:
             raise ConfigError(f"min_video_frames must be an integer >= 0, got {min_video_frames!r}")
         self.num_classes = num_classes
         self.gt_lut = lut
         self.windows = check_windows(windows)
         self.min_video_frames = min_video_frames
+        self.vc_convention = vc_convention
         self._row_class = np.asarray(lut, dtype=np.int64)
         self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self.vc = {n: [0, 0] for n in self.windows}  # n -> [sum of accuracies * 2**64, windows]
@@ -129,11 +147,13 @@ class VideoSegMetrics:
         self._fold(name, entry, matrix, vc)
 
     def _fold(self, name: str, entry: dict, matrix: np.ndarray, vc: dict[int, tuple[int, int]]) -> None:
-        if entry["frames"] > self.min_video_frames:
+        kept = entry["frames"] > self.min_video_frames
+        if kept:
             self.confusion += matrix
-        for n, (total, count) in vc.items():
-            self.vc[n][0] += total
-            self.vc[n][1] += count
+        if kept or self.vc_convention == "official":
+            for n, (total, count) in vc.items():
+                self.vc[n][0] += total
+                self.vc[n][1] += count
         self.videos[name] = entry
 
     # results ---------------------------------------------------------------------------------
