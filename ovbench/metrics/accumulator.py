@@ -25,18 +25,27 @@ VC_CONVENTIONS = ("official", "cffm")
 CFFM_MIN_VIDEO_FRAMES = 16  # the CFFM family's VC_perclip.py skips videos of 16 frames or fewer
 
 
-def _sparse(matrix: np.ndarray) -> list[list[int]]:
+def sparse_cells(matrix: np.ndarray) -> list[list[int]]:
     """[[gt, pred, count], ...] of the non-zero cells, row-major."""
     rows, cols = np.nonzero(matrix)
     return np.stack([rows, cols, matrix[rows, cols]], 1).tolist()
 
 
-def _dense(cells: list[list[int]], num_classes: int) -> np.ndarray:
+def dense_matrix(cells: list[list[int]], num_classes: int) -> np.ndarray:
     m = np.zeros((num_classes, num_classes), dtype=np.int64)
     if cells:
         a = np.asarray(cells, dtype=np.int64)
         m[a[:, 0], a[:, 1]] = a[:, 2]
     return m
+
+
+def check_can_open(call: str, open_video: str | None, name: str, scored: dict, what: str = "") -> None:
+    """Before a video is opened or added: no other one is open, and this one is not scored yet
+    (scoring it twice would weight it double)."""
+    if open_video is not None:
+        raise RuntimeError(f"{call} while video {open_video!r} is still open")
+    if name in scored:
+        raise DataError(f"video {name}: {what}already scored")
 
 
 def _vc_keys(vc: Iterable[Sequence[int]]) -> dict[str, float]:
@@ -92,10 +101,7 @@ class VideoSegMetrics:
 
     # one video at a time -------------------------------------------------------------------
     def begin_video(self, name: str) -> None:
-        if self._video is not None:
-            raise RuntimeError(f"begin_video({name!r}) while video {self._video!r} is still open")
-        if name in self.videos:
-            raise DataError(f"video {name}: already scored")
+        check_can_open(f"begin_video({name!r})", self._video, name, self.videos)
         self._video, self._frames = name, 0
         self._pairs = np.zeros(PAIR_CELLS, dtype=np.int64)
         self._consistency = VideoConsistency(self.windows)
@@ -119,7 +125,7 @@ class VideoSegMetrics:
             raise RuntimeError("end_video() without begin_video()")
         matrix = fold_pairs(self._pairs, self._row_class, self.num_classes, f"video {self._video}")
         vc = self._consistency.result()
-        entry = {"frames": self._frames, "confusion": _sparse(matrix),
+        entry = {"frames": self._frames, "confusion": sparse_cells(matrix),
                  "vc": [[n, total, count] for n, (total, count) in vc.items()]}
         self._fold(self._video, entry, matrix, vc)  # everything that can fail is done
         self.abort_video()
@@ -132,13 +138,10 @@ class VideoSegMetrics:
     def add_video(self, name: str, entry: dict) -> None:
         """Fold a video finished elsewhere (its `videos[name]` entry, saved by another process or
         session), exactly as `end_video` folded it there."""
-        if self._video is not None:
-            raise RuntimeError(f"add_video() while video {self._video!r} is open")
-        if name in self.videos:
-            raise DataError(f"video {name}: already scored")
+        check_can_open("add_video()", self._video, name, self.videos)
         try:
             vc = {n: (total, count) for n, total, count in entry["vc"]}
-            matrix = _dense(entry["confusion"], self.num_classes)
+            matrix = dense_matrix(entry["confusion"], self.num_classes)
             entry = {**entry, "frames": int(entry["frames"])}
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise DataError(f"video {name}: malformed metric entry ({type(err).__name__}: {err})") from None
@@ -168,7 +171,7 @@ class VideoSegMetrics:
         per_video = {}
         for name in sorted(self.videos):
             entry = self.videos[name]
-            scores = segmentation_scores(_dense(entry["confusion"], self.num_classes), convention=convention)
+            scores = segmentation_scores(dense_matrix(entry["confusion"], self.num_classes), convention=convention)
             per_video[name] = {"frames": entry["frames"],
                                **({"mIoU": scores["mIoU"]} if "mIoU" in scores else {}),
                                **_vc_keys(entry["vc"]), "confusion": entry["confusion"]}
