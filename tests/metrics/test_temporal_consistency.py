@@ -89,8 +89,9 @@ def test_warp_and_tc_match_the_reference_on_random_flows(seed):
 
 
 def test_adversarial_flows():
-    """Zero flow on an odd and an even width (the half-pixel quirk moves the last column on the
-    even one), whole-pixel shifts, and a flow out of the frame (reads class 0)."""
+    """Zero flow on odd and even sizes (the half-pixel quirk sends the last row of an even
+    height and the last column of an even width outside the frame), whole-pixel and half-pixel
+    shifts, and a flow out of the frame (reads class 0)."""
     rng = np.random.default_rng(9)
     for shape in [(5, 7), (6, 8)]:
         pred = rng.integers(1, K, shape).astype(np.uint8)
@@ -98,6 +99,8 @@ def test_adversarial_flows():
             flow = np.full((2, *shape), flow_value, np.float32)
             got = warp_nearest(torch.from_numpy(pred[None]), torch.from_numpy(flow[None]))[0].numpy()
             assert np.array_equal(got, reference_warp(pred, flow)), (shape, flow_value)
+    still = warp_nearest(torch.from_numpy(pred[None]), torch.zeros((1, 2, *pred.shape)))[0].numpy()
+    assert not still[-1].any() and not still[:, -1].any() and np.array_equal(still[:-1, :-1], pred[:-1, :-1])
     out = warp_nearest(torch.from_numpy(pred[None]), torch.full((1, 2, *pred.shape), 50.0))[0].numpy()
     assert not out.any()  # everything sampled outside: 0, a real class, as the script does
     # zero flow on the even width: the last column reads 0, a class never predicted at t, which
