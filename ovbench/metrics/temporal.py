@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.optical_flow import raft_large
+from torchvision.models.optical_flow import raft_large, raft_small
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 
 from ovbench.api import WeightsInfo
@@ -29,6 +29,8 @@ from ovbench.metrics.confusion import LabelError, as_labels
 from ovbench.metrics.tc import TCMetrics
 
 FLOW_UPDATES = 20  # TC_cal.py: iters=20
+MIN_SIDE = 128  # torchvision's RAFT needs feature maps (1/8 of the input) of at least 16 pixels
+RANDOM_INIT = "none"  # the weights word that asks for a random raft_small (trying the pipeline only)
 RAFT_THINGS_URL = "https://download.pytorch.org/models/raft_large_C_T_V1-22a6c225.pth"
 WHERE_TO_GET = ("TC needs torchvision's port of RAFT raft-things (Raft_Large_Weights.C_T_V1): "
                 f"{Path(RAFT_THINGS_URL).name} from download.pytorch.org/models/")
@@ -50,6 +52,23 @@ class RaftFlow:
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.weights = weights
+
+    @classmethod
+    def load(cls, weights: str | Path, device: str | torch.device = "cpu") -> "RaftFlow":
+        """`weights` is a local raft_large state dict, or "none": a raft_small with random weights
+        (seed 0), small and fast enough for the synthetic sample; its TC means nothing, and the
+        record says random_init."""
+        if str(weights).lower() != RANDOM_INIT:
+            return cls.from_file(weights, device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = raft_small(weights=None)
+        return cls(model, device, WeightsInfo(source=RANDOM_INIT, random_init=True, backbone="raft_small"))
+
+    def describe(self) -> dict:
+        """What a record says about the flow: model, weights (file, sha256) and updates."""
+        return {"model": f"torchvision {self.weights.backbone}", "weights": self.weights.source,
+                "sha256": self.weights.sha256, "random_init": self.weights.random_init, "flow_updates": FLOW_UPDATES}
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu") -> "RaftFlow":
@@ -93,10 +112,12 @@ class RaftFlow:
 def padded_images(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, slice]]:
     """RGB uint8 (N,H,W,3) -> RAFT's input (N,3,H',W') in [-1,1], padded by edge replication to
     multiples of 8 with the padding split evenly, the larger half after (RAFT's InputPadder,
-    its default mode), and the slices that crop a padded map back to (H,W)."""
+    its default mode), and the slices that crop a padded map back to (H,W). A side under
+    MIN_SIDE is padded up to it: torchvision's correlation pyramid refuses smaller inputs (the
+    original code has no such limit); VSPW's 480p frames are never affected."""
     images = frames.permute(0, 3, 1, 2).float() * (2 / 255) - 1
     h, w = images.shape[-2:]
-    pad_h, pad_w = -h % 8, -w % 8
+    pad_h, pad_w = max(-h % 8, MIN_SIDE - h), max(-w % 8, MIN_SIDE - w)
     top, left = pad_h // 2, pad_w // 2
     padded = F.pad(images, [left, pad_w - left, top, pad_h - top], mode="replicate")
     return padded.contiguous(), (slice(top, top + h), slice(left, left + w))

@@ -163,19 +163,24 @@ def raft_file(tmp_path_factory):
     return path
 
 
-def test_tiny_run_from_a_local_file_matches_the_reference(raft_file):
+def test_tiny_run_from_a_local_file_matches_the_reference(raft_file, monkeypatch):
+    """raft_large with random weights saved to a file, on frames of the synthetic sample's size;
+    the TC of the flows it computed equals the reference's on the same flows."""
     flow = RaftFlow.from_file(raft_file)
     assert flow.weights.sha256 == hashlib.sha256(raft_file.read_bytes()).hexdigest()
-    images, preds = moving_video(4)
-    tc = TemporalConsistency(K, flow, batch_pairs=2)
+    computed, compute_flows = [], RaftFlow.pair_flows
+    monkeypatch.setattr(RaftFlow, "pair_flows", lambda self, frames: computed.append(compute_flows(self, frames)) or computed[-1])
+    images, preds = moving_video(3, shape=(120, 214))  # padded to 128 rows
+    tc = TemporalConsistency(K, flow, batch_pairs=1)
     tc.begin_video("moving")
     tc.update(images[:1], preds[:1])
     tc.update(images[1:], preds[1:])
     tc.end_video()
     got = tc.metrics.compute()
-    flows = flow.pair_flows(torch.from_numpy(images)).numpy()
-    pairs = [(preds[t], reference_warp(preds[t + 1], flows[t])) for t in range(3)]
-    assert got["per_video"]["moving"]["pairs"] == 3
+    flows = torch.cat(computed).numpy()
+    assert flows.shape == (2, 2, 120, 214)
+    pairs = [(preds[t], reference_warp(preds[t + 1], flows[t])) for t in range(2)]
+    assert got["per_video"]["moving"]["pairs"] == 2
     assert got["metrics"]["TC"] == pytest.approx(reference_tc(pairs), rel=1e-12)
 
 
@@ -189,6 +194,20 @@ def test_own_loop_equals_torchvisions_forward():
         theirs = model(padded[:-1], padded[1:], num_flow_updates=20)[-1][..., rows, cols]
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert padded.shape[-2:] == (128, 136) and (cols.start, cols.stop) == (1, 134)  # 3 columns: 1 left, 2 right
+    small, (rows, cols) = padded_images(torch.zeros((1, 120, 853, 3), dtype=torch.uint8))
+    assert small.shape[-2:] == (128, 856) and (rows.start, rows.stop) == (4, 124)
+
+
+def test_random_weights_only_when_asked(raft_file):
+    torch.manual_seed(123)
+    random = RaftFlow.load("none")
+    torch.manual_seed(456)  # the random weights do not depend on the caller's generator
+    assert random.describe() == {"model": "torchvision raft_small", "weights": "none", "sha256": None,
+                                 "random_init": True, "flow_updates": 20}
+    assert all(torch.equal(a, b) for a, b in zip(random.model.state_dict().values(),
+                                                  RaftFlow.load("None").model.state_dict().values()))
+    loaded = RaftFlow.load(str(raft_file))
+    assert loaded.describe()["random_init"] is False and loaded.describe()["sha256"] == loaded.weights.sha256
 
 
 def test_missing_weights_file_is_one_line(tmp_path):
