@@ -266,3 +266,24 @@ def test_flow_memory_does_not_grow_with_video_length(batch_pairs, monkeypatch):
 def test_metrics_package_and_tc_state_never_import_torch():
     code = "import sys, ovbench.metrics, ovbench.metrics.tc; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_one_frame_video_has_no_pair_and_no_tc():
+    metrics = TCMetrics(K)
+    metrics.begin_video("single")
+    metrics.end_video()
+    assert metrics.compute() == {"metrics": {}, "per_video": {"single": {"pairs": 0}}}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_flow_and_warp_agree_with_cpu():
+    torch.manual_seed(3)
+    model = raft_small()
+    images, preds = moving_video(3)
+    frames = torch.from_numpy(images)
+    on_cpu = RaftFlow(model, "cpu", WeightsInfo(source="none", random_init=True)).pair_flows(frames)
+    on_gpu = RaftFlow(model, "cuda", WeightsInfo(source="none", random_init=True)).pair_flows(frames)
+    assert torch.allclose(on_gpu.cpu(), on_cpu, atol=1e-2)
+    later = torch.from_numpy(preds[1:])
+    differ = warp_nearest(later.cuda(), on_cpu.cuda()).cpu() != warp_nearest(later, on_cpu)
+    assert differ.float().mean() < 1e-3  # a sample within an ulp of a rounding tie may go either way

@@ -202,3 +202,25 @@ def test_dvis_printed_vc16_is_not_the_official_vc16():
 def test_unknown_convention_is_one_config_error():
     with pytest.raises(ConfigError, match="unknown VC convention 'cfm'.*cffm"):
         VideoSegMetrics(K, LUT, vc_convention="cfm")
+
+
+def converted(raw):
+    """VSPW's conversion: 0 ("others") -> 255, k -> k-1, 255 stays."""
+    return [np.where(r == 0, 255, np.where(r == 255, 255, r.astype(np.int64) - 1)).astype(np.uint8) for r in raw]
+
+
+def test_raw_and_converted_gt_differ_only_where_raw_0_meets_255():
+    """VSPW's and DVIS++'s VC scripts read raw masks; ovbench (and the CFFM family) convert.
+    Without raw 0 the conversion is one-to-one and VC is the same; a region that flips between
+    "others" and void changes in the raw masks but stays ignore (255) once converted."""
+    rng = np.random.default_rng(12)
+    raw = walk(rng, 20, (5, 6), np.array([1, 2, 3, 4, 255]), 0.05)
+    preds = walk(rng, 20, (5, 6), np.arange(K), 0.05)
+    ours = score({"v": (converted(raw), preds)}).compute()["metrics"]
+    check_against({"v": (raw, preds)}, ours, reference_official)  # no raw 0: identical
+
+    flip = [np.where(np.arange(6) < 2, 0 if t % 2 else 255, r).astype(np.uint8) for t, r in enumerate(raw)]
+    ours = score({"v": (converted(flip), preds)}).compute()["metrics"]
+    raw_script = reference_official({"v": (flip, preds)}, 8)
+    assert ours["VC8"] != pytest.approx(raw_script)
+    check_against({"v": (converted(flip), preds)}, ours, reference_official)
