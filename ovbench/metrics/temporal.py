@@ -115,7 +115,7 @@ def padded_images(frames: torch.Tensor) -> tuple[torch.Tensor, tuple[slice, slic
     its default mode), and the slices that crop a padded map back to (H,W). A side under
     MIN_SIDE is padded up to it: torchvision's correlation pyramid refuses smaller inputs (the
     original code has no such limit); VSPW's 480p frames are never affected."""
-    images = frames.permute(0, 3, 1, 2).float() * (2 / 255) - 1
+    images = 2 * (frames.permute(0, 3, 1, 2).float() / 255.0) - 1.0  # RAFT's own scaling
     h, w = images.shape[-2:]
     pad_h, pad_w = max(-h % 8, MIN_SIDE - h), max(-w % 8, MIN_SIDE - w)
     top, left = pad_h // 2, pad_w // 2
