@@ -58,7 +58,8 @@ def flow_costs(args, frames: torch.Tensor) -> None:
         if args.forward:
             images, _ = padded_images(frames[:2].to(flow.device))
             with torch.inference_mode():
-                full = fastest(lambda: flow.model(images[:1], images[1:], num_flow_updates=FLOW_UPDATES)[-1], args.repeats)
+                full = fastest(lambda pair=images: flow.model(pair[:1], pair[1:], num_flow_updates=FLOW_UPDATES)[-1],
+                               args.repeats)
             print(f"  {args.device}, {threads} thread(s): torchvision forward {full:.2f} s/pair")
 
 

@@ -22,6 +22,7 @@ from ovbench.metrics.accumulator import check_can_open, dense_matrix, sparse_cel
 from ovbench.metrics.confusion import (
     IGNORE, LabelError, as_labels, check_num_classes, fold_pairs, pair_counts, segmentation_scores,
 )
+from ovbench.suggest import did_you_mean
 
 OFFICIAL_SUBSET_VIDEOS = 100  # TC_cal.py scores `list_[:100]` of val.txt
 TC_SUBSETS = ("all", "official100")
@@ -31,8 +32,8 @@ def tc_subset(video_names: Sequence[str], subset: str) -> list[str]:
     """The videos TC is computed on: every one, or ("official100") the first 100 in the order
     of the split list (val.txt), as TC_cal.py does."""
     if subset not in TC_SUBSETS:
-        from ovbench.errors import ConfigError
-        raise ConfigError(f"unknown TC subset {subset!r}; choose one of {', '.join(TC_SUBSETS)}")
+        raise ConfigError(f"unknown TC subset {subset!r}{did_you_mean(str(subset), TC_SUBSETS)}; "
+                          f"choose one of {', '.join(TC_SUBSETS)}")
     names = list(video_names)
     return names[:OFFICIAL_SUBSET_VIDEOS] if subset == "official100" else names
 

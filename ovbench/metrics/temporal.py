@@ -127,7 +127,7 @@ def warp_nearest(labels: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     """labels (B,H,W) of frame t+1 sampled at each pixel of frame t plus its flow (B,2,H,W):
     TC_cal.py's arithmetic exactly (grid scaled by W-1, H-1; align_corners=False; nearest;
     zeros outside)."""
-    b, h, w = labels.shape
+    h, w = labels.shape[1:]
     ys, xs = torch.meshgrid(torch.arange(h, device=flow.device), torch.arange(w, device=flow.device), indexing="ij")
     gx = 2.0 * (xs.float() + flow[:, 0]) / max(w - 1, 1) - 1.0
     gy = 2.0 * (ys.float() + flow[:, 1]) / max(h - 1, 1) - 1.0
