@@ -287,3 +287,23 @@ def test_cuda_flow_and_warp_agree_with_cpu():
     later = torch.from_numpy(preds[1:])
     differ = warp_nearest(later.cuda(), on_cpu.cuda()).cpu() != warp_nearest(later, on_cpu)
     assert differ.float().mean() < 1e-3  # a sample within an ulp of a rounding tie may go either way
+
+
+def test_abort_leaves_no_trace_and_the_video_can_be_scored_again():
+    metrics = TCMetrics(K)
+    metrics.begin_video("v")
+    metrics.add_pair(np.ones((3, 3), np.uint8), np.ones((3, 3), np.uint8))
+    metrics.abort_video()
+    assert not metrics.videos and not metrics.confusion.any()
+    metrics.begin_video("v")
+    metrics.add_pair(np.zeros((3, 3), np.uint8), np.ones((3, 3), np.uint8))
+    metrics.end_video()
+    assert metrics.compute() == {"metrics": {"TC": 0.0}, "per_video": {"v": {"pairs": 1, "TC": 0.0}}}
+    with pytest.raises(Exception, match="TC already scored"):
+        metrics.begin_video("v")
+    images, preds = moving_video(2, shape=(8, 8))
+    tc = TemporalConsistency(K, RaftFlow(raft_small(), "cpu", WeightsInfo(source="none", random_init=True)))
+    tc.begin_video("w")
+    tc.update(images[0], preds[0])  # held, no flow yet (batches of 2 pairs)
+    tc.abort_video()
+    assert tc._frames == [] and not tc.metrics.videos
