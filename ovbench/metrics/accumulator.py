@@ -25,20 +25,33 @@ from ovbench.metrics.confusion import (
     segmentation_scores,
 )
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
+from ovbench.suggest import did_you_mean
+
+VC_CONVENTIONS = ("official", "cffm")
+CFFM_MIN_VIDEO_FRAMES = 16  # the CFFM family's VC_perclip.py skips videos of 16 frames or fewer
 
 
-def _sparse(matrix: np.ndarray) -> list[list[int]]:
+def sparse_cells(matrix: np.ndarray) -> list[list[int]]:
     """[[gt, pred, count], ...] of the non-zero cells, row-major."""
     rows, cols = np.nonzero(matrix)
     return np.stack([rows, cols, matrix[rows, cols]], 1).tolist()
 
 
-def _dense(cells: list[list[int]], num_classes: int) -> np.ndarray:
+def dense_matrix(cells: list[list[int]], num_classes: int) -> np.ndarray:
     m = np.zeros((num_classes, num_classes), dtype=np.int64)
     if cells:
         a = np.asarray(cells, dtype=np.int64)
         m[a[:, 0], a[:, 1]] = a[:, 2]
     return m
+
+
+def check_can_open(call: str, open_video: str | None, name: str, scored: dict, what: str = "") -> None:
+    """Before a video is opened or added: no other one is open, and this one is not scored yet
+    (scoring it twice would weight it double)."""
+    if open_video is not None:
+        raise RuntimeError(f"{call} while video {open_video!r} is still open")
+    if name in scored:
+        raise DataError(f"video {name}: {what}already scored")
 
 
 def _vc_keys(vc: Iterable[Sequence[int]]) -> dict[str, float]:
@@ -53,22 +66,36 @@ class VideoSegMetrics:
     vocabulary indices (255 = not counted) for the confusion matrix, while VC compares the
     converted ids themselves. pred holds vocabulary indices. Videos with at most
     `min_video_frames` frames are left out of the total confusion matrix (the common "skip
-    videos of 16 frames or fewer" variant is 16); VC always follows the official rules.
+    videos of 16 frames or fewer" variant is 16).
+
+    `vc_convention` says which videos the VC totals pool: "official" (VSPW's VC_perclip.py:
+    every video with more than n frames) or "cffm" (the VC_perclip.py of CFFM, MRCFA, TV3S and
+    OV2VSS: only the videos kept for mIoU, so `min_video_frames`, 16 unless given, applies to
+    VC8 and VC16 too). A video's entry is the same under both (its own frames, confusion and
+    window sums); only the folding into the totals differs, so entries saved under one
+    convention merge into an accumulator of the other and give that convention's numbers.
     """
 
     def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray, *,
-                 windows: Iterable[int] = VC_WINDOWS, min_video_frames: int = 0):
+                 windows: Iterable[int] = VC_WINDOWS, min_video_frames: int | None = None,
+                 vc_convention: str = "official"):
         check_num_classes(num_classes)
         lut = [int(v) for v in np.asarray(gt_lut).reshape(-1)]
         if len(lut) != 256 or any(not (0 <= v < num_classes or v == IGNORE) for v in lut):
             raise ConfigError(f"gt_lut must have 256 entries, each a class index 0..{num_classes - 1} "
                               f"or {IGNORE}")
+        if vc_convention not in VC_CONVENTIONS:
+            raise ConfigError(f"unknown VC convention {vc_convention!r}{did_you_mean(str(vc_convention), VC_CONVENTIONS)}; "
+                              f"choose one of {', '.join(VC_CONVENTIONS)}")
+        if min_video_frames is None:
+            min_video_frames = CFFM_MIN_VIDEO_FRAMES if vc_convention == "cffm" else 0
         if not isinstance(min_video_frames, int) or min_video_frames < 0:
             raise ConfigError(f"min_video_frames must be an integer >= 0, got {min_video_frames!r}")
         self.num_classes = num_classes
         self.gt_lut = lut
         self.windows = check_windows(windows)
         self.min_video_frames = min_video_frames
+        self.vc_convention = vc_convention
         self._row_class = np.asarray(lut, dtype=np.int64)
         self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self.vc = {n: [0, 0] for n in self.windows}  # n -> [sum of accuracies * 2**64, windows]
@@ -80,10 +107,7 @@ class VideoSegMetrics:
 
     # one video at a time -------------------------------------------------------------------
     def begin_video(self, name: str) -> None:
-        if self._video is not None:
-            raise RuntimeError(f"begin_video({name!r}) while video {self._video!r} is still open")
-        if name in self.videos:
-            raise DataError(f"video {name}: already scored")
+        check_can_open(f"begin_video({name!r})", self._video, name, self.videos)
         self._video, self._frames = name, 0
         self._pairs = np.zeros(PAIR_CELLS, dtype=np.int64)
         self._consistency = VideoConsistency(self.windows)
@@ -107,7 +131,7 @@ class VideoSegMetrics:
             raise RuntimeError("end_video() without begin_video()")
         matrix = fold_pairs(self._pairs, self._row_class, self.num_classes, f"video {self._video}")
         vc = self._consistency.result()
-        entry = {"frames": self._frames, "confusion": _sparse(matrix),
+        entry = {"frames": self._frames, "confusion": sparse_cells(matrix),
                  "vc": [[n, total, count] for n, (total, count) in vc.items()]}
         self._fold(self._video, entry, matrix, vc)  # everything that can fail is done
         self.abort_video()
@@ -120,13 +144,10 @@ class VideoSegMetrics:
     def add_video(self, name: str, entry: dict) -> None:
         """Fold a video finished elsewhere (its `videos[name]` entry, saved by another process or
         session), exactly as `end_video` folded it there."""
-        if self._video is not None:
-            raise RuntimeError(f"add_video() while video {self._video!r} is open")
-        if name in self.videos:
-            raise DataError(f"video {name}: already scored")
+        check_can_open("add_video()", self._video, name, self.videos)
         try:
             vc = {n: (total, count) for n, total, count in entry["vc"]}
-            matrix = _dense(entry["confusion"], self.num_classes)
+            matrix = dense_matrix(entry["confusion"], self.num_classes)
             entry = {**entry, "frames": int(entry["frames"])}
         except (KeyError, TypeError, ValueError, IndexError) as err:
             raise DataError(f"video {name}: malformed metric entry ({type(err).__name__}: {err})") from None
@@ -135,11 +156,13 @@ class VideoSegMetrics:
         self._fold(name, entry, matrix, vc)
 
     def _fold(self, name: str, entry: dict, matrix: np.ndarray, vc: dict[int, tuple[int, int]]) -> None:
-        if entry["frames"] > self.min_video_frames:
+        kept = entry["frames"] > self.min_video_frames
+        if kept:
             self.confusion += matrix
-        for n, (total, count) in vc.items():
-            self.vc[n][0] += total
-            self.vc[n][1] += count
+        if kept or self.vc_convention == "official":
+            for n, (total, count) in vc.items():
+                self.vc[n][0] += total
+                self.vc[n][1] += count
         self.videos[name] = entry
 
     # results ---------------------------------------------------------------------------------
@@ -154,7 +177,7 @@ class VideoSegMetrics:
         per_video = {}
         for name in sorted(self.videos):
             entry = self.videos[name]
-            scores = segmentation_scores(_dense(entry["confusion"], self.num_classes), convention=convention)
+            scores = segmentation_scores(dense_matrix(entry["confusion"], self.num_classes), convention=convention)
             per_video[name] = {"frames": entry["frames"],
                                **({"mIoU": scores["mIoU"]} if "mIoU" in scores else {}),
                                **_vc_keys(entry["vc"]), "confusion": entry["confusion"]}
