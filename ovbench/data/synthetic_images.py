@@ -25,13 +25,17 @@ SPECKLE = 0.01  # share of pixels set to a random value of the pool
 
 
 def regions(rng: np.random.Generator, height: int, width: int, pool: np.ndarray) -> np.ndarray:
-    """(height, width) values of `pool`: blocks of a CELLS x CELLS grid plus scattered pixels."""
+    """(height, width) values of `pool`: blocks of a CELLS x CELLS grid plus scattered pixels,
+    and every value of the pool once in the first pixels (when they are enough), so that each
+    entry of a conversion table is exercised."""
     grid = rng.choice(pool, size=(CELLS, CELLS))
     rows = np.minimum(np.arange(height) * CELLS // height, CELLS - 1)
     cols = np.minimum(np.arange(width) * CELLS // width, CELLS - 1)
     values = grid[rows][:, cols]
     speckle = rng.random((height, width)) < SPECKLE
     values[speckle] = rng.choice(pool, size=int(speckle.sum()))
+    if len(pool) <= values.size:
+        values.flat[: len(pool)] = rng.permutation(pool)
     return values
 
 
@@ -77,10 +81,10 @@ def write_ade_challenge(out: str | Path, *, images: int = 4, height: int = 48, w
 
 
 def ade_full_pool() -> np.ndarray:
-    """ADE class ids: every 20th of the 847 selected, some that are not selected, and 0."""
+    """ADE class ids: the 847 selected, some that are not selected, and 0."""
     selected = class_file("ade847")["ade_ids"]
     others = sorted(set(range(1, 3200, 97)) - set(selected))[:12]
-    return np.array([0, *selected[::20], selected[-1], *others, 6000], dtype=np.int64)
+    return np.array([0, *selected, *others, 6000], dtype=np.int64)
 
 
 def write_ade_full(out: str | Path, *, images: int = 4, height: int = 48, width: int = 64, seed: int = 0) -> Path:
@@ -99,19 +103,30 @@ def write_ade_full(out: str | Path, *, images: int = 4, height: int = 48, width:
     return Path(out)
 
 
-def _rle_annotations(rng: np.random.Generator, image_id: int, h: int, w: int, categories: np.ndarray) -> list[dict]:
-    """Overlapping rectangles and speckle masks, as the Detail JSON's RLE annotations."""
+def _rle(image_id: int, category: int, region: np.ndarray) -> dict:
     from pycocotools import mask as rle_mask
 
+    rle = rle_mask.encode(np.asfortranarray(region.astype(np.uint8)))
+    return {"image_id": image_id, "category_id": int(category),
+            "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()}}
+
+
+def _rle_annotations(rng: np.random.Generator, image_id: int, h: int, w: int, cells: list[int]) -> list[dict]:
+    """The Detail JSON's RLE annotations of one image: overlapping speckled rectangles of
+    non-PC-59 ids and one PC-59 id, then each id of `cells` in its own cell of a 4 x 4 grid,
+    painted over them (so that the painting order matters and every id shows)."""
     found = []
-    for category in rng.choice(categories, size=5):
-        region = np.zeros((h, w), dtype=np.uint8, order="F")
+    for category in (1, 100, 459, cells[0]):
+        region = np.zeros((h, w), dtype=bool)
         y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
-        region[y0: y0 + int(rng.integers(2, h)), x0: x0 + int(rng.integers(2, w))] = 1
-        region[rng.random((h, w)) < SPECKLE] = 1
-        rle = rle_mask.encode(region)
-        found.append({"image_id": image_id, "category_id": int(category),
-                      "segmentation": {"size": list(rle["size"]), "counts": rle["counts"].decode()}})
+        region[y0: y0 + int(rng.integers(2, h)), x0: x0 + int(rng.integers(2, w))] = True
+        region |= rng.random((h, w)) < SPECKLE
+        found.append(_rle(image_id, category, region))
+    for cell, category in enumerate(cells):
+        region = np.zeros((h, w), dtype=bool)
+        y, x = cell // 4 * h // 4, cell % 4 * w // 4
+        region[y + 1: y + h // 4 - 1, x + 1: x + w // 4 - 1] = True
+        found.append(_rle(image_id, category, region))
     return found
 
 
@@ -121,17 +136,17 @@ def write_pascal_context(out: str | Path, *, images: int = 4, height: int = 48, 
     from scipy.io import savemat
 
     rng, voc = np.random.default_rng(seed), Path(out) / "VOCdevkit" / "VOC2010"
-    categories = np.array([*class_file("pc59")["context_ids"][::3], 1, 100, 459])
+    pc59 = class_file("pc59")["context_ids"]
     entries, annotations = [], []
     for k, (h, w) in enumerate(_sizes(rng, images + 1, height, width)):
         stem, phase = f"2008_{k:06d}", "train" if k == images else "val"
         _save_jpeg(voc / "JPEGImages" / f"{stem}.jpg", photo(rng, h, w))
         entries.append({"image_id": 1000 + k, "file_name": f"{stem}.jpg", "phase": phase, "height": h, "width": w})
-        annotations += _rle_annotations(rng, 1000 + k, h, w, categories)
+        annotations += _rle_annotations(rng, 1000 + k, h, w, pc59[k % images::images][:16])
         (voc / "trainval").mkdir(parents=True, exist_ok=True)
         savemat(voc / "trainval" / f"{stem}.mat", {"LabelMap": regions(rng, h, w, np.arange(460)).astype(np.uint16)})
     merged = {"images": entries, "annos_segmentation": annotations,
-              "categories": [{"category_id": int(c), "name": f"class {c}"} for c in categories]}
+              "categories": [{"category_id": int(c), "name": f"class {c}"} for c in (1, 100, 459, *pc59)]}
     (voc / "trainval_merged.json").write_text(json.dumps(merged))
     return Path(out)
 
