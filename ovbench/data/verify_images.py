@@ -92,6 +92,9 @@ def check_image(task: tuple) -> VerifyReport:
     part = VerifyReport(root, kind=kind, frames_total=1)
     files = (image_path(root, spec, subset, stem), label_path(root, subset, stem))
     for path, expected in zip(files, sums):
+        if not expected:
+            part.problems.append(f"{path}: not listed in {CHECKSUMS}")
+            continue
         try:
             if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
                 part.problems.append(f"{path}: changed since it was prepared (its sha256 differs from {CHECKSUMS})")

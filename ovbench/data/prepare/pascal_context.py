@@ -43,9 +43,18 @@ def _beside(voc: Path, name: str, what: str) -> Path:
     raise DataError(f"{voc / name}: {what} missing (looked in {voc}, {voc.parent} and {voc.parent.parent})")
 
 
-@lru_cache(maxsize=2)
 def val_annotations(path: Path) -> dict[str, tuple[int, int, tuple]]:
-    """Stem -> (height, width, ((category id, RLE), ...) in the JSON's order) of the val images."""
+    """Stem -> (height, width, ((category id, RLE), ...) in the JSON's order) of the val images
+    (parsed once per version of the file: PC-59 and PC-459 both read it)."""
+    try:
+        stat = path.stat()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the Detail annotations ({e.strerror})") from None
+    return _parse_annotations(path, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=2)
+def _parse_annotations(path: Path, mtime_ns: int, size: int) -> dict[str, tuple[int, int, tuple]]:
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as e:
