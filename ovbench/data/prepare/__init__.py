@@ -5,7 +5,9 @@ One module per raw release says where its files are (`items`) and how one image 
 convert (`convert`); this driver runs the conversions in worker processes, writes every file
 atomically (`ovbench.fileio`), and appends each finished image's checksums to a progress list.
 An interrupted preparation run again continues from that list (an image is redone only if its
-line is missing, and the files' fsync comes before the line, so a listed file is on disk). The
+line is missing, and a file is written before its line, so a listed file is there). Raw images
+the layout keeps as they are become hard links to the release's files where the file system
+allows, copies elsewhere. The
 manifest, written last, makes the root a prepared one: readers and `verify` refuse a root
 without it.
 """
@@ -16,6 +18,7 @@ import hashlib
 import io
 import json
 import multiprocessing
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import import_module
@@ -109,15 +112,17 @@ def _read_progress(out: Path) -> dict[str, str]:
     return parse_checksums(whole.decode("utf-8"), str(path))
 
 
-def convert_item(task: tuple[str, Item]) -> list[tuple[str, bytes]]:
-    """One image's prepared files as (relative path, bytes); a pool runs it."""
+def convert_item(task: tuple[str, Item]) -> list[tuple[str, bytes | Path]]:
+    """One image's prepared files as (relative path, bytes, or the raw file kept as it is);
+    a pool runs it."""
     kind, item = task
     spec = image_kind(kind)
     converted = release(kind).convert(kind, item)
-    image = converted.image if isinstance(converted.image, bytes) else _jpeg(converted.image)
+    image = converted.image if isinstance(converted.image, Path) else _jpeg(converted.image)
     _check_sizes(image, converted, item)
     label = io.BytesIO()
-    Image.fromarray(converted.label.astype(spec.label_dtype, copy=False)).save(label, format="PNG")
+    # zlib level 1: twice as fast as PIL's default 6 on label maps, for files a little larger
+    Image.fromarray(converted.label.astype(spec.label_dtype, copy=False)).save(label, format="PNG", compress_level=1)
     image_rel, label_rel = relative_paths(spec, item)
     return [(image_rel, image), (label_rel, label.getvalue())]
 
@@ -129,9 +134,9 @@ def _jpeg(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _check_sizes(image: bytes, converted: Converted, item: Item) -> None:
+def _check_sizes(image: bytes | Path, converted: Converted, item: Item) -> None:
     try:
-        with Image.open(io.BytesIO(image)) as img:
+        with Image.open(image if isinstance(image, Path) else io.BytesIO(image)) as img:
             width, height = img.size
     except (OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{item.image}: cannot read image: {e}") from None
@@ -140,12 +145,32 @@ def _check_sizes(image: bytes, converted: Converted, item: Item) -> None:
                         f"but the image {item.image} is {width}x{height}")
 
 
-def _write_files(out: Path, files: list[tuple[str, bytes]]) -> str:
+def _keep(source: Path, target: Path) -> str:
+    """Put a raw file in the layout as it is: a hard link where the file system allows (no
+    second copy of COCO's 18 GB), made under a temporary name and renamed, else an atomic
+    copy; its sha256."""
+    data = source.read_bytes()
+    temporary = target.with_name(f".{target.name}.link")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary.unlink(missing_ok=True)
+        os.link(source, temporary)
+        os.replace(temporary, target)
+    except OSError:
+        write_bytes(target, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_files(out: Path, files: list[tuple[str, bytes | Path]]) -> str:
     """Write one image's files atomically; their checksum lines, for the progress list."""
     lines = []
     for rel, data in files:
-        write_bytes(out / rel, data)
-        lines.append(f"{hashlib.sha256(data).hexdigest()}  {rel}\n")
+        if isinstance(data, Path):
+            digest = _keep(data, out / rel)
+        else:
+            write_bytes(out / rel, data)
+            digest = hashlib.sha256(data).hexdigest()
+        lines.append(f"{digest}  {rel}\n")
     return "".join(lines)
 
 
@@ -159,8 +184,7 @@ def _convert_all(kind: str, out: Path, todo: list[Item], workers: int, progress:
           open(out / PROGRESS, "a", encoding="utf-8") as log, ThreadPoolExecutor(WRITERS) as writers):
 
         def record(future: Future) -> None:
-            log.write(future.result())
-            log.flush()
+            log.write(future.result())  # flushed by the buffer and at the end: a lost line is redone
             bar.update(1)
 
         try:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import INVALID, Converted, Item, apply_table, find_folder, lookup_table, read_bytes, read_png, require_folder
+from .common import (
+    Converted, INVALID, Item, apply_table, find_folder, kept, lookup_table, read_png,
+    require_folder)
 
 RELEASE = "ADEChallengeData2016.zip (SceneParsing, ~0.9 GB, http://data.csail.mit.edu/places/ADEchallenge/), unzipped"
 KINDS = ("ade150",)
@@ -29,5 +31,5 @@ def items(raw: Path, kind: str, subset: str) -> list[Item]:
 
 def convert(kind: str, item: Item) -> Converted:
     raw = read_png(item.label, "ADE20K annotation", ("L", "P"))
-    return Converted(read_bytes(item.image, "ADE20K image"),
+    return Converted(kept(item.image, "ADE20K image"),
                      apply_table(raw, TABLE, np.uint8, item.label, "ADE20K annotation"))

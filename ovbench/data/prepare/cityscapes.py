@@ -18,7 +18,8 @@ import numpy as np
 from ovbench.errors import DataError
 
 from ..images import IGNORE_8, class_file
-from .common import Converted, Item, apply_table, find_folder, lookup_table, read_bytes, read_png, require_folder
+from .common import (
+    Converted, Item, apply_table, find_folder, kept, lookup_table, read_png, require_folder)
 
 RELEASE = "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip (Cityscapes, registration at cityscapes-dataset.com), unzipped"
 KINDS = ("cityscapes",)
@@ -47,5 +48,5 @@ def _table() -> np.ndarray:
 
 def convert(kind: str, item: Item) -> Converted:
     raw = read_png(item.label, "Cityscapes labelIds png", ("L", "P"))
-    return Converted(read_bytes(item.image, "Cityscapes image"),
+    return Converted(kept(item.image, "Cityscapes image"),
                      apply_table(raw, _table(), np.uint8, item.label, "labelId"))

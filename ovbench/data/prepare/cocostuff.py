@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ..images import IGNORE_8, class_file
-from .common import INVALID, Converted, Item, apply_table, find_folder, lookup_table, read_bytes, read_png, require_folder
+from .common import (
+    Converted, INVALID, Item, apply_table, find_folder, kept, lookup_table, read_png,
+    require_folder)
 
 RELEASE = ("val2017.zip / train2017.zip (COCO) and stuffthingmaps_trainval2017.zip (COCO-Stuff, 659 MB), "
            "unzipped into images/ and annotations/")
@@ -39,5 +41,5 @@ def _table() -> np.ndarray:
 
 def convert(kind: str, item: Item) -> Converted:
     raw = read_png(item.label, "COCO-Stuff map", ("L", "P"))
-    return Converted(read_bytes(item.image, "COCO image"),
+    return Converted(kept(item.image, "COCO image"),
                      apply_table(raw, _table(), np.uint8, item.label, "COCO-Stuff map"))

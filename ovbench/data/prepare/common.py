@@ -26,10 +26,10 @@ class Item(NamedTuple):
 
 
 class Converted(NamedTuple):
-    """A prepared image (the raw file's bytes, kept as they are, or pixels to re-encode as
-    JPEG) and its label array of class ids."""
+    """A prepared image (the raw file, kept as it is, or pixels to re-encode as JPEG) and its
+    label array of class ids."""
 
-    image: bytes | np.ndarray
+    image: Path | np.ndarray
     label: np.ndarray
 
 
@@ -40,6 +40,13 @@ def read_bytes(path: str | Path, what: str) -> bytes:
         raise DataError(f"{path}: {what} missing") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read {what} ({e.strerror})") from None
+
+
+def kept(path: str | Path, what: str) -> Path:
+    """A raw image the layout keeps as it is (checked to exist now, linked or copied later)."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: {what} missing")
+    return Path(path)
 
 
 def read_png(path: str | Path, what: str, modes: tuple[str, ...]) -> np.ndarray:
@@ -84,7 +91,8 @@ def lookup_table(size: int, pairs: dict[int, int], rest: int, dtype: type = np.i
 def apply_table(raw: np.ndarray, table: np.ndarray, dtype: type, path: str, what: str) -> np.ndarray:
     """Class ids of raw values; a value outside the table or marked INVALID is a DataError
     naming the file and the value."""
-    if raw.size and int(raw.max()) >= table.size:
+    byte_table = raw.dtype == np.uint8 and table.size >= 256  # then every value has an entry
+    if raw.size and not byte_table and int(raw.max()) >= table.size:
         raise DataError(f"{path}: {what} value {int(raw.max())} is not one of the release's values")
     out = table[raw]
     if table.min() == INVALID and out.size and out.min() == INVALID:

@@ -24,7 +24,8 @@ import numpy as np
 from ovbench.errors import DataError
 
 from ..images import IGNORE_8, class_file
-from .common import INVALID, Converted, Item, apply_table, find_folder, lookup_table, read_bytes
+from .common import (
+    Converted, INVALID, Item, apply_table, find_folder, kept, lookup_table)
 
 RELEASE = ("VOCtrainval_03-May-2010.tar (VOC2010, ~1.3 GB) unpacked, with the Detail API's trainval_merged.json "
            "and (PC-459) PASCAL-Context's trainval.tar.gz unpacked, both in VOCdevkit/VOC2010/")
@@ -127,7 +128,7 @@ def _label_map(path: str) -> np.ndarray:
 
 
 def convert(kind: str, item: Item) -> Converted:
-    image = read_bytes(item.image, "VOC2010 image")
+    image = kept(item.image, "VOC2010 image")
     if kind == "pc59":
         where = f"trainval_merged.json image {item.stem}"
         painted = paint(*item.extra[:2], item.extra[2], where)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ovbench.errors import DataError
 
-from .common import INVALID, Converted, Item, apply_table, find_folder, lookup_table, read_bytes, read_png
+from .common import (
+    Converted, INVALID, Item, apply_table, find_folder, kept, lookup_table, read_bytes, read_png)
 
 RELEASE = "VOCtrainval_11-May-2012.tar (PASCAL VOC 2012, ~2 GB, host.robots.ox.ac.uk), unpacked"
 KINDS = ("voc20", "voc21", "voc20b")
@@ -41,5 +42,5 @@ def items(raw: Path, kind: str, subset: str) -> list[Item]:
 
 def convert(kind: str, item: Item) -> Converted:
     raw = read_png(item.label, "VOC2012 SegmentationClass png", ("P", "L"))
-    return Converted(read_bytes(item.image, "VOC2012 image"),
+    return Converted(kept(item.image, "VOC2012 image"),
                      apply_table(raw, TABLES[kind], np.uint8, item.label, "VOC2012 label"))
