@@ -142,7 +142,8 @@ def write_pascal_context(out: str | Path, *, images: int = 4, height: int = 48, 
         stem, phase = f"2008_{k:06d}", "train" if k == images else "val"
         _save_jpeg(voc / "JPEGImages" / f"{stem}.jpg", photo(rng, h, w))
         entries.append({"image_id": 1000 + k, "file_name": f"{stem}.jpg", "phase": phase, "height": h, "width": w})
-        annotations += _rle_annotations(rng, 1000 + k, h, w, pc59[k % images::images][:16])
+        cells = [pc59[(15 * k + j) % len(pc59)] for j in range(15)]  # all 59 over four images
+        annotations += _rle_annotations(rng, 1000 + k, h, w, cells)
         (voc / "trainval").mkdir(parents=True, exist_ok=True)
         savemat(voc / "trainval" / f"{stem}.mat", {"LabelMap": regions(rng, h, w, np.arange(460)).astype(np.uint16)})
     merged = {"images": entries, "annos_segmentation": annotations,
