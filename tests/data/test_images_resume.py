@@ -105,3 +105,15 @@ def test_missing_release_files_of_pascal_context(tmp_path):
     (voc / "trainval_merged.json").write_text("{")
     with pytest.raises(DataError, match="trainval_merged.json: cannot read the Detail annotations"):
         driver.prepare("pc59", raw, tmp_path / "b", progress=False)
+
+
+def test_a_release_archive_prepares_like_its_folder(tmp_path):
+    raw = write_ade_challenge(tmp_path / "raw", images=3)
+    archive = shutil.make_archive(str(tmp_path / "ADEChallengeData2016"), "zip", raw)
+    from_folder = driver.prepare("ade150", raw, tmp_path / "a", progress=False)
+    from_archive = driver.prepare("ade150", archive, tmp_path / "b", progress=False)
+    assert tree(from_archive) == tree(from_folder)
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(b"PK\x03\x04 not a zip")
+    with pytest.raises(DataError, match="damaged.zip: cannot unpack the release archive"):
+        driver.prepare("ade150", damaged, tmp_path / "c", progress=False)

@@ -33,6 +33,7 @@ from ovbench.fileio import write_bytes, write_json, write_text
 
 from ..images import (CHECKSUMS, LAYOUT_FORMAT, LAYOUT_VERSION, MANIFEST, ImageKind, image_kind, image_path,
                       label_path, parse_checksums, read_manifest)
+from . import archives
 from .common import Converted, Item
 
 RELEASES = {"ade150": "ade_challenge", "ade847": "ade_full", "pc59": "pascal_context", "pc459": "pascal_context",
@@ -56,7 +57,8 @@ def relative_paths(spec: ImageKind, item: Item) -> tuple[str, str]:
 
 def prepare(kind: str, raw: str | Path, out: str | Path, workers: int = 1, progress: bool | None = None,
             subsets: tuple[str, ...] | None = None) -> Path:
-    """Prepare `subsets` (val by default) of `kind` from the release folder `raw` into `out`
+    """Prepare `subsets` (val by default) of `kind` from the release folder (or single
+    archive) `raw` into `out`
     (new, or a half-prepared root of the same kind and release, which continues) with
     `workers` processes; returns `out`."""
     spec, raw, out = image_kind(kind), Path(raw), Path(out)
@@ -64,8 +66,8 @@ def prepare(kind: str, raw: str | Path, out: str | Path, workers: int = 1, progr
     wrong = [s for s in subsets if s not in spec.subsets]
     if wrong:
         raise ConfigError(f"{kind} has subsets {', '.join(spec.subsets)}, not {', '.join(wrong)}")
-    if not raw.is_dir():
-        raise DataError(f"{raw}: release folder not found ({release(kind).RELEASE})")
+    if not raw.is_dir() and not archives.is_archive(raw):
+        raise DataError(f"{raw}: release folder or archive not found ({release(kind).RELEASE})")
     finished = read_manifest(out)
     if finished is not None:
         if finished.get("kind") == kind and sorted(finished.get("subsets", {})) == sorted(subsets):
@@ -73,7 +75,8 @@ def prepare(kind: str, raw: str | Path, out: str | Path, workers: int = 1, progr
         raise DataError(f"{out} is already a prepared {finished.get('kind')} root of subsets "
                         f"{', '.join(finished.get('subsets', {}))}: choose another --out")
     _start(out, kind, raw, subsets)
-    work = [item for subset in subsets for item in release(kind).items(raw, kind, subset)]
+    folder = archives.unpack(raw, out) if archives.is_archive(raw) else raw
+    work = [item for subset in subsets for item in release(kind).items(folder, kind, subset)]
     done = _read_progress(out)
     todo = [item for item in work if not all(rel in done for rel in relative_paths(spec, item))]
     _convert_all(kind, out, todo, workers, progress, len(work))
@@ -223,3 +226,4 @@ def _finish(out: Path, spec: ImageKind, raw: Path, work: list[Item], subsets: tu
     })
     (out / PROGRESS).unlink()
     (out / STARTED).unlink()
+    archives.remove_unpacked(out)
