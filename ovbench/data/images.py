@@ -65,9 +65,6 @@ class ImageKind:
     def subsets(self) -> tuple[str, ...]:
         return tuple(subset for subset, _ in self.counts)
 
-    def expected_count(self, subset: str) -> int:
-        return dict(self.counts)[subset]
-
 
 IMAGE_KINDS = {kind.name: kind for kind in (
     ImageKind("ade150", "ADE20K-150", 150, (("val", 2000),)),
@@ -123,7 +120,8 @@ def read_manifest(root: str | Path) -> dict | None:
 
 
 def detect_image_kind(root: str | Path) -> str | None:
-    """The kind a prepared root holds (from its manifest), or None for another layout."""
+    """The kind a prepared root holds (from its manifest), or None for another layout; the
+    kinds table must ask this before its `images/` test (VIPSeg's layout has one too)."""
     manifest = read_manifest(root)
     return None if manifest is None else str(manifest.get("kind"))
 

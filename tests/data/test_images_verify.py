@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovbench.data.images import CHECKSUMS, IMAGE_KINDS, MANIFEST, PreparedImages, image_class_names
+from ovbench.data.images import (CHECKSUMS, IMAGE_KINDS, MANIFEST, PreparedImages, detect_image_kind,
+                                 image_class_names)
 from ovbench.data.prepare import prepare
 from ovbench.data.synthetic_images import WRITERS
 from ovbench.data.verify_images import verify_images
@@ -124,6 +125,12 @@ def test_the_reader_gives_the_label_files_ids(prepared, kind):
     assert valid.size and int(valid.max()) < len(image_class_names(kind)) == IMAGE_KINDS[kind].num_classes
     assert data.read_frame(stems[0], stems[0]).shape == (*mask.shape, 3)
     assert data.frame_size(stems[0], stems[0]) == mask.shape
+
+
+def test_a_prepared_root_is_recognised_by_its_manifest(prepared, tmp_path):
+    assert {kind: detect_image_kind(root) for kind, root in prepared.items()} == {k: k for k in KINDS}
+    (tmp_path / "images").mkdir()
+    assert detect_image_kind(tmp_path) is None
 
 
 def test_the_reader_refuses_another_kind_and_unknown_images(prepared):
