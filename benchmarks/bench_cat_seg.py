@@ -22,13 +22,13 @@ import argparse
 import time
 
 import torch
-from ovbench.models.cat_seg import CATSeg, CATSegArgs
+from ovbench.models.cat_seg.adapter import CATSeg, CATSegArgs
 from ovbench.models.cat_seg.config import load_config
 from ovbench.models.cat_seg.network import CATSegNetwork
-from ovbench.splits import load_split
 from torch.utils.flop_counter import FlopCounterMode
 
-from ovbench.api import parse_model_args
+from ovbench.modelargs import parse_model_args
+from ovbench.split import load_split
 
 VARIANTS = ("vit-b16", "vit-l14-336")
 VIEWS = 5  # 2x2 crops and the global view

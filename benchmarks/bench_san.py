@@ -14,10 +14,10 @@ import argparse
 import time
 
 import torch
+from ovbench.models.san.adapter import SAN
 from torch.utils.flop_counter import FlopCounterMode
 
-from ovbench.api import parse_model_args
-from ovbench.models.san import SAN
+from ovbench.modelargs import parse_model_args
 
 FRAME = (480, 853)  # a VSPW 480p frame
 

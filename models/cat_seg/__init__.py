@@ -11,6 +11,6 @@ arguments and go into the run record. `config=tiny,checkpoint=none` is a random-
 few million parameters on the same code paths, for tests and the built-in sample.
 """
 
-from .adapter import CATSeg, CATSegArgs
+from ovbench.models.cat_seg.adapter import CATSeg, CATSegArgs
 
 __all__ = ["CATSeg", "CATSegArgs"]

@@ -29,17 +29,18 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from ovbench.models.cat_seg.checkpoint import load_authors_checkpoint, read_state
+from ovbench.models.cat_seg.config import detect_variant, load_config, shipped_configs
+from ovbench.models.cat_seg.network import CATSegNetwork
+from ovbench.models.clip_dense import window_starts
+from ovbench.models.clip_loading import RANDOM_INIT, RANDOM_SEED, encode_prompts, file_sha256, weights_identity
 from PIL import Image
 
-from ...api import ModelArgs, PositiveInt, SegmentationModel, WeightsInfo, class_name_parts
-from ...errors import ConfigError
-from ...registry import register_model
-from ...resolve import user_file
-from ..clip_dense import window_starts
-from ..clip_loading import RANDOM_INIT, RANDOM_SEED, encode_prompts, file_sha256, weights_identity
-from .checkpoint import load_authors_checkpoint, read_state
-from .config import detect_variant, load_config, shipped_configs
-from .network import CATSegNetwork
+from ovbench.api import SegmentationModel, WeightsInfo, class_name_parts
+from ovbench.errors import ConfigError
+from ovbench.modelargs import ModelArgs, PositiveInt
+from ovbench.registry import register_model
+from ovbench.resolve import user_file
 
 TEMPLATE = "A photo of a {} in the scene"
 MAX_LONG_SIDE = 2560  # the authors' INPUT.MAX_SIZE_TEST

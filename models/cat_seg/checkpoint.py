@@ -14,10 +14,10 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+from ovbench.models.cat_seg.config import CLIP_PREFIX
 from torch import nn
 
-from ...errors import ConfigError, first_line
-from .config import CLIP_PREFIX
+from ovbench.errors import ConfigError, first_line
 
 AGGREGATOR_PREFIX = "sem_seg_head.predictor.transformer."
 QKV = ("q_proj_weight", "k_proj_weight", "v_proj_weight")

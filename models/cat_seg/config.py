@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from ...errors import ConfigError
-from ...resolve import builtin_names, resolve
+from ovbench.errors import ConfigError
+from ovbench.resolve import builtin_names, resolve
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 AGGREGATOR_KEYS = (

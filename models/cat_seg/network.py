@@ -18,11 +18,10 @@ from __future__ import annotations
 import open_clip
 import torch
 import torch.nn.functional as F
+from ovbench.models.cat_seg.aggregator import Aggregator
+from ovbench.models.cat_seg.config import CATSegConfig
+from ovbench.models.clip_dense import block_layout
 from torch import nn
-
-from ..clip_dense import block_layout
-from .aggregator import Aggregator
-from .config import CATSegConfig
 
 
 def build_clip(config: CATSegConfig) -> nn.Module:

@@ -27,16 +27,17 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES
+from ovbench.models.clip_loading import RANDOM_INIT, create_clip, encode_prompts, file_sha256, weights_identity
+from ovbench.models.san.checkpoint import detect_config, network_state, published_files, read_state
+from ovbench.models.san.config import SANConfig, load_config, shipped_configs
+from ovbench.models.san.network import SANNetwork, meta_network, semantic_scores
 from PIL import Image
 
-from ...api import ModelArgs, PositiveInt, SegmentationModel, WeightsInfo, class_name_parts
-from ...errors import ConfigError
-from ...registry import register_model
-from ..clip_baseline import ENSEMBLE_TEMPLATES
-from ..clip_loading import RANDOM_INIT, create_clip, encode_prompts, file_sha256, weights_identity
-from .checkpoint import detect_config, network_state, published_files, read_state
-from .config import SANConfig, load_config, shipped_configs
-from .network import SANNetwork, meta_network, semantic_scores
+from ovbench.api import SegmentationModel, WeightsInfo, class_name_parts
+from ovbench.errors import ConfigError
+from ovbench.modelargs import ModelArgs, PositiveInt
+from ovbench.registry import register_model
 
 TEXT_FORMAT = "san-classifier-v1"  # bumped when the text tensor's layout or name mapping changes
 RANDOM_SEED = 0

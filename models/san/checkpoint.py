@@ -19,9 +19,9 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+from ovbench.models.san.config import SANConfig, shipped_configs
 
-from ...errors import ConfigError, first_line
-from .config import SANConfig, shipped_configs
+from ovbench.errors import ConfigError, first_line
 
 DROPPED_KEYS = ("ov_classifier.attn_mask", "criterion.empty_weight")
 RENAMES = (  # (authors' prefix, ovbench prefix), first match wins

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
+from ovbench.models.clip_loading import register_tiny_configs
+from ovbench.models.gkc.config import read_config_file
 
-from ...errors import ConfigError
-from ...suggest import did_you_mean
-from ..clip_loading import register_tiny_configs
-from ..gkc.config import read_config_file
+from ovbench.errors import ConfigError
+from ovbench.suggest import did_you_mean
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 

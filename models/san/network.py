@@ -13,10 +13,9 @@ from __future__ import annotations
 import open_clip
 import torch
 import torch.nn.functional as F
+from ovbench.models.san.config import SANConfig
+from ovbench.models.san.side_adapter import SideAdapter, resize_grid_embedding
 from torch import nn
-
-from .config import SANConfig
-from .side_adapter import SideAdapter, resize_grid_embedding
 
 MASKED = -100.0  # the authors' "cannot attend" value (not -inf: rows stay finite)
 

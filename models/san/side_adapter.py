@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from ovbench.models.gkc.transformer_decoder import MLP
+from ovbench.models.san.config import SANConfig
 from torch import nn
-
-from ..gkc.transformer_decoder import MLP
-from .config import SANConfig
 
 SIDE_NORM_EPS = 1e-6  # timm's ViT LayerNorm
 FUSION_NORM_EPS = 1e-6  # the authors' channel LayerNorm (ConvNeXt's)

@@ -9,6 +9,7 @@ fails half-way can be dropped with `abort_video` and leaves no trace.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -17,12 +18,15 @@ from ovbench.constants import IGNORE, VC_WINDOWS
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
     PAIR_CELLS,
+    WIDE_IGNORE,
     LabelError,
     check_num_classes,
     fold_pairs,
+    fold_wide,
     label_frames,
     pair_counts,
     segmentation_scores,
+    wide_pair_counts,
 )
 from ovbench.metrics.consistency import FIXED_POINT_BITS, VideoConsistency, check_windows
 from ovbench.suggest import did_you_mean
@@ -79,11 +83,15 @@ class VideoSegMetrics:
     def __init__(self, num_classes: int, gt_lut: Sequence[int] | np.ndarray, *,
                  windows: Iterable[int] = VC_WINDOWS, min_video_frames: int | None = None,
                  vc_convention: str = "official"):
-        check_num_classes(num_classes)
         lut = [int(v) for v in np.asarray(gt_lut).reshape(-1)]
-        if len(lut) != 256 or any(not (0 <= v < num_classes or v == IGNORE) for v in lut):
-            raise ConfigError(f"gt_lut must have 256 entries, each a class index 0..{num_classes - 1} "
-                              f"or {IGNORE}")
+        self.wide = len(lut) == 65536  # 16-bit labels: more than 255 classes (A-847, PC-459)
+        ignore = WIDE_IGNORE if self.wide else IGNORE
+        if len(lut) == 256 and isinstance(num_classes, int) and num_classes > 255:
+            raise ConfigError(f"{num_classes} classes need 16-bit labels: a gt_lut of 65536 entries")
+        check_num_classes(num_classes, ignore)
+        if len(lut) not in (256, 65536) or any(not (0 <= v < num_classes or v == ignore) for v in lut):
+            raise ConfigError(f"gt_lut must have 256 entries (65536 for over 255 classes), each a class index "
+                              f"0..{num_classes - 1} or {ignore}")
         if vc_convention not in VC_CONVENTIONS:
             raise ConfigError(f"unknown VC convention {vc_convention!r}{did_you_mean(str(vc_convention), VC_CONVENTIONS)}; "
                               f"choose one of {', '.join(VC_CONVENTIONS)}")
@@ -97,6 +105,8 @@ class VideoSegMetrics:
         self.min_video_frames = min_video_frames
         self.vc_convention = vc_convention
         self._row_class = np.asarray(lut, dtype=np.int64)
+        if self.wide:  # gt id -> class index, num_classes where not counted
+            self._row_class = np.where(self._row_class == WIDE_IGNORE, num_classes, self._row_class).astype(np.uint16)
         self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self.vc = {n: [0, 0] for n in self.windows}  # n -> [sum of accuracies * 2**64, windows]
         self.videos: dict[str, dict] = {}
@@ -109,7 +119,7 @@ class VideoSegMetrics:
     def begin_video(self, name: str) -> None:
         check_can_open(f"begin_video({name!r})", self._video, name, self.videos)
         self._video, self._frames = name, 0
-        self._pairs = np.zeros(PAIR_CELLS, dtype=np.int64)
+        self._pairs = np.zeros((self.num_classes + 1) ** 2 if self.wide else PAIR_CELLS, dtype=np.int64)
         self._consistency = VideoConsistency(self.windows)
 
     def update(self, gt: np.ndarray, pred: np.ndarray) -> None:
@@ -117,6 +127,9 @@ class VideoSegMetrics:
         if self._video is None:
             raise RuntimeError("update() without begin_video()")
         try:
+            if self.wide:
+                self._update_wide(gt, pred)
+                return
             g, p = label_frames(gt, pred)
             for gt_frame, pred_frame in zip(g, p):  # both passes while the frame is in cache
                 self._consistency.add_frame(gt_frame, pred_frame)
@@ -125,11 +138,21 @@ class VideoSegMetrics:
         except LabelError as e:
             raise LabelError(f"video {self._video}, frame {self._frames}: {e}") from None
 
+    def _update_wide(self, gt: np.ndarray, pred: np.ndarray) -> None:
+        """16-bit ids: the gt table is applied per pixel (65536 entries would make the pair
+        table 2^32 cells), pairs counted over (K+1) x (K+1) cells."""
+        g, p = label_frames(gt, pred, WIDE_IGNORE)
+        for gt_frame, pred_frame in zip(g, p):
+            self._consistency.add_frame(gt_frame, pred_frame)
+            self._pairs += wide_pair_counts(self._row_class[gt_frame], pred_frame, self.num_classes)
+            self._frames += 1
+
     def end_video(self) -> None:
         """Validate the video and fold it into the totals (on error it stays open: abort it)."""
         if self._video is None:
             raise RuntimeError("end_video() without begin_video()")
-        matrix = fold_pairs(self._pairs, self._row_class, self.num_classes, f"video {self._video}")
+        fold = fold_wide if self.wide else functools.partial(fold_pairs, row_class=self._row_class)
+        matrix = fold(self._pairs, num_classes=self.num_classes, where=f"video {self._video}")
         vc = self._consistency.result()
         entry = {"frames": self._frames, "confusion": sparse_cells(matrix),
                  "vc": [[n, total, count] for n, (total, count) in vc.items()]}

@@ -32,29 +32,36 @@ class LabelError(DataError, ValueError):
     """A label map or prediction has a value outside its range, or the wrong shape."""
 
 
-def as_labels(x: Any, what: str) -> np.ndarray:
-    """Integer labels (a numpy array, or anything numpy reads: a CPU tensor) -> uint8 array.
+WIDE_IGNORE = 65535  # "not counted" of 16-bit labels (A-847, PC-459: over 255 classes)
 
-    Values outside 0..255 become 255, a value no class index can take (num_classes <= 255), so a
-    prediction out of range is still caught where its pixel is counted; `check_byte_range`
+
+def as_labels(x: Any, what: str, top: int = 255) -> np.ndarray:
+    """Integer labels (a numpy array, or anything numpy reads: a CPU tensor) -> uint8 array
+    (uint16 when `top` is 65535, for more than 255 classes).
+
+    Values outside 0..top become top, a value no class index can take (num_classes <= top), so
+    a prediction out of range is still caught where its pixel is counted; `check_byte_range`
     makes the mapping exact for ground truth.
     """
     try:
         a = np.asarray(x)
     except (TypeError, RuntimeError) as err:  # a tensor on an accelerator, an object
         raise LabelError(f"{what}: expected host integer labels (a numpy array), got {type(x).__name__} ({err})") from None
-    if a.dtype == np.uint8:
+    dtype = np.uint8 if top == 255 else np.uint16
+    if a.dtype == dtype:
         return a
     if a.dtype == np.bool_ or a.dtype.kind not in "iu":
         raise LabelError(f"{what}: expected integer labels, got dtype {a.dtype}")
-    return np.where((a < 0) | (a > 255), 255, a).astype(np.uint8)
+    if top != 255 and a.dtype == np.uint8:
+        return a.astype(dtype)
+    return np.where((a < 0) | (a > top), top, a).astype(dtype)
 
 
-def label_frames(gt: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
+def label_frames(gt: Any, pred: Any, top: int = 255) -> tuple[np.ndarray, np.ndarray]:
     """Ground truth and prediction of one frame (H,W) or consecutive frames (B,H,W) -> two
-    uint8 (B,H,W) arrays, checked: byte range, same shape, frames not empty."""
-    check_byte_range(gt, "gt")
-    g, p = as_labels(gt, "gt"), as_labels(pred, "pred")
+    uint8 (uint16 for `top` 65535) (B,H,W) arrays, checked: range, same shape, frames not empty."""
+    check_byte_range(gt, "gt", top)
+    g, p = as_labels(gt, "gt", top), as_labels(pred, "pred", top)
     if g.shape != p.shape or g.ndim not in (2, 3):
         raise LabelError(f"gt {tuple(g.shape)} and pred {tuple(p.shape)} must have the same shape, (H,W) or (B,H,W)")
     if g.ndim == 2:
@@ -64,14 +71,14 @@ def label_frames(gt: Any, pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return g, p
 
 
-def check_byte_range(x: np.ndarray, what: str) -> None:
-    """Raise LabelError naming a value outside 0..255 (a no-op for uint8 input)."""
+def check_byte_range(x: np.ndarray, what: str, top: int = 255) -> None:
+    """Raise LabelError naming a value outside 0..top (a no-op for uint8 input)."""
     a = np.asarray(x)
     if a.dtype == np.uint8 or a.size == 0 or a.dtype.kind not in "iu":
         return
     lo, hi = int(a.min()), int(a.max())
-    if lo < 0 or hi > 255:
-        raise LabelError(f"{what}: value {lo if lo < 0 else hi} is outside 0..255")
+    if lo < 0 or hi > top:
+        raise LabelError(f"{what}: value {lo if lo < 0 else hi} is outside 0..{top}")
 
 
 @functools.lru_cache(maxsize=4)
@@ -123,10 +130,31 @@ def fold_pairs(table: np.ndarray, row_class: np.ndarray, num_classes: int, where
     return matrix
 
 
-def check_num_classes(num_classes: int) -> None:
-    """Classes are bytes and 255 is reserved for 'not counted', so 1..255 classes fit."""
-    if not isinstance(num_classes, int) or not 1 <= num_classes <= 255:
-        raise ConfigError(f"num_classes must be an integer in 1..255, got {num_classes!r}")
+def check_num_classes(num_classes: int, limit: int = 255) -> None:
+    """Classes are bytes and 255 is reserved for 'not counted', so 1..255 classes fit (1..65535
+    with 16-bit labels, `limit` 65535)."""
+    if not isinstance(num_classes, int) or not 1 <= num_classes <= limit:
+        raise ConfigError(f"num_classes must be an integer in 1..{limit}, got {num_classes!r}")
+
+
+def wide_pair_counts(rows: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """((K+1)*(K+1),) int64 histogram of (class, prediction) pairs for more than 255 classes:
+    `rows` are gt class indices with K for 'not counted', a prediction outside 0..K-1 counts
+    in column K (an error where its row is counted, `fold_wide` says)."""
+    code = rows.astype(np.int64)
+    code *= num_classes + 1
+    code += np.minimum(pred, num_classes)
+    return np.bincount(code.reshape(-1), minlength=(num_classes + 1) ** 2)
+
+
+def fold_wide(table: np.ndarray, num_classes: int, where: str) -> np.ndarray:
+    """(K,K) confusion matrix from summed `wide_pair_counts`; a prediction outside the classes
+    at a counted pixel is a LabelError."""
+    pairs = table.reshape(num_classes + 1, num_classes + 1)
+    if pairs[:num_classes, num_classes].any():
+        raise LabelError(f"{where}: a prediction value at a counted pixel is not a class index "
+                         f"0..{num_classes - 1}")
+    return np.ascontiguousarray(pairs[:num_classes, :num_classes])
 
 
 def confusion_matrix(gt: np.ndarray, pred: np.ndarray, num_classes: int, ignore_index: int = IGNORE) -> np.ndarray:

@@ -17,11 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ovbench.constants import IGNORE
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.accumulator import check_can_open, dense_matrix, sparse_cells
-from ovbench.metrics.confusion import (
-    IGNORE, LabelError, as_labels, check_num_classes, fold_pairs, pair_counts, segmentation_scores,
-)
+from ovbench.metrics.confusion import LabelError, as_labels, check_num_classes, fold_pairs, pair_counts, segmentation_scores
 from ovbench.suggest import did_you_mean
 
 OFFICIAL_SUBSET_VIDEOS = 100  # TC_cal.py scores `list_[:100]` of val.txt

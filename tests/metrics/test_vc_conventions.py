@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from ovbench.errors import ConfigError
-from ovbench.metrics import VideoSegMetrics
+from ovbench.metrics.accumulator import VideoSegMetrics
 
 K = 5  # classes; gt uses converted ids 0..4 and 255 (void), the identity lut
 LUT = list(range(K)) + [255] * (256 - K)

@@ -9,14 +9,14 @@ import pickle
 import pytest
 import safetensors.torch
 import torch
-from ovbench.models.cat_seg import CATSeg, CATSegArgs
+from ovbench.models.cat_seg.adapter import CATSeg, CATSegArgs
 from ovbench.models.cat_seg.checkpoint import PACKED, QKV, authors_name, expected_shapes
 from ovbench.models.cat_seg.config import detect_variant, load_config
 from ovbench.models.cat_seg.network import CATSegNetwork
 
 import ovbench
-from ovbench.api import parse_model_args
 from ovbench.errors import ConfigError
+from ovbench.modelargs import parse_model_args
 
 CPU = torch.device("cpu")
 HOST = "huggingface.co/spaces/hamacojr/CAT-Seg-weights"

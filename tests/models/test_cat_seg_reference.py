@@ -27,11 +27,11 @@ import numpy as np
 import pytest
 import torch
 from catseg_rule import authors_state, reference, rule_tensor
-from ovbench.models.cat_seg import CATSeg, CATSegArgs
+from ovbench.models.cat_seg.adapter import CATSeg, CATSegArgs
 from ovbench.models.cat_seg.aggregator import Aggregator
 from ovbench.models.cat_seg.config import load_config
 
-from ovbench.api import parse_model_args
+from ovbench.modelargs import parse_model_args
 
 LABEL_AGREEMENT = 0.995
 SCORE_TOLERANCE = 1e-5  # measured: 4.8e-7 at most

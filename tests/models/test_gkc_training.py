@@ -16,8 +16,8 @@ import torch
 from ovbench.models.gkc.adapter import GKC, GKCBase
 from ovbench.models.gkc.checkpoint import load_checkpoint
 from ovbench.models.gkc.train import train_gkc
-from ovbench.models.gkc.train_step import param_groups
 from ovbench.models.gkc.train_args import parse_train_args
+from ovbench.models.gkc.train_step import param_groups
 
 from ovbench.api import TrainJob
 from ovbench.data.synthetic.vspw import write_synthetic_vspw

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
-
-from ovbench.api import parse_model_args
-from ovbench.errors import ConfigError
-from ovbench.models.san import SAN
-from ovbench.models.san.adapter import san_class_name
+from ovbench.models.san.adapter import SAN, san_class_name
 from ovbench.models.san.checkpoint import detect_config
 from ovbench.models.san.config import load_config
 from ovbench.models.san.network import meta_network
+
+from ovbench.errors import ConfigError
+from ovbench.modelargs import parse_model_args
 
 DATA = Path(__file__).parents[1] / "data" / "san"
 KEY_LISTS = {"vit-b16": "reference_vit_b16.json", "vit-l14-336": "keys_vit_l14_336.json"}

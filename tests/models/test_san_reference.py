@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ovbench.models.san.adapter import SAN
 
-from ovbench.api import parse_model_args
-from ovbench.models.san import SAN
+from ovbench.modelargs import parse_model_args
 
 DATA = Path(__file__).parents[1] / "data" / "san"
 REFERENCE = json.loads((DATA / "reference_vit_b16.json").read_text())
