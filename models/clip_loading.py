@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import inspect
 import logging
 import pickle
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 from ovbench.api import WeightsInfo, class_name_parts
 from ovbench.errors import ConfigError, WeightsError, first_line
+from ovbench.fileio import file_sha256
 from ovbench.resolve import names_a_file, user_file
 from ovbench.suggest import did_you_mean
 
@@ -36,22 +36,6 @@ def register_tiny_configs() -> None:
     """Make the project's tiny CLIP configs (ovbench-tiny-rn, ovbench-tiny-vit) known to
     open_clip: millisecond-fast models for tests and the built-in sample."""
     open_clip.add_model_config(TINY_CONFIG_DIR)
-
-
-def file_sha256(path: Path) -> str:
-    """The file's sha256, computed once per version of the file: keyed by size and modification
-    time too, so a long-lived process that sees a checkpoint rewritten in place hashes it again."""
-    stat = Path(path).stat()
-    return _sha256_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def resolve_weights(arch: str, pretrained: str) -> Path | None:

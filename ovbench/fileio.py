@@ -1,4 +1,4 @@
-"""Atomic file writes: the one way ovbench puts a record, a run state entry, a prediction file,
+"""Atomic file writes and file hashes. Writes: the one way ovbench puts a record, a run state entry, a prediction file,
 a cached embedding or a checkpoint on disk.
 
 A reader (a leaderboard, a resume, another rank) sees the old file or the new one, never half
@@ -11,6 +11,8 @@ lab-mate's records from a leaderboard over a shared runs/ folder).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import secrets
@@ -69,3 +71,19 @@ def write_text(path: str | Path, text: str) -> None:
 def write_json(path: str | Path, payload: Any) -> None:
     """Strict JSON (NaN refused: a metric that does not apply is absent), one key per line."""
     write_text(path, json.dumps(payload, indent=1, allow_nan=False) + "\n")
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, computed once per version of the file: keyed by size and modification
+    time too, so a long-lived process that sees a checkpoint rewritten in place hashes it again."""
+    stat = Path(path).stat()
+    return _sha256_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -33,11 +33,12 @@ from ovbench.models.cat_seg.checkpoint import load_authors_checkpoint, read_stat
 from ovbench.models.cat_seg.config import detect_variant, load_config, shipped_configs
 from ovbench.models.cat_seg.network import CATSegNetwork
 from ovbench.models.clip_dense import window_starts
-from ovbench.models.clip_loading import RANDOM_INIT, RANDOM_SEED, encode_prompts, file_sha256, weights_identity
+from ovbench.models.clip_loading import RANDOM_INIT, RANDOM_SEED, encode_prompts, weights_identity
 from PIL import Image
 
 from ovbench.api import SegmentationModel, WeightsInfo, class_name_parts
 from ovbench.errors import ConfigError
+from ovbench.fileio import file_sha256
 from ovbench.modelargs import ModelArgs, PositiveInt
 from ovbench.registry import register_model
 from ovbench.resolve import user_file

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import safetensors
 import torch
-from ovbench.models.clip_loading import file_sha256
 from ovbench.models.gkc.config import GKCConfig
 from safetensors.torch import save
 from torch import nn
@@ -23,7 +22,7 @@ from torch import nn
 from ovbench import __version__
 from ovbench.api import WeightsInfo
 from ovbench.errors import ConfigError, WeightsError
-from ovbench.fileio import write_bytes
+from ovbench.fileio import file_sha256, write_bytes
 from ovbench.resolve import user_file
 from ovbench.suggest import did_you_mean
 

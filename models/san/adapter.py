@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES
-from ovbench.models.clip_loading import RANDOM_INIT, create_clip, encode_prompts, file_sha256, weights_identity
+from ovbench.models.clip_loading import RANDOM_INIT, create_clip, encode_prompts, weights_identity
 from ovbench.models.san.checkpoint import detect_config, network_state, published_files, read_state
 from ovbench.models.san.config import SANConfig, load_config, shipped_configs
 from ovbench.models.san.network import SANNetwork, meta_network, semantic_scores
@@ -36,6 +36,7 @@ from PIL import Image
 
 from ovbench.api import SegmentationModel, WeightsInfo, class_name_parts
 from ovbench.errors import ConfigError
+from ovbench.fileio import file_sha256
 from ovbench.modelargs import ModelArgs, PositiveInt
 from ovbench.registry import register_model
 

@@ -14,7 +14,7 @@ asked for, so `ovbench score` without TC starts without torch.
 
 from __future__ import annotations
 
-import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torchvision.models.optical_flow import raft_large, raft_small
 from torchvision.models.optical_flow._utils import make_coords_grid, upsample_flow
 
-from ovbench.api import WeightsInfo
 from ovbench.errors import ConfigError
+from ovbench.fileio import file_sha256
 from ovbench.metrics.confusion import LabelError, as_labels
 from ovbench.metrics.tc import TCMetrics
 
@@ -36,19 +36,20 @@ WHERE_TO_GET = ("TC needs torchvision's port of RAFT raft-things (Raft_Large_Wei
                 f"{Path(RAFT_THINGS_URL).name} from download.pytorch.org/models/")
 
 
-def file_sha256(path: Path) -> str:
-    """The weights' sha256 for the record (read in 1 MiB blocks: checkpoints are large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class FlowWeights:
+    """Which flow weights a TC number was computed with (the record carries it)."""
+
+    source: str  # a file path, or "none" for seeded random weights
+    sha256: str | None = None
+    random_init: bool = False
+    backbone: str = "raft_large"
 
 
 class RaftFlow:
     """A RAFT model on a device and what the record says about its weights."""
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device, weights: WeightsInfo):
+    def __init__(self, model: torch.nn.Module, device: str | torch.device, weights: FlowWeights):
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         self.weights = weights
@@ -63,7 +64,7 @@ class RaftFlow:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = raft_small(weights=None)
-        return cls(model, device, WeightsInfo(source=RANDOM_INIT, random_init=True, backbone="raft_small"))
+        return cls(model, device, FlowWeights(source=RANDOM_INIT, random_init=True, backbone="raft_small"))
 
     def describe(self) -> dict:
         """What a record says about the flow: model, weights (file, sha256) and updates."""
@@ -83,7 +84,7 @@ class RaftFlow:
         except (RuntimeError, OSError, ValueError, TypeError, AttributeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ConfigError(f"{path}: not a raft_large state dict ({first}); {WHERE_TO_GET}") from None
-        return cls(model, device, WeightsInfo(source=str(path), sha256=file_sha256(path), backbone="raft_large"))
+        return cls(model, device, FlowWeights(source=str(path), sha256=file_sha256(path), backbone="raft_large"))
 
     @torch.inference_mode()
     def pair_flows(self, frames: torch.Tensor) -> torch.Tensor:

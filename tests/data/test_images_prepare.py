@@ -13,8 +13,8 @@ from PIL import Image
 from pycocotools import mask as rle_mask
 from scipy.io import loadmat
 
-from ovbench.data.synthetic import images as synth
 from ovbench.data.prepare import prepare
+from ovbench.data.synthetic import images as synth
 
 # Reference §3a: the 59 PASCAL-Context ids, sorted (class k = the k-th).
 PC59_IDS = [2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113, 115, 144,

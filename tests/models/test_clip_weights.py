@@ -5,11 +5,12 @@ import pickle
 
 import pytest
 import torch
-from ovbench.models.clip_loading import create_clip, file_sha256
+from ovbench.models.clip_loading import create_clip
 from safetensors.torch import save_file
 
 from ovbench.cli import main
 from ovbench.errors import WeightsError
+from ovbench.fileio import file_sha256
 
 ARCH = "ovbench-tiny-vit"
 

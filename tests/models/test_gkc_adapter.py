@@ -149,7 +149,7 @@ def test_no_clip_image_encoder_kept(model):
 
 
 def test_weights_and_text_cache_key(model, tiny_checkpoint):
-    from ovbench.models.clip_loading import file_sha256
+    from ovbench.fileio import file_sha256
 
     info = model.weights()
     assert info.sha256 == file_sha256(tiny_checkpoint[0]) and info.backbone == "ovbench-tiny-rn"
