@@ -1,5 +1,5 @@
 """Predictions on disk, in the two forms other tools read: VSPW-style PNGs
-(`DIR/<video>/<frame>.png`, converted VSPW ids 0..123, as palette PNGs so they are viewable) or one pycocotools-RLE JSON per video
+(`DIR/<video>/<frame>.png`, the data set's converted ids, as palette PNGs so they are viewable) or one pycocotools-RLE JSON per video
 (`DIR/<video>.json`, about 20x smaller). `ovbench score` reads both back, so a saved run can be
 rescored without the model."""
 

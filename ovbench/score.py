@@ -1,6 +1,6 @@
 """`ovbench score`: the official metrics for predictions written by any other codebase.
 
-Predictions are VSPW-style PNGs (`PRED/<video>/<frame>.png`) holding converted VSPW ids 0..123
+Predictions are VSPW-style PNGs (`PRED/<video>/<frame>.png`) holding the data set's converted ids (0..123 for VSPW)
 (`--pred-ids global`, the default) or indices into the split's vocabulary (`--pred-ids vocab`,
 what a model that only knew the split's names would write), or ovbench's RLE files. Every
 problem is reported with the video and frame, before a number is produced from bad input.

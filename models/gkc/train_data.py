@@ -1,4 +1,4 @@
-"""Training samples for GKC from a VSPW root: random scale, crop and flip of single frames, with
+"""Training samples for GKC from any data root (VSPW, VIPSeg, COCO): random scale, crop and flip of single frames, with
 the ground truth mapped to the split's vocabulary (classes outside it, e.g. unseen ones, are
 ignored) and split into one binary mask per class present.
 

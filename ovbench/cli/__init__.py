@@ -25,7 +25,7 @@ def command_module(name: str):
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The whole CLI; given `command`, only that command's options are added (the others keep
     their one-line help), so `ovbench --help` imports nothing heavy."""
-    parser = argparse.ArgumentParser(prog="ovbench", description="Open-vocabulary video segmentation benchmark on VSPW.",
+    parser = argparse.ArgumentParser(prog="ovbench", description="Open-vocabulary video segmentation benchmark: VSPW, VIPSeg, COCO and the image benchmarks.",
                                      epilog="`ovbench COMMAND --help` shows a command's options and an example.")
     parser.add_argument("--version", action="version", version=f"ovbench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

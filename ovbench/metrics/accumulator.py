@@ -66,7 +66,7 @@ def _vc_keys(vc: Iterable[Sequence[int]]) -> dict[str, float]:
 class VideoSegMetrics:
     """Confusion matrix (vocabulary indices) + VC_n over a set of videos.
 
-    gt is given in converted VSPW ids (0..123, 255 = void); `gt_lut` (256,) maps them to
+    gt is given in the data set's converted ids (0..C-1 of its kind, 255 = void; 16-bit with 65535 above 255 classes); `gt_lut` (256,) maps them to
     vocabulary indices (255 = not counted) for the confusion matrix, while VC compares the
     converted ids themselves. pred holds vocabulary indices. Videos with at most
     `min_video_frames` frames are left out of the total confusion matrix (the common "skip

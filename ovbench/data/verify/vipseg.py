@@ -1,6 +1,6 @@
-"""`data verify` for the VIPSeg_720P and COCO Panoptic layouts (VSPW's is in verify.py).
+"""`data verify` for the VIPSeg_720P layout.
 
-Same contract as VSPW's check: every defect one line naming its file, the counts of sound
+Same contract as every layout's check (verify/report.py): every defect one line naming its file, the counts of sound
 videos and frames, nothing stops at the first problem. Known quirks that are not defects (the
 stray value 200 in a few VIPSeg masks) are notes with their pixel counts.
 """
