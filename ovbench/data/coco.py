@@ -165,6 +165,10 @@ class COCOPanoptic:
     def class_names() -> list[str]:
         return [c["name"] for c in load_categories()]
 
+    def label_files(self, subset: str) -> list[Path]:
+        """The annotation file decides every label (a segment's category) and the images."""
+        return [annotation_path(self.root, subset)]
+
     def _subset(self, subset: str) -> dict[str, Segments]:
         if subset not in SUBSETS:
             raise DataError(f"{self.root}: COCO Panoptic has subsets {', '.join(SUBSETS)}, not {subset!r}")

@@ -202,6 +202,10 @@ class PreparedImages:
         self.manifest = manifest
         self._subset_of: dict[str, str] = {}
 
+    def label_files(self, subset: str) -> list[Path]:
+        """The checksum list names the content of every prepared label and image."""
+        return [self.root / CHECKSUMS]
+
     def videos(self, subset: str) -> list[str]:
         if subset not in self.manifest.get("subsets", {}):
             raise DataError(f"{self.root}: prepared subsets are {', '.join(self.manifest.get('subsets', {}))}, "

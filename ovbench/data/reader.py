@@ -34,6 +34,7 @@ class VideoDataset(Protocol):
     def read_frame(self, video: str, stem: str) -> np.ndarray: ...
     def frame_size(self, video: str, stem: str) -> tuple[int, int] | None: ...
     def read_mask(self, video: str, stem: str) -> np.ndarray: ...
+    def label_files(self, subset: str) -> list[Path]: ...  # small files besides the masks that decide labels or videos
 
 
 class ListedVideoFolders:
@@ -54,6 +55,10 @@ class ListedVideoFolders:
         """Why `video` has no frame folder, or None when it has one."""
         folder = self.frame_dir(video)
         return None if folder.is_dir() else f"{folder}: video folder not found"
+
+    def label_files(self, subset: str) -> list[Path]:
+        """The subset's video list decides which videos it has."""
+        return [self.root / f"{subset}.txt"]
 
     def videos(self, subset: str) -> list[str]:
         if subset not in self._videos:

@@ -15,6 +15,7 @@ from ovbench import __version__
 from ovbench.api import SegmentationModel
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import DataError
+from ovbench.fileio import file_sha256
 from ovbench.modelargs import args_to_dict
 from ovbench.records.provenance import git_info
 from ovbench.records.read import load_record
@@ -74,7 +75,7 @@ def run_fingerprint(model_info: dict[str, Any], split: Split, dataset_name: str,
         "ovbench": {"version": __version__, "git": git_info()},
         "split": split_identity(split),
         "dataset": {"name": dataset_name},
-        "videos": data_identity(data, videos),
+        "videos": data_identity(data, videos, split.subset),
         "options": options,
     }
 
@@ -102,13 +103,16 @@ def _file_bytes(path: Path) -> int:
         return 0
 
 
-def data_identity(data: VideoDataset, videos: list[VideoFrames]) -> dict[str, Any]:
+def data_identity(data: VideoDataset, videos: list[VideoFrames], subset: str) -> dict[str, Any]:
     """What the data is, not where: video names, frame counts and the bytes of their frames and
-    masks, so a re-encoded or re-converted data set is another run while a moved one (another
-    root path, another node's mount) still resumes and merges. Asked through the reader's
-    paths, so it holds for every data set kind."""
+    masks, and the content of the small files that decide a label or a subset's videos (a COCO
+    annotation file, a video list: `label_files`), so a re-encoded, re-converted or re-annotated
+    data set is another run while a moved one (another root path, another node's mount) still
+    resumes and merges. Asked through the reader's paths, so it holds for every data set kind."""
     lines = []
     for video in videos:
         size = sum(_file_bytes(data.frame_path(video.name, f)) + _file_bytes(data.mask_path(video.name, f)) for f in video.frames)
         lines.append(f"{video.name}:{len(video.frames)}:{size}")
+    for path in data.label_files(subset):
+        lines.append(f"{path.name}:{file_sha256(path) if path.is_file() else 'absent'}")
     return {"sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest(), "names": [v.name for v in videos]}

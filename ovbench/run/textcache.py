@@ -1,5 +1,9 @@
 """Text embeddings cached on disk, so a vocabulary is encoded once per (encoder, weights,
 templates, names), not once per run: an 80-template ensemble of 124 names costs minutes of CPU.
+
+An entry's key is the adapter's `text_cache_key()` AND what the run's identity knows of the
+model: the source of the adapter class (an edited prompt in a plugin is a new entry even when
+its author forgot to change the key), its arguments and its weights' hash.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ from safetensors.torch import load_file, save
 from ovbench.api import SegmentationModel
 from ovbench.errors import first_line
 from ovbench.fileio import write_bytes
+from ovbench.modelargs import args_to_dict
 from ovbench.resolve import cache_root
+from ovbench.run.fingerprint import adapter_source_sha256
+
+
+def model_identity(model: SegmentationModel) -> dict:
+    """What a run's fingerprint knows of a model that can change its text embedding."""
+    return {"source": adapter_source_sha256(type(model)), "args": args_to_dict(model.args), "weights": model.weights().sha256}
 
 
 def _to_stderr(message: str) -> None:
@@ -46,8 +57,9 @@ class TextCache:
         self.root = (root or cache_root()) / "text"
         self.note = note
 
-    def key(self, model_key: str, names: Sequence[str]) -> str:
-        payload = json.dumps({"model": model_key, "names": list(names)}, sort_keys=True)
+    def key(self, model: SegmentationModel, names: Sequence[str]) -> str:
+        """The entry's name: a hash of the adapter's cache key, the model's identity and the names."""
+        payload = json.dumps({"model": model.text_cache_key(), **model_identity(model), "names": list(names)}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def embed(
@@ -61,7 +73,7 @@ class TextCache:
         if model_key is None:
             report(f"encoding {len(names)} class names (this model is not cached)")
             return self._encode(model, names), time.perf_counter() - start
-        path = self.root / f"{self.key(model_key, names)}.safetensors"
+        path = self.root / f"{self.key(model, names)}.safetensors"
         if path.is_file():
             text, problem = _read_entry(path, len(names))
             if text is not None:

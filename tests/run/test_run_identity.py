@@ -138,3 +138,21 @@ def test_a_file_named_like_a_builtin_split_does_not_change_its_identity(tmp_path
     (tmp_path / "mine.json").write_bytes((Path(__file__).parents[2] / "splits" / "vspw.json").read_bytes())
     assert split_identity(load_split("./mine.json#vspw_all")) == split_identity(load_split("mine.json#vspw_all"))
     assert split_identity(load_split("mine.json#vspw_all"))["source"] == f"{tmp_path.resolve() / 'mine.json'}#vspw_all"
+
+
+def test_an_edited_annotation_file_is_another_run(coco_images, private_copy, tmp_path, capsys):
+    """Issue 23.7a: a COCO category changed in place (same images, same masks) is not answered
+    with the record of the data before the edit."""
+    root = private_copy(coco_images)
+    words = ["run", "--plugin", "toy_adapters", "--model", "toy-colour", "--split", "coco_val", "--data-root", str(root),
+             "--out", str(tmp_path / "runs"), "--device", "cpu", "--workers", "0", "--no-progress"]
+    assert main(words) == 0
+    path = root / "annotations" / "panoptic_val2017.json"
+    annotations = json.loads(path.read_text())
+    segment = annotations["annotations"][0]["segments_info"][0]
+    segment["category_id"] = next(c["id"] for c in annotations["categories"] if c["id"] != segment["category_id"])
+    path.write_text(json.dumps(annotations))
+    capsys.readouterr()
+    assert main(words) == 0
+    assert "reusing" not in capsys.readouterr().err
+    assert len(list((tmp_path / "runs").glob("*.json"))) == 2

@@ -31,7 +31,7 @@ def _model():
 
 
 def _entry(cache, model):
-    return cache.root / f"{cache.key(model.text_cache_key(), NAMES)}.safetensors"
+    return cache.root / f"{cache.key(model, NAMES)}.safetensors"
 
 
 def _damage(path, kind, tmp_path):
@@ -97,3 +97,43 @@ def test_cache_ls_lists_damaged_entries(tmp_path, monkeypatch, capsys):
     assert out.count("  damaged (") == 1 and "2 entries" in out and "toy-colour/dim=8" in out
     damaged = [e for e in cache.entries() if e.damaged]
     assert [e.path for e in damaged] == [_entry(cache, model)]
+
+
+PROMPT_PLUGIN = '''
+import dataclasses, hashlib, torch
+from ovbench.api import ModelArgs, SegmentationModel
+from ovbench.registry import register_model
+
+TEMPLATE = "a photo of a {}."
+
+@register_model("prompted")
+class Prompted(SegmentationModel):
+    """Embeds each name through its prompt: a new template gives other embeddings."""
+    def encode_text(self, names):
+        rows = []
+        for name in names:
+            seed = int.from_bytes(hashlib.sha256(TEMPLATE.format(name).encode()).digest()[:8], "little")
+            rows.append(torch.randn(3, generator=torch.Generator().manual_seed(seed)))
+        return torch.stack(rows)
+
+    def text_cache_key(self):
+        return "prompted-v1"  # the author forgot to name the template here
+
+    def predict(self, frames, text):
+        return torch.einsum("bchw,kc->bkhw", frames.float() / 255, text.to(torch.float32))
+'''
+
+
+def test_an_edited_plugin_prompt_is_encoded_again_and_changes_the_predictions(vspw_small, tmp_path, capsys):
+    """Issue 23.1: the cache key covers the adapter's source, not only its text_cache_key()."""
+    plugin = tmp_path / "prompted.py"
+    runs = []
+    for template in ("a photo of a {}.", "a blurry photo of a {}."):
+        plugin.write_text(PROMPT_PLUGIN.replace('"a photo of a {}."', repr(template)))
+        out = tmp_path / template.split()[1]
+        assert main(["run", "--plugin", str(plugin), "--model", "prompted", "--split", "vspw_all", "--data-root", str(vspw_small),
+                     "--out", str(out), "--device", "cpu", "--workers", "0", "--no-progress"]) == 0
+        runs.append((capsys.readouterr().err, next(out.glob("*.json")).read_text()))
+    assert "cache miss" in runs[0][0] and "cache miss" in runs[1][0]
+    first, second = (__import__("json").loads(record) for _, record in runs)
+    assert first["per_video"] != second["per_video"]
