@@ -45,7 +45,7 @@ class FCCLIPArgs(ModelArgs):
     test_size: PositiveInt | None = None  # short side at test time; default: the variant's (800, long side <= 1333)
 
 
-def test_shape(height: int, width: int, short_side: int, max_side: int) -> tuple[int, int]:
+def resized_shape(height: int, width: int, short_side: int, max_side: int) -> tuple[int, int]:
     """detectron2's ResizeShortestEdge output size: the short side scaled to `short_side`,
     both scaled down again if the long side would pass `max_side`, each rounded half up."""
     scale = short_side / min(height, width)
@@ -128,7 +128,7 @@ class FCCLIP(SegmentationModel):
     @torch.no_grad()
     def predict(self, frames: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         frame_size = tuple(frames.shape[-2:])
-        size = test_shape(*frame_size, self.args.test_size, self.config.test_max_side)
+        size = resized_shape(*frame_size, self.args.test_size, self.config.test_max_side)
         images = (resize_frames(frames, size).float() - self._mean) / self._std
         parts, owner, seen = split_text(text.to(self.device))
         log_probs, masks = self.network(images, parts, owner, seen)

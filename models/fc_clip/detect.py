@@ -12,13 +12,14 @@ import torch
 from ...errors import ConfigError
 from .checkpoint import CLIP_PREFIX, mismatches
 from ..clip_loading import RANDOM_INIT, create_clip
-from .config import FCCLIPConfig, shipped_configs
+from .config import FCCLIPConfig, load_config, shipped_configs
 from .network import FCCLIPNetwork
 
 
 @functools.cache
-def meta_network(config: FCCLIPConfig) -> FCCLIPNetwork:
-    """The variant's network with meta tensors: shapes only."""
+def meta_network(variant: str) -> FCCLIPNetwork:
+    """The shipped variant's network with meta tensors: shapes only."""
+    config = load_config(variant)
     with torch.device("meta"):
         clip, _ = create_clip(config.clip_arch, RANDOM_INIT, "meta")
         return FCCLIPNetwork(config, clip)
@@ -28,7 +29,7 @@ def detect_config(state: dict[str, torch.Tensor], path: Path) -> FCCLIPConfig:
     """The shipped variant whose network fits the (renamed) state, or one line saying none does."""
     head = {key: value for key, value in state.items() if not key.startswith(CLIP_PREFIX)}
     for config in shipped_configs():
-        missing, wrong = mismatches(meta_network(config), head)
+        missing, wrong = mismatches(meta_network(config.id), head)
         if not missing and not wrong:
             return config
     raise ConfigError(
