@@ -95,7 +95,7 @@ class FCCLIP(SegmentationModel):
             key.startswith(CLIP_PREFIX) and not key.startswith(CLIP_PREFIX + "visual.") for key in state
         )
         self.config: FCCLIPConfig = config
-        self.network = network.to(device).eval()
+        self.network = network.to(device).eval().requires_grad_(False)  # inference only
         self.tokenizer = open_clip.get_tokenizer(config.clip_arch)
         self._mean = torch.tensor(config.pixel_mean, device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(config.pixel_std, device=device).view(1, 3, 1, 1)

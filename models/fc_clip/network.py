@@ -78,8 +78,10 @@ class FCCLIPNetwork(nn.Module):
         class_embedding, masks, clip_embedding, valid = self.queries(padded)
         classes = len(seen)
         void = F.normalize(self.void_embedding.weight, dim=-1)
-        in_vocab = classify(class_embedding, torch.cat([text, void]), self.logit_scale, owner, classes)
-        out_vocab = classify(clip_embedding, torch.cat([text, void]), self.clip.logit_scale, owner, classes)[..., :-1]
+        classifier = torch.cat([text, void]).float()
+        # probabilities in float32 whatever the autocast: the ensemble's powers need the precision
+        in_vocab = classify(class_embedding.float(), classifier, self.logit_scale, owner, classes)
+        out_vocab = classify(clip_embedding.float(), classifier, self.clip.logit_scale, owner, classes)[..., :-1]
         weights = torch.where(seen, self.config.ensemble_alpha, self.config.ensemble_beta).to(in_vocab.dtype)
         if self.config.ensemble_on_valid_mask:
             weights = weights * valid[..., None].to(weights.dtype)
@@ -89,8 +91,9 @@ class FCCLIPNetwork(nn.Module):
 def classify(embedding: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, owner: torch.Tensor, classes: int) -> torch.Tensor:
     """Scaled cosine logits (B, Q, C+1) against synonym embeddings plus a last (void) row:
     a class scores the max over its synonyms."""
-    scale = logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
-    logits = scale * F.normalize(embedding, dim=-1) @ text.to(embedding.dtype).t()
+    scale = logit_scale.float().exp().clamp(max=MAX_LOGIT_SCALE)
+    with torch.autocast(embedding.device.type, enabled=False):
+        logits = scale * F.normalize(embedding, dim=-1) @ text.t()
     return torch.cat([max_over_parts(logits[..., :-1], owner, classes, dim=-1), logits[..., -1:]], dim=-1)
 
 

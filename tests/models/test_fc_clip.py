@@ -145,3 +145,13 @@ def test_convnext_large_has_the_authors_shapes_and_parameter_count():
     assert state["decoder.query_feat.weight"].shape == (250, 256)
     assert state["class_embed.layers.2.weight"].shape == (768, 256)
     assert network.taps.channels == [192, 384, 768, 1536]
+
+
+def test_variants_list_release_licences_and_published_numbers():
+    variants = {v["config"]: v for v in FCCLIP.variants()}
+    assert set(variants) == {"convnext-large", "rn50", "tiny"}
+    large = variants["convnext-large"]
+    assert large["checkpoint"]["file"] == "fcclip_cocopan.pth" and "drive.google.com" in large["checkpoint"]["host"]
+    assert large["published"]["numbers"]["ADE20K-847 mIoU"] == 14.8 and "README" in large["published"]["source"]
+    assert large["licence"]["code"].startswith("Apache-2.0")
+    assert variants["tiny"]["checkpoint"] is None
