@@ -82,6 +82,7 @@ class FCCLIP(SegmentationModel):
             )
         random_head = args.checkpoint.lower() == RANDOM_INIT
         state, self._checkpoint = self._read_checkpoint(args, random_head)
+        self._sha256 = file_sha256(self._checkpoint) if self._checkpoint else None  # of the file as loaded
         config = load_config(args.config) if args.config else detect_config(state, self._checkpoint)
         pretrained = args.clip_pretrained or config.clip_pretrained
         clip, self._clip_weights = create_clip(config.clip_arch, pretrained, "cpu")
@@ -121,7 +122,7 @@ class FCCLIP(SegmentationModel):
         if identity is None:
             return None
         if self._text_in_checkpoint:
-            identity += f"|checkpoint:sha256:{file_sha256(self._checkpoint)}"
+            identity += f"|checkpoint:sha256:{self._sha256}"
         templates = "|".join(ENSEMBLE_TEMPLATES)
         return f"{_TEXT_FORMAT}|{self.config.clip_arch}|{identity}|vild14:{hashlib.sha256(templates.encode()).hexdigest()[:16]}|coco:{coco_vocabulary_hash()}"
 
@@ -138,7 +139,7 @@ class FCCLIP(SegmentationModel):
         clip = self._clip_weights
         return WeightsInfo(
             source=str(self._checkpoint) if self._checkpoint else RANDOM_INIT,
-            sha256=file_sha256(self._checkpoint) if self._checkpoint else None,
+            sha256=self._sha256,
             random_init=self._checkpoint is None,
             backbone=self.config.clip_arch,
             text_encoder=f"{self.config.clip_arch} ({clip.source}{', sha256 ' + clip.sha256[:12] if clip.sha256 else ''})",

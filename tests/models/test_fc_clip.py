@@ -5,6 +5,7 @@ count (meta tensors, nothing downloaded), and the text tensor being self-contain
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -112,7 +113,8 @@ def test_authors_format_checkpoint_loads_and_variant_is_read_off_shapes(tiny, tm
     path = authors_checkpoint(tiny, tmp_path / "tiny.pth", extra={"criterion.empty_weight": torch.ones(8)})
     loaded = build(checkpoint=str(path), clip_pretrained="none")
     assert loaded.args.config == "tiny"
-    assert loaded.weights().sha256 and not loaded.weights().random_init
+    assert loaded.weights().sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert not loaded.weights().random_init
     frames = torch.randint(0, 256, (1, 3, 40, 50), dtype=torch.uint8)
     text = tiny.encode_text(["person", "escalator"])
     assert torch.allclose(loaded.predict(frames, text), tiny.predict(frames, text))

@@ -94,6 +94,8 @@ def predictions(reference, tmp_path_factory) -> list[np.ndarray]:
     checkpoint, clip_file = write_user_files(tmp_path_factory.mktemp("fcclip"), meta)
     args = parse_model_args(FCCLIP.Args, {"checkpoint": str(checkpoint), "clip_pretrained": str(clip_file), "test_size": str(meta["test_size"][0])})
     model = FCCLIP(args, torch.device("cpu"))
+    for written in (checkpoint, clip_file):  # 0.6 GB of fp32 weights: not kept until pytest's cleanup
+        written.unlink()
     assert model.args.config == "rn50"  # read off the checkpoint's shapes
     text = model.encode_text(meta["vocabulary"])
     out = []
