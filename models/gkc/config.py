@@ -101,16 +101,21 @@ class GKCConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], where: str) -> GKCConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in known:
-                raise ConfigError(f"{where}: unknown GKC config key {key!r}{did_you_mean(key, known)}")
+        refuse_unknown_fields(cls, values, where, "GKC config")
         return cls(**values)
 
 
+def refuse_unknown_fields(cls: type, values: dict[str, Any], where: str, what: str) -> None:
+    """One line naming the first key of a config file that is no field of its dataclass."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown {what} key {key!r}{did_you_mean(key, known)}")
+
+
 def read_config_file(name: str, folder: Path, what: str) -> tuple[Path, dict[str, Any]]:
-    """A shipped config id (a json file in `folder`) or a researcher's json path -> (path, its
-    object), one line naming the file when it is not a JSON object. Shared by the model configs."""
+    """A shipped config id (a json file in `folder`) or a researcher's json file -> (its path,
+    its object with "id" set to the file's stem)."""
     path = resolve(name, folder, ".json", what)
     try:
         values = json.loads(path.read_text())
@@ -118,10 +123,10 @@ def read_config_file(name: str, folder: Path, what: str) -> tuple[Path, dict[str
         raise ConfigError(f"{what} {path} is not valid JSON: {err}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{what} {path} must hold a JSON object")
-    return path, values
+    return path, {**values, "id": path.stem}
 
 
 def load_config(name: str) -> GKCConfig:
     """A shipped config id ("gkc-r50", "gkc-tiny") or the path of a researcher's json file."""
     path, values = read_config_file(name, CONFIG_DIR, "GKC config")
-    return GKCConfig.from_dict({**values, "id": path.stem}, str(path))
+    return GKCConfig.from_dict(values, str(path))

@@ -12,7 +12,7 @@ from typing import Any
 
 import open_clip
 from ovbench.models.clip_loading import register_tiny_configs
-from ovbench.models.gkc.config import read_config_file
+from ovbench.models.gkc.config import read_config_file, refuse_unknown_fields
 
 from ovbench.errors import ConfigError
 from ovbench.suggest import did_you_mean
@@ -92,11 +92,8 @@ class SANConfig:
 def load_config(name: str) -> SANConfig:
     """A shipped variant id or the path of a researcher's json file."""
     path, values = read_config_file(name, CONFIG_DIR, "SAN config")
-    known = {f.name for f in dataclasses.fields(SANConfig)}
-    unknown = [key for key in values if key not in known]
-    if unknown:
-        raise ConfigError(f"{path}: unknown SAN config key {unknown[0]!r}{did_you_mean(unknown[0], known)}")
-    return SANConfig(**{**values, "id": path.stem})
+    refuse_unknown_fields(SANConfig, values, str(path), "SAN config")
+    return SANConfig(**values)
 
 
 @functools.cache
