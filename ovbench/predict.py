@@ -21,8 +21,10 @@ from PIL import Image
 from ovbench.errors import ConfigError
 from ovbench.fileio import write_json
 from ovbench.footage import FrameBatch, VideoWriter, open_input
+from ovbench.locks import this_process, try_lock
 from ovbench.modelargs import args_to_dict
 from ovbench.palette import blend, hex_colour, legend_panel, legend_width, palette_image
+from ovbench.records.provenance import now
 from ovbench.run.distributed import resolve_device
 from ovbench.run.model_io import ModelCall, autocast_for, build_model
 from ovbench.run.progress import Progress
@@ -30,6 +32,7 @@ from ovbench.run.textcache import TextCache
 
 MAX_CLASSES = 255  # a palette PNG holds values 0..255, and 255 is "no class" (drawn black)
 OUTPUTS = ("labels", "overlays", "overlay.mp4", "summary.json", "shares.csv")
+LOCK_FILE = ".ovbench-predict.lock"  # held while a predict writes into --out
 
 
 @dataclass
@@ -69,7 +72,29 @@ def vocabulary_names(vocabulary: str) -> list[str]:
 
 
 def predict(options: PredictOptions, log: Callable[[str], None] = print) -> dict:
-    """Segment every frame of the input; returns the summary also written to summary.json."""
+    """Segment every frame of the input; returns the summary also written to summary.json. One
+    process at a time on an --out (a second one is refused in one line naming the first), so
+    labels/ never holds the frames of two inputs."""
+    lock = _lock_out(options.out)
+    try:
+        return _predict(options, log)
+    finally:
+        lock.close()
+
+
+def _lock_out(out: Path):
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder")
+    try:
+        handle, holder = try_lock(out / LOCK_FILE, this_process(since=now()))
+    except OSError as err:
+        raise ConfigError(f"--out {out} cannot be written: {err.strerror or err}") from None
+    if handle is None:
+        raise ConfigError(f"--out {out} is in use by {holder} (another ovbench predict); wait for it or choose another --out")
+    return handle
+
+
+def _predict(options: PredictOptions, log: Callable[[str], None]) -> dict:
     device = resolve_device(options.device)
     autocast_for(options.precision, device)  # a bad --precision is refused before anything loads
     source = open_input(options.input)

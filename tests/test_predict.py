@@ -203,3 +203,25 @@ def test_an_earlier_prediction_is_kept_unless_overwrite_and_a_failed_load_leaves
 def test_vocabularies_are_the_data_sets_names_in_id_order():
     assert len(vocabulary_names("coco")) == 133 and vocabulary_names("coco")[0] == "person"
     assert vocabulary_names("vipseg") == vocabulary_names("vspw") and vocabulary_names("vspw")[0] == "wall"
+
+def test_a_second_predict_on_the_same_out_is_refused(tmp_path, capsys):
+    """Issue 23.7b: one predict at a time on an --out (labels/ never mixes two inputs)."""
+    import subprocess
+    import sys
+
+    from ovbench.predict import LOCK_FILE
+
+    image = tmp_path / "frame.png"
+    Image.fromarray(random_frames(1)[0]).save(image)
+    out = tmp_path / "out"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; from ovbench.locks import try_lock;"
+                               f" handle, _ = try_lock(Path({str(out / LOCK_FILE)!r}), 'process 1 on a host since now');"
+                               " print('held', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert predict(str(image), *TOY, "--classes", "dog,sky", "--out", str(out)) == 2
+        assert "is in use by process 1 on a host since now (another ovbench predict)" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert predict(str(image), *TOY, "--classes", "dog,sky", "--out", str(out)) == 0  # free again once it is gone

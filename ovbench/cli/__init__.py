@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from ovbench import __version__
 from ovbench.cli.common import EXIT_USER_ERROR, HelpFormatter
@@ -44,11 +46,22 @@ def _command_word(argv: list[str]) -> str:
     return next((word for word in argv if not word.startswith("-")), "")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a SLURM preemption, `kill`): unwinds like Ctrl-C, so the open video is undone
+    and everything finished is kept."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(_command_word(argv)).parse_args(argv)
     args.command_line = ["ovbench", *argv]  # for the record
     finished = False
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         plugins = getattr(args, "plugin", [])
         if plugins:  # the registry imports torch: `score` and `ls splits` never need it
@@ -62,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     except OvbenchError as err:
         print(f"ovbench: error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("ovbench: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        what = "terminated" if isinstance(err, Terminated) else "interrupted"
+        after = getattr(command_module(args.command), "AFTER_INTERRUPT", "rerun the same command to resume")
+        print(f"ovbench: {what}; {after}", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
     finally:
         if "torch.distributed" in sys.modules:  # only a command that used torch can have joined
             from ovbench.run.distributed import leave

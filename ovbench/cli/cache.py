@@ -6,6 +6,7 @@ import argparse
 
 SUMMARY = "inspect or clear cached text embeddings"
 EXAMPLE = "ovbench cache ls"
+AFTER_INTERRUPT = "rerun the command"
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from ovbench.cli.common import add_plugin
 
 SUMMARY = "run an adapter on a tiny synthetic set and check the contract"
 EXAMPLE = "ovbench check-model my-model --plugin my_model.py"
+AFTER_INTERRUPT = "rerun the command"
 
 
 def execute(args: argparse.Namespace) -> int:

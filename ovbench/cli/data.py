@@ -11,6 +11,7 @@ from ovbench.errors import ConfigError
 
 SUMMARY = "make or check data in any known layout"
 EXAMPLE = "ovbench data verify --data-root /data/VSPW_480p"
+AFTER_INTERRUPT = "rerun the same command (`data prepare` resumes; `synth` and `verify` start over)"
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 
 SUMMARY = "render run records as paper tables, HTML or plots"
 EXAMPLE = "ovbench leaderboard --results runs --out table.tex"
+AFTER_INTERRUPT = "rerun the command"
 
 
 def execute(args: argparse.Namespace) -> int:

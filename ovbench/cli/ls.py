@@ -10,6 +10,7 @@ from ovbench.cli.common import add_plugin
 
 SUMMARY = "list models or splits"
 EXAMPLE = "ovbench ls models -v"
+AFTER_INTERRUPT = "rerun the command"
 
 
 def execute(args: argparse.Namespace) -> int:

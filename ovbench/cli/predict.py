@@ -9,6 +9,7 @@ from ovbench.cli.common import add_device, add_model_words, positive, positive_f
 
 SUMMARY = "segment your own video, frame folder or image with any class names"
 EXAMPLE = 'ovbench predict street.mp4 --model clip-dense --classes "car,person,road,sky" --out street/'
+AFTER_INTERRUPT = "--out holds part of this prediction: rerun with --overwrite (predict starts over)"
 
 
 def execute(args: argparse.Namespace) -> int:

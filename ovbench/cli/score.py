@@ -9,6 +9,7 @@ from ovbench.cli.common import DATA_ROOT_HELP, DEFAULT_OUT, add_scoring_words, r
 
 SUMMARY = "score another codebase's PNG predictions"
 EXAMPLE = "ovbench score --split vspw_all --pred preds/ --data-root /data/VSPW_480p"
+AFTER_INTERRUPT = "nothing was written: rerun the command"
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from ovbench.cli.common import add_split_words, positive, stderr
 
 SUMMARY = "figures of saved predictions: frame | ground truth | one column per run"
 EXAMPLE = "ovbench visualize gkc=runs/gkc.predictions clip=runs/clip.predictions --split vspw_all --out fig.pdf"
+AFTER_INTERRUPT = "rerun the command"
 
 
 def execute(args: argparse.Namespace) -> int:

@@ -96,7 +96,13 @@ class RunLock:
 
 
 def _unwritable(path: Path, err: OSError) -> str:
-    return f"cannot write the run state at {path}: {err.strerror or err}; what was finished is kept there"
+    """The line for a state that cannot be written; it promises kept work only where there is some."""
+    line = f"cannot write the run state at {path}: {err.strerror or err}"
+    try:
+        kept = any(any(folder.glob(f"{FINISHED}/*.json")) for folder in (path.parent, path.parent.parent))
+    except OSError:
+        kept = False
+    return line + ("; what was finished is kept there" if kept else "")
 
 
 def _write(path: Path, payload: Any) -> None:

@@ -141,14 +141,22 @@ def test_sigterm_mid_run_then_resume_gives_the_same_record(data_root, finished, 
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1", "OVBENCH_TOY_SLEEP": "0.3"}
     job = subprocess.Popen([sys.executable, "-m", "ovbench", *words(data_root, tmp_path / "out")], env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list((tmp_path / "out").glob("*.state/videos/*.json")):
         time.sleep(0.05)
     job.send_signal(signal.SIGTERM)  # a SLURM preemption
-    job.wait(timeout=60)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == 143 and "ovbench: terminated; rerun the same command to resume" in err  # issue 23.10
     assert not list((tmp_path / "out").glob("*.json")), "the job finished before SIGTERM; the test proves nothing"
     assert main(words(data_root, tmp_path / "out")) == 0  # the lock went with the process
     record = load_record(next((tmp_path / "out").glob("*.json")))
     assert record["per_video"] == reference["per_video"] and record["metrics"] == reference["metrics"]
     assert record["timing"]["frames"] == reference["timing"]["frames"]
+
+
+def test_an_unwritable_out_promises_no_kept_work(data_root, tmp_path, capsys):
+    """Issue 23.10: --out under /proc keeps nothing, and the line must not say it did."""
+    assert main(words(data_root, Path("/proc/ovbench-out"))) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the run state" in err and "kept" not in err
