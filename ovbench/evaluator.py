@@ -22,13 +22,17 @@ def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str 
     run on) on `split` (a name, path.json#name, or a Split) and return the run record.
 
     `data_root` defaults to $OVBENCH_DATA_ROOT, else the built-in synthetic sample. `options`
-    are those of `ovbench run` as `RunOptions` names them (model_args, device, precision,
-    batch_size, workers, limit_videos, min_video_frames, convention, overwrite, ...)."""
+    are those of `ovbench run`, named as the CLI names them with `_` for `-` (model_args as
+    "k=v,..." or a mapping, device, precision, batch_size, workers, limit_videos,
+    min_video_frames, miou_convention, overwrite, ...; `convention` is accepted for
+    miou_convention)."""
     from ovbench.data.roots import resolve_data_root
     from ovbench.run.options import RunOptions
     from ovbench.run.orchestration import run
 
-    known = {f.name for f in dataclasses.fields(RunOptions)} - _SET_BY_EVALUATE
+    if "miou_convention" in options:
+        options["convention"] = options.pop("miou_convention")
+    known = {f.name for f in dataclasses.fields(RunOptions)} - _SET_BY_EVALUATE | {"miou_convention"}
     for key in options:
         if key not in known:
             raise ConfigError(f"evaluate(): unknown option {key!r}{did_you_mean(key, known)}; known: {', '.join(sorted(known))}")

@@ -162,6 +162,8 @@ def load_records(path: str | Path, *, strict: bool = False):
     for key in ("split_version", "videos", "frames", "processes"):
         frame[key] = frame[key].astype("int64")
     frame["batch_size"] = frame["batch_size"].astype("Int64")
+    for key in ("partial", "random_init"):
+        frame[key] = frame[key].astype(bool)
     for key in ("fps_per_process", "fps_end_to_end", *METRIC_KEYS):
         frame[key] = frame[key].astype("float64")
     return frame

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -24,12 +24,12 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 SLOW_SECONDS = 2.0  # model loading that takes longer than this is announced
 
 
-def build_model(model_id: str, model_args: str, device: torch.device, on_sample: bool,
+def build_model(model_id: str, model_args: str | Mapping[str, Any], device: torch.device, on_sample: bool,
                 log: Callable[[str], None] | None = None) -> SegmentationModel:
     """Instantiate an adapter from CLI words; on the built-in sample its `sample_args` fill in
     whatever the user left out. A load that takes a while (a large CLIP) is announced to `log`."""
     cls = get_model_class(model_id)
-    given = parse_pairs(model_args)
+    given = {k: str(v) for k, v in model_args.items()} if isinstance(model_args, Mapping) else parse_pairs(model_args)
     if on_sample:
         given = {**cls.sample_args, **given}
     args = parse_model_args(cls.Args, given)

@@ -1,11 +1,17 @@
-"""What `ovbench run` (and `ovbench.evaluate`) is asked to do: the options of one run."""
+"""What `ovbench run` (and `ovbench.evaluate`) is asked to do: the options of one run, checked
+on construction so that a bad value from Python is refused by name as the CLI refuses it."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any, Mapping
 
+from ovbench.errors import ConfigError
 from ovbench.split import Split
+
+# option -> (smallest allowed value, whether None is allowed)
+_BOUNDS = {"batch_size": (1, False), "workers": (0, False), "limit_videos": (1, True), "max_model_failures": (1, False)}
 
 
 @dataclasses.dataclass
@@ -15,7 +21,7 @@ class RunOptions:
     data_root: Path
     dataset_name: str  # see ovbench.data.synthetic.dataset_name
     out_dir: Path
-    model_args: str = ""
+    model_args: str | Mapping[str, Any] = ""  # "k=v,..." or a mapping
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int = 4
@@ -30,3 +36,11 @@ class RunOptions:
     progress: bool = True
     command: list[str] | None = None  # the command line, for the record (None: called from Python)
     max_model_failures: int = 3  # consecutive videos the model fails on before the run stops
+
+    def __post_init__(self) -> None:
+        for name, (low, optional) in _BOUNDS.items():
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name}={value!r}: must be an integer >= {low}" + (" or None" if optional else ""))
