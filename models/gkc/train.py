@@ -41,6 +41,7 @@ from ovbench.data.roots import dataset_name
 from ovbench.errors import ModelError, WeightsError, first_line
 from ovbench.fileio import write_atomic
 from ovbench.run.distributed import join
+from ovbench.errors import ConfigError
 
 STATE_FILE = "train_state.pt"
 FINAL_FILE = "final.safetensors"
@@ -317,6 +318,7 @@ def _save(process: _Process, parts: _Parts, name: str, step: int, extra: dict[st
         "scaler": parts.scaler.state_dict(),
         "seed": process.seed,
         "args": parts.metadata["train_args"],
+        "stages": parts.metadata["training_stages"],
     }
     write_atomic(process.out_dir / STATE_FILE, lambda out: torch.save(state, out))
     return weights
@@ -324,13 +326,26 @@ def _save(process: _Process, parts: _Parts, name: str, step: int, extra: dict[st
 
 def _restore(process: _Process, parts: _Parts, state: dict) -> int:
     """Load a train state's weights, optimiser, criterion and scaler; returns its step."""
+    _refuse_another_training(process, parts, state)
     load_network_state(parts.trainable.network, load_checkpoint(process.out_dir / state["weights"]))
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.trainable.criterion.load_state_dict(state["criterion"])
     parts.scaler.load_state_dict(state["scaler"])
-    start = int(state["step"])
-    saved, args = json.loads(state["args"]), process.args
-    changed = {k: (v, getattr(args, k)) for k, v in saved.items() if getattr(args, k) != v}
+    return int(state["step"])
+
+
+def _refuse_another_training(process: _Process, parts: _Parts, state: dict) -> None:
+    """A resume continues the same training or nothing: other train args, another split or data,
+    another starting checkpoint, seed or process count would leave weights whose recorded
+    stages describe a training that never happened. One line naming what differs."""
+    saved, now = json.loads(state["args"]), json.loads(parts.metadata["train_args"])
+    changed = [f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)]
+    if state.get("seed", process.seed) != process.seed:
+        changed.append(f"seed: {state['seed']} -> {process.seed}")
+    if "stages" in state and not changed and state["stages"] != parts.metadata["training_stages"]:
+        before, after = json.loads(state["stages"]), json.loads(parts.metadata["training_stages"])
+        changed += [f"{k}: {before[-1].get(k)!r} -> {after[-1].get(k)!r}" for k in after[-1] if before[-1].get(k) != after[-1].get(k)]
+        changed = changed or ["the starting weights"]
     if changed:
-        process.say(f"resuming {process.out_dir} at step {start} with changed train args (saved, now): {changed}")
-    return start
+        raise ConfigError(f"{process.out_dir} holds another training ({'; '.join(changed[:4])}); pass --overwrite to start"
+                          " over, or use another --out")

@@ -5,6 +5,7 @@ uninterrupted one."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -324,3 +325,19 @@ def test_cpu_training_uses_the_runners_thread_policy(data_root, tmp_path, monkey
     monkeypatch.setattr(ovbench.run.distributed, "leave_cores_to_workers", calls.append)
     run(GKC, data_root, tmp_path, f"iterations=1,batch_size=1,{SMALL}")
     assert calls == [0]  # SMALL has workers=0
+
+
+def test_a_resume_with_other_train_args_or_another_split_is_refused(data_root, tmp_path):
+    """Issue 23.2 and 23.7c: `--out` holding another training (other lr and crop, more
+    iterations, another split) is one line naming what differs, never a silent continuation."""
+    options = f"iterations=2,batch_size=2,checkpoint_every=1,log_every=1,{SMALL}"
+    run(GKC, data_root, tmp_path / "out", options)
+    with pytest.raises(ConfigError, match=r"holds another training \(.*iterations: 2 -> 3.*lr: .*pass --overwrite"):
+        run(GKC, data_root, tmp_path / "out", options.replace("iterations=2", "iterations=3") + ",lr=0.002")
+    model = GKC(parse_model_args(GKC.Args, TINY), torch.device("cpu"))
+    other_split = dataclasses.replace(load_split("vspw_train_seen"), name="another", hash="sha256:another")
+    job = TrainJob(data_root=data_root, split=other_split, out_dir=tmp_path / "out", options=options, init=None, resume=True,
+                   precision="fp32", seed=0)
+    with pytest.raises(ConfigError, match=r"holds another training \(data: .*another"):
+        model.train_model(job)
+    run(GKC, data_root, tmp_path / "out", options)  # the same training: resumes (at its end)
