@@ -143,6 +143,7 @@ class GKC(TrainableModel):
                 f"config={args.config} does not match the config {checkpoint.config.id!r} stored in {checkpoint.path};"
                 " leave config= out to use the checkpoint's"
             )
+        self.check_training(checkpoint)
         self.checkpoint, self.config = checkpoint, checkpoint.config
         self.clip, self._text_weights = self._inference_text_tower(checkpoint)
         del self.clip.visual  # no CLIP image encoder at inference
@@ -150,6 +151,9 @@ class GKC(TrainableModel):
         network = GKCNetwork(self.config)
         load_network_state(network, checkpoint)
         self.network = network.to(device).eval()
+
+    def check_training(self, checkpoint: Checkpoint) -> None:
+        """GKC evaluates weights of any training; its ablation (GKCBase) refuses them below."""
 
     def _inference_text_tower(self, checkpoint: Checkpoint) -> tuple[torch.nn.Module, WeightsInfo]:
         arch = self.config.clip_arch
@@ -251,3 +255,13 @@ class GKCBase(GKC):
     classifier (no text diversification, no distillation)."""
 
     default_train_options: ClassVar[dict[str, str]] = {"syn_weight": "0", "kd_weight": "0"}
+    sample_args: ClassVar[dict[str, str]] = {}  # the sample checkpoint is GKC-trained: no gkc-base row from it
+
+    def check_training(self, checkpoint: Checkpoint) -> None:
+        """A row labelled GKC-base must hold weights trained without GKC's two losses: a
+        checkpoint whose recorded training used synonym CE or distillation is refused."""
+        used = sorted({loss for stage in checkpoint.training_stages or [] for loss, weight in (stage.get("losses") or {}).items()
+                       if loss in ("synonym_ce", "tgkd") and weight})
+        if used:
+            raise ConfigError(f"{checkpoint.path} was trained with {' and '.join(used)} (GKC's losses): it is no gkc-base"
+                              " checkpoint; evaluate it with --model gkc, or train gkc-base with `ovbench train --model gkc-base`")

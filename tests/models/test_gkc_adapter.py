@@ -212,3 +212,12 @@ def test_cuda_bf16_autocast_and_graphs_agree_with_fp32(tiny_checkpoint):
     torch.testing.assert_close(replayed[2], half[1:3])
     torch.testing.assert_close(other_size, expected_other)
     assert len(graphed._graphs.entries) == 2
+
+
+def test_gkc_base_refuses_weights_trained_with_gkc_losses():
+    """Issue 23.3: the sample checkpoint was trained with synonym CE and distillation, so it is
+    no GKC-base; gkc-base has no sample weights to fall back on."""
+    with pytest.raises(ConfigError, match="trained with synonym_ce and tgkd .*no gkc-base checkpoint"):
+        GKCBase(parse_model_args(GKCBase.Args, "checkpoint=builtin:gkc-tiny-sample"), torch.device("cpu"))
+    assert GKCBase.sample_args == {}
+    GKC(parse_model_args(GKC.Args, "checkpoint=builtin:gkc-tiny-sample"), torch.device("cpu"))  # GKC takes it
