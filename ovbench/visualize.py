@@ -16,10 +16,12 @@ import numpy as np
 from ovbench.constants import IGNORE
 from ovbench.data.kinds import class_names, open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
+from ovbench.data.roots import dataset_name
 from ovbench.errors import ConfigError, DataError
 from ovbench.palette import PALETTE
 from ovbench.predictions import PredictionReader
 from ovbench.run.schedule import list_videos
+from ovbench.run.state import FINGERPRINT
 from ovbench.split import Split
 
 SCORED_FRAMES = 8  # frames per video compared when picking videos automatically
@@ -66,6 +68,8 @@ def visualize(runs: list[RunPredictions], split: Split, data_root: Path, out: Pa
     if out.suffix.lower() not in (".png", ".pdf"):
         raise ConfigError(f"--out {out}: name a .png or .pdf figure (both are written)")
     data = open_dataset(split.dataset, data_root)
+    for run in runs:
+        _check_made_on(run, split, dataset_name(data_root))
     to_shown = _display_lut(split)
     available = [v for v in list_videos(data, split) if v.frames and all(run.reader.has(v.name) for run in runs)]
     if not available:
@@ -78,6 +82,23 @@ def visualize(runs: list[RunPredictions], split: Split, data_root: Path, out: Pa
     for path in paths:
         figure.savefig(path, dpi=200, bbox_inches="tight")
     return Figure(panels=sum(1 for ax in figure.axes if ax.images), paths=paths, videos=[video.name for video in chosen])
+
+
+def _check_made_on(run: RunPredictions, split: Split, dataset: str) -> None:
+    """Predictions saved by `ovbench run` sit beside their run's state, which names the split
+    and the data they were made on: drawn over another split's ground truth (another
+    vocabulary) or another data set's frames, a figure would show what no run predicted."""
+    fingerprint = run.reader.directory.with_suffix(".state") / FINGERPRINT
+    try:
+        made = json.loads(fingerprint.read_text())
+    except (OSError, ValueError):
+        return  # predictions from elsewhere (`ovbench score` input): nothing to check against
+    made_split, made_data = (made.get("split") or {}).get("hash"), (made.get("dataset") or {}).get("name")
+    if made_split != split.hash:
+        raise ConfigError(f"run {run.name}: its predictions were made on split {made['split'].get('name')} ({made_split}),"
+                          f" not on --split {split.name} ({split.hash}); pass the run's split")
+    if made_data != dataset:
+        raise ConfigError(f"run {run.name}: its predictions were made on data {made_data}, but --data-root holds {dataset}")
 
 
 def _display_lut(split: Split) -> np.ndarray:

@@ -87,3 +87,14 @@ def test_a_run_has_a_video_in_every_layout_the_reader_reads(tmp_path):
     plain, flat = PredictionReader(tmp_path), PredictionReader(tmp_path, flat=True)
     assert plain.has("folder_video") and plain.has("rle_video") and not plain.has("000000000139")
     assert flat.has("000000000139") and not flat.has("missing")
+
+
+def test_predictions_of_another_split_or_data_set_are_refused(saved, tmp_path, capsys, vspw_uniform):
+    """Issue 23.5 and 23.10e: an all-class run drawn with --split vspw_seen, or over another data
+    set's frames, is one line naming what the run was made on."""
+    data_root, record_a, _ = saved
+    out = ["--out", str(tmp_path / "f.png")]
+    assert main(["visualize", str(record_a), "--split", "vspw_seen", "--data-root", str(data_root), *out]) == 2
+    assert "made on split vspw_all" in capsys.readouterr().err and not (tmp_path / "f.png").exists()
+    assert main(["visualize", str(record_a), "--split", "vspw_all", "--data-root", str(vspw_uniform), *out]) == 2
+    assert "its predictions were made on data vspw-synthetic-" in capsys.readouterr().err
