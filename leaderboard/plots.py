@@ -23,6 +23,7 @@ from ovbench.leaderboard.select import Row
 from ovbench.leaderboard.table import Leaderboard
 
 from ovbench.errors import ConfigError, DataError
+from ovbench.fileio import write_bytes
 from ovbench.records.read import random_init
 
 SEEN_COLOUR, UNSEEN_COLOUR = "#4477aa", "#ee6677"
@@ -178,5 +179,4 @@ def save_figure(fig: Figure, path: Path) -> None:
     fmt = path.suffix.lstrip(".").lower() or "png"
     if fmt not in fig.canvas.get_supported_filetypes():
         raise ConfigError(f"--out {path}: matplotlib cannot write .{fmt} files; use .png, .svg or .pdf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(figure_bytes(fig, fmt))
+    write_bytes(path, figure_bytes(fig, fmt))

@@ -31,3 +31,17 @@ class WeightsError(OvbenchError):
 class ModelError(OvbenchError):
     """The model failed or broke the adapter contract; the run stops (its finished videos are
     kept, so rerunning after the fix resumes) instead of skipping every video in turn."""
+
+
+class UnwritableError(OvbenchError, OSError):
+    """An output (a record, a table, a figure, a prediction) cannot be written: a read-only or
+    full disk, an --out naming a file. One line for the user; still an OSError for code that
+    carries on without a cache."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
+def unwritable(path, err: OSError) -> UnwritableError:
+    """The OSError of writing `path`, as one line naming it."""
+    return UnwritableError(err.errno, err.strerror or str(err), str(path))

@@ -19,6 +19,8 @@ import secrets
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from ovbench.errors import unwritable
+
 
 def _create_temporary(path: Path) -> tuple[int, Path]:
     while True:
@@ -44,16 +46,23 @@ def _sync_folder(folder: Path) -> None:
 
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> None:
-    """`write` fills a binary file object; `path` then holds exactly what it wrote."""
+    """`write` fills a binary file object; `path` then holds exactly what it wrote. A disk
+    that refuses the file is an UnwritableError naming `path` (one line, exit 2)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = _create_temporary(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = _create_temporary(path)
+    except OSError as err:
+        raise unwritable(path, err) from None
     try:
         with os.fdopen(handle, "wb") as out:
             write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
+    except OSError as err:
+        temporary.unlink(missing_ok=True)
+        raise unwritable(path, err) from None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ovbench.errors import ConfigError
+from ovbench.errors import ConfigError, unwritable
 from ovbench.fileio import write_json
 from ovbench.footage import FrameBatch, VideoWriter, open_input
 from ovbench.locks import this_process, try_lock
@@ -137,10 +137,13 @@ def _earlier_outputs(out: Path, overwrite: bool) -> list[Path]:
 
 
 def _replace_outputs(out: Path, earlier: list[Path]) -> None:
-    for path in earlier:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    for folder in ("labels", "overlays"):
-        (out / folder).mkdir(parents=True, exist_ok=True)
+    try:
+        for path in earlier:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for folder in ("labels", "overlays"):
+            (out / folder).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise unwritable(out, err) from None
 
 
 class Outputs:

@@ -7,6 +7,7 @@ the most about the difference.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from ovbench.data.kinds import class_names, open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.data.roots import dataset_name
 from ovbench.errors import ConfigError, DataError
+from ovbench.fileio import write_bytes
 from ovbench.palette import PALETTE
 from ovbench.predictions import PredictionReader
 from ovbench.run.schedule import list_videos
@@ -77,10 +79,11 @@ def visualize(runs: list[RunPredictions], split: Split, data_root: Path, out: Pa
     chosen = _named(available, videos) if videos else _most_disagreeing(data, runs, available, to_shown, num_videos)
     rows = [(video.name, stem) for video in chosen for stem in _spaced(video.frames, frames)]
     figure = _draw(data, split, runs, rows, to_shown)
-    out.parent.mkdir(parents=True, exist_ok=True)
     paths = [out.with_suffix(".png"), out.with_suffix(".pdf")]
     for path in paths:
-        figure.savefig(path, dpi=200, bbox_inches="tight")
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format=path.suffix[1:], dpi=200, bbox_inches="tight")
+        write_bytes(path, buffer.getvalue())
     return Figure(panels=sum(1 for ax in figure.axes if ax.images), paths=paths, videos=[video.name for video in chosen])
 
 
