@@ -29,7 +29,7 @@ from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import LabelError
-from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary
+from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary, why_no_metrics
 from ovbench.predictions import PredictionReader
 from ovbench.records.provenance import environment, usable_cores
 from ovbench.records.write import new_record, record_stem
@@ -147,6 +147,8 @@ def score(options: ScoreOptions) -> dict[str, Any]:
                 frames.close()
                 raise _name_bad_frame(sources, video, split, options.pred_ids) or err from None
     computed = compute_for_split(metrics, split, options.convention)
+    if "mIoU" not in computed["metrics"]:  # as `run`: no record without metrics
+        raise DataError(why_no_metrics([len(v.frames) for v in videos], options.min_video_frames))
     return new_record(
         kind="score",
         model=_model(options),

@@ -275,3 +275,18 @@ def test_tricky_cases_match_the_plain_references(tmp_path, split_name, conventio
     assert record["metrics"].keys() == want.keys()
     for key, value in want.items():
         assert record["metrics"][key] == pytest.approx(value, abs=1e-12), key
+
+
+def test_a_score_without_metrics_writes_no_record(coco_images, tmp_path, capsys):
+    """Issue 23.10b: on COCO (one frame an image) --min-video-frames 16 leaves nothing to score:
+    exit 2 and no record, as `run` does."""
+    from ovbench.data.kinds import open_dataset
+
+    data = open_dataset("coco", coco_images)
+    pred = tmp_path / "pred"
+    for stem in data.videos("val"):
+        (pred / stem).mkdir(parents=True)
+        Image.fromarray(data.read_mask(stem, stem)).save(pred / stem / f"{stem}.png")
+    assert score(coco_images, pred, tmp_path / "out", "coco_val", "--min-video-frames", "16") == 2
+    assert "leaves out every evaluated video" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("*.json"))

@@ -38,3 +38,14 @@ def compute_for_split(metrics: VideoSegMetrics, split: Split, convention: str) -
 
 def options_summary(convention: str, min_video_frames: int) -> dict[str, Any]:
     return {"miou_convention": convention, "min_video_frames": min_video_frames, "vc_windows": list(VC_WINDOWS)}
+
+
+def why_no_metrics(video_frames: list[int], min_video_frames: int) -> str:
+    """Why a run or a score has no mIoU (every video too short for --min-video-frames, or no
+    ground-truth pixel of the vocabulary): the one line instead of a record with no metrics."""
+    longest = max(video_frames)
+    if longest <= min_video_frames:
+        return (f"no metric can be computed: --min-video-frames {min_video_frames} leaves out every evaluated video"
+                f" (the longest of the {len(video_frames)} has {longest} frames)")
+    return (f"no metric can be computed: no ground-truth pixel of the {len(video_frames)} evaluated videos"
+            " is a class of the split's vocabulary")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ovbench.errors import ConfigError, DataError
-from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary
+from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary, why_no_metrics
 from ovbench.records.write import content_sha256, new_record, write_record
 from ovbench.run.state import RunState, Session, StateContents, VideoResult, changed_keys
 from ovbench.split import Split
@@ -107,7 +107,7 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
         first = next(iter(skipped.values()), "nothing was run")
         raise DataError(f"no video could be evaluated ({len(skipped)} skipped; first: {first})")
     if "mIoU" not in computed["metrics"]:
-        raise DataError(_why_no_miou(finished, options["min_video_frames"]))
+        raise DataError(why_no_metrics([r.metrics["frames"] for r in finished.values()], options["min_video_frames"]))
     record = new_record(
         kind="run",
         model=fingerprint["model"],
@@ -132,15 +132,6 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
         "sessions": [{"session": s.session, "rank": s.rank, **s.settings, **s.env} for s in _by_start(contents.sessions)],
     }
     return record
-
-
-def _why_no_miou(finished: dict[str, VideoResult], min_video_frames: int) -> str:
-    longest = max(result.metrics["frames"] for result in finished.values())
-    if longest <= min_video_frames:
-        return (f"no metric can be computed: --min-video-frames {min_video_frames} leaves out every evaluated video"
-                f" (the longest of the {len(finished)} has {longest} frames)")
-    return (f"no metric can be computed: no ground-truth pixel of the {len(finished)} evaluated videos"
-            " is a class of the split's vocabulary")
 
 
 def _by_start(sessions: list[Session]) -> list[Session]:
