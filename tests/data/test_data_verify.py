@@ -243,5 +243,5 @@ def test_verify_cli_recognises_the_layout(clean, capsys):
 
     assert main(["data", "verify", "--data-root", str(clean), "--workers", "1"]) == 0
     assert "VSPW_480p check" in capsys.readouterr().out
-    assert main(["data", "verify", "--data-root", str(clean), "--dataset", "vipseg", "--workers", "1"]) == 1
-    assert "not a VIPSeg_720P root" in capsys.readouterr().out
+    assert main(["data", "verify", "--data-root", str(clean), "--dataset", "vipseg", "--workers", "1"]) == 2  # one line, not a report
+    assert "is a VSPW_480p root, not VIPSeg_720P" in capsys.readouterr().err

@@ -178,3 +178,18 @@ def test_a_users_split_file_with_a_bad_kind_is_one_config_error(tmp_path, change
     path.write_text(json.dumps(protocol))
     with pytest.raises(ConfigError, match=word):
         load_split(str(path))
+
+
+def test_an_8_bit_panomask_and_a_root_of_another_layout_are_refused(vipseg, coco_images, private_copy, capsys):
+    """Issue 23.10a: a panomask re-saved as 8-bit (thing values lost) is a problem, and
+    `--dataset vipseg` on a COCO root is one line, exit 2, not a report."""
+    root = private_copy(vipseg)
+    video = (root / "val.txt").read_text().split()[0]
+    mask = root / "panomasks" / video / "00000001.png"
+    values = np.array(Image.open(mask))
+    Image.fromarray(np.clip(values, 0, 255).astype(np.uint8)).save(mask)
+    problems = verify_dataset(root, progress=False).problems
+    assert any(p.startswith(f"{mask}: an 8-bit png; VIPSeg panomasks are 16-bit") for p in problems), problems
+    assert main(["data", "verify", "--data-root", str(coco_images), "--dataset", "vipseg"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a COCO Panoptic root, not VIPSeg_720P" in err[0]

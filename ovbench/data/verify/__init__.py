@@ -16,7 +16,11 @@ def verify_dataset(root: str | Path, kind: str | None = None, workers: int = 1,
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data root not found")
-    kind = kind or detect_kind(root)
+    found = detect_kind(root)
+    if kind is not None and found is not None and found != kind:
+        raise DataError(f"{root} is a {data_kind(found).title} root, not {data_kind(kind).title} (--dataset {kind});"
+                        f" leave --dataset out to check it as {found}")
+    kind = kind or found
     if kind is None:
         raise DataError(f"{root}: not a {layouts()} root (use --dataset to say which)")
     report = VerifyReport(root, kind=data_kind(kind).name)

@@ -17,6 +17,7 @@ from ovbench.data.verify.report import VerifyReport, listed_videos, read_frame_a
 from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, convert_panomask, read_panomask
 from ovbench.data.vspw import load_class_names
 from ovbench.errors import DataError
+from ovbench.data.files import open_image
 
 _VIPSEG_MASKED = ("train", "val")  # test frames have no masks (and no images after the 720p step)
 
@@ -73,6 +74,10 @@ def _check_vipseg_frame(data: VIPSeg, video: str, stem: str, report: VerifyRepor
     values = read_frame_and_mask(data.frame_path(video, stem), path, path.is_file(), True, read_panomask, report)
     if values is None:
         return
+    with open_image(path, "mask") as img:
+        if img.mode in ("L", "P"):  # values above 255 (every thing instance) cannot be held
+            report.problems.append(f"{path}: an 8-bit png; VIPSeg panomasks are 16-bit (thing values"
+                                   " (category + 1) * 100 + instance are lost in 8 bits)")
     bad = np.unique(values[(convert_panomask(values) == IGNORE) & (values != 0)])  # void by the conversion, not 0
     if bad.size:
         report.problems.append(f"{path}: mask values {', '.join(map(str, bad[:5].tolist()))} are no VIPSeg "
