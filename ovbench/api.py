@@ -34,6 +34,11 @@ class WeightsInfo:
     text_encoder: str | None = None  # the text tower that classifies, where it is a separate part of the model (GKC)
     # how trained weights were made (stages, data, schedule), for weights that say so
     training: list[dict] | None = None
+    # parts whose weights were never trained (e.g. ["text tower"]) in weights that are otherwise
+    # trained: the numbers are then about a partly random model, and records say which part
+    random_parts: list[str] | None = None
+    # what the weights are fit for, when not for what the benchmark measures (a sample checkpoint)
+    caveat: str | None = None
 
 
 class SegmentationModel(abc.ABC):

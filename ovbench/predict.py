@@ -103,6 +103,10 @@ def _predict(options: PredictOptions, log: Callable[[str], None]) -> dict:
     weights = model.weights()
     if weights.random_init:
         log(f"*** {options.model} has RANDOM weights ({weights.source}): its predictions mean nothing ***")
+    elif weights.random_parts:
+        log(f"*** {options.model}'s {', '.join(weights.random_parts)} has random weights ({weights.source}) ***")
+    if weights.caveat:
+        log(f"*** {weights.source}: {weights.caveat} ***")
     text, _ = TextCache().embed(model, options.names, report=log)
     call = ModelCall(model, options.model, text, device, options.precision)
     _replace_outputs(options.out, earlier)  # only now: a model that fails to load leaves --out as it was
@@ -120,7 +124,8 @@ def _predict(options: PredictOptions, log: Callable[[str], None]) -> dict:
         outputs.close()
     summary = outputs.summary()
     summary.update(input=str(options.input), model={"id": options.model, "args": args_to_dict(model.args),
-                                                   "weights": weights.source, "random_init": weights.random_init})
+                                                   "weights": weights.source, "random_init": weights.random_init,
+                                                   "random_parts": weights.random_parts or [], "caveat": weights.caveat})
     write_json(options.out / "summary.json", summary)
     return summary
 

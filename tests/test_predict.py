@@ -225,3 +225,16 @@ def test_a_second_predict_on_the_same_out_is_refused(tmp_path, capsys):
         holder.kill()
         holder.wait()
     assert predict(str(image), *TOY, "--classes", "dog,sky", "--out", str(out)) == 0  # free again once it is gone
+
+
+def test_the_sample_checkpoint_says_what_it_is_for_and_which_part_is_random(tmp_path, capsys):
+    """Issue 23.15: predict with builtin:gkc-tiny-sample says it only serves the synthetic
+    sample, and summary.json records the random text tower instead of random_init: false alone."""
+    image = tmp_path / "frame.png"
+    Image.fromarray(random_frames(1)[0]).save(image)
+    assert predict(str(image), *GKC_TINY, "--classes", "car,sky", "--out", str(tmp_path / "out")) == 0
+    err = capsys.readouterr().err
+    assert "trained on the built-in synthetic sample only" in err and "CLIP text tower has random weights" in err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["model"]["random_init"] is False and summary["model"]["random_parts"] == ["CLIP text tower"]
+    assert "synthetic sample only" in summary["model"]["caveat"]

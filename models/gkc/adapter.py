@@ -72,6 +72,10 @@ class _Captured:
     scores: torch.Tensor
 
 
+SAMPLE_CHECKPOINT = "builtin:gkc-tiny-sample"
+SAMPLE_CAVEAT = ("trained on the built-in synthetic sample only (its text tower is random): it segments those scenes,"
+                 " not real video; its labels on your own frames mean nothing")
+
 class CudaGraphCache:
     """`run(frames, text) -> scores` replayed as CUDA graphs, one per input shape and autocast
     dtype, least recently used dropped beyond `size`. A smaller batch replays the graph of a
@@ -124,7 +128,7 @@ class GKC(TrainableModel):
     and text-guided distillation; no CLIP image encoder at inference."""
 
     Args = GKCArgs
-    sample_args: ClassVar[dict[str, str]] = {"checkpoint": "builtin:gkc-tiny-sample"}
+    sample_args: ClassVar[dict[str, str]] = {"checkpoint": SAMPLE_CHECKPOINT}
     # train.py starts from these `--train-args` defaults (the user's words override them)
     default_train_options: ClassVar[dict[str, str]] = {}
 
@@ -241,6 +245,8 @@ class GKC(TrainableModel):
             backbone=self.config.image_backbone,
             text_encoder=self.config.clip_arch,
             training=self.checkpoint.training_stages,
+            random_parts=["CLIP text tower"] if self.checkpoint.clip_weights.random_init else None,
+            caveat=SAMPLE_CAVEAT if self.args.checkpoint == SAMPLE_CHECKPOINT else None,
         )
 
     def train_model(self, job: TrainJob) -> Path:

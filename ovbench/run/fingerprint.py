@@ -37,6 +37,7 @@ def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
         "backbone": weights.backbone,
         **({"text_encoder": weights.text_encoder} if weights.text_encoder is not None else {}),
         **({"training": weights.training} if weights.training is not None else {}),
+        **({"random_parts": weights.random_parts} if weights.random_parts else {}),
     }
 
 

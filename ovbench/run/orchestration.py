@@ -51,6 +51,8 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     model_info = describe_model(options.model, model)
     if model_info["random_init"] and announce:
         announce(f"*** {options.model} has RANDOM weights ({model_info['weights']}): its numbers say nothing about the model ***")
+    elif model_info.get("random_parts") and announce:
+        announce(f"*** {options.model}'s {', '.join(model_info['random_parts'])} has random weights ({model_info['weights']}) ***")
     group = process_group(count)
     fingerprint = agree(group, lambda: run_fingerprint(model_info, split, options.dataset_name, data, videos, {
         "miou_convention": options.convention,
