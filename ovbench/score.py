@@ -85,7 +85,7 @@ def prediction_lut(split: Split, pred_ids: str) -> np.ndarray:
     if pred_ids == "global":
         return split.gt_lut()
     lut = np.full(256, 255, dtype=np.uint8)
-    lut[: len(split.vocabulary)] = np.arange(len(split.vocabulary), dtype=np.uint8)
+    lut[: split.num_classes] = np.arange(split.num_classes, dtype=np.uint8)
     return lut
 
 
@@ -101,7 +101,7 @@ def _name_bad_frame(sources: _Sources, video: VideoFrames, split: Split, pred_id
         if bad.any():
             value, where = int(pred[bad][0]), f"video {video.name} frame {stem}"
             if pred_ids == "vocab":
-                return DataError(f"{where}: prediction value {value} >= vocabulary size {len(split.vocabulary)} of {split.name}")
+                return DataError(f"{where}: prediction value {value} >= vocabulary size {split.num_classes} of {split.name}")
             return DataError(
                 f"{where}: prediction value {value} is not a class of {split.name}'s vocabulary"
                 " (values must be converted VSPW ids of the split's classes; use --pred-ids vocab for indices)"
@@ -143,7 +143,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
     videos = list_videos(data, split, options.limit_videos)
     tc = tc_setup(request, [v.name for v in videos], "cpu")
     metrics = new_metrics(split, min_frames, options.vc_convention)
-    flow = tc.new_state(len(split.vocabulary)) if tc is not None else None
+    flow = tc.new_state(split.num_classes) if tc is not None else None
     total, threads = sum(len(v.frames) for v in videos), decode_threads()
     with (closing(read_ahead(sources.read, videos, threads)) as frames,
           tqdm(total=total, unit="frame", disable=not options.progress, leave=False) as bar):
@@ -152,7 +152,7 @@ def score(options: ScoreOptions) -> dict[str, Any]:
                          options)
     computed = compute_for_split(metrics, split, options.convention)
     if flow is not None:
-        add_tc(computed, {name: {"tc": entry} for name, entry in flow.metrics.videos.items()}, len(split.vocabulary))
+        add_tc(computed, {name: {"tc": entry} for name, entry in flow.metrics.videos.items()}, split.num_classes)
     return new_record(
         kind="score",
         model=_model(options),

@@ -13,7 +13,7 @@ from ovbench.split import Split
 
 
 def new_metrics(split: Split, min_video_frames: int | None, vc_convention: str = "official") -> VideoSegMetrics:
-    return VideoSegMetrics(len(split.vocabulary), split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames,
+    return VideoSegMetrics(split.num_classes, split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames,
                            vc_convention=vc_convention)
 
 
@@ -31,7 +31,7 @@ def compute_for_split(metrics: VideoSegMetrics, split: Split, convention: str) -
             "iou": per_class["iou"][i],
             "acc": per_class["acc"][i],
             "gt_pixels": int(per_class["gt_pixels"][i]),
-            "seen": split.vocabulary[i] in seen,
+            "seen": i < len(split.vocabulary) and split.vocabulary[i] in seen,
         }
         for i, name in enumerate(split.class_names)
     }

@@ -53,10 +53,10 @@ class VideoLoop:
                  state: RunState, device: torch.device, fatal_video: str | None, tc: TCSetup | None = None):
         self.options, self.state = options, state
         self.tc_setup = tc
-        self.tc = None if tc is None else tc.new_state(len(options.split.vocabulary))
+        self.tc = None if tc is None else tc.new_state(options.split.num_classes)
         self.tc_open = False  # the open video is one TC covers
         self.call = ModelCall(model, options.model, text, device, options.precision)
-        self.handoff = HostHandoff(options.model, len(options.split.vocabulary), device)
+        self.handoff = HostHandoff(options.model, options.split.num_classes, device)
         self.policy = FailurePolicy(fatal_video, options.max_model_failures)
         self.metrics = new_metrics(options.split, options.min_video_frames, options.vc_convention)
         self.writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)

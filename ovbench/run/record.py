@@ -99,7 +99,7 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
         metrics.add_video(name, finished[name].metrics)
     computed = compute_for_split(metrics, split, options["miou_convention"])
     if "tc" in options:
-        add_tc(computed, {name: result.metrics for name, result in finished.items()}, len(split.vocabulary))
+        add_tc(computed, {name: result.metrics for name, result in finished.items()}, split.num_classes)
     skipped = {r.video: r.error for r in contents.skipped if r.video not in finished}
     missing = [v for v in fingerprint["videos"]["names"] if v not in finished and v not in skipped]
     if missing and not partial:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import run_toy
 
@@ -98,3 +99,24 @@ def test_leaderboard_marks_cffm_cells(runs):
     marked = {board.rows[i].newest.path.name for (i, _), ids in board.markers.items() if "cffm" in ids}
     assert marked == {cffm_path.name}
     assert "cffm" in board.footnotes()
+
+
+def test_a_paper_vocabulary_run_scores_background_as_wrong(vspw_runs, tmp_path):
+    """ov2vss_unseen_paper gives the model 45 names (44 + background): predicting background is
+    counted (not an out-of-range error) and wrong for the pixel's class; a run on it records 45
+    names and a background entry without ground truth."""
+    import toy_adapters  # noqa: F401
+
+    from ovbench.metrics.split_metrics import new_metrics
+    from ovbench.split import load_split
+
+    paper = load_split("ov2vss_unseen_paper")
+    metrics = new_metrics(paper, None)
+    metrics.begin_video("v")
+    gt = np.full((1, 4, 4), 80, np.uint8)  # trash_can, the first unseen class
+    metrics.update(gt, np.full((1, 4, 4), 44, np.uint8))  # index 44: background
+    metrics.end_video()
+    assert metrics.compute()["metrics"]["mIoU"] == 0.0
+    record, _ = run_toy(vspw_runs, tmp_path, split="ov2vss_unseen_paper")
+    assert record["split"]["vocabulary_size"] == 45
+    assert record["per_class"]["background"] == {"iou": None, "acc": None, "gt_pixels": 0, "seen": False}
