@@ -87,7 +87,10 @@ def split_words(text: str) -> list[str]:
     if text.startswith(LAYOUT_PREFIX):
         from ovbench.leaderboard.layouts import load_layout
 
-        return load_layout(text[len(LAYOUT_PREFIX):]).run_splits()
+        try:
+            return load_layout(text[len(LAYOUT_PREFIX):]).run_splits()
+        except ConfigError as err:
+            raise ConfigError(f"--split {text}: {err}") from None
     names = [name.strip() for name in text.split(",")]
     if not all(names):
         raise ConfigError(f"--split {text!r}: an empty name in the list")

@@ -132,3 +132,13 @@ def test_gkc_vipseg_protocol_in_one_call_renders_its_table(vipseg_videos, tmp_pa
     assert table.returncode == 0, table.stderr
     row = next(line for line in table.stdout.splitlines() if "toy-colour" in line)
     assert "-" not in [cell.strip() for cell in row.strip("|").split("|")][2:]  # Base, Novel, hIoU, VC8, VC16 all read
+
+
+@pytest.mark.parametrize("words, message", [
+    ("layout:nope", "--split layout:nope: unknown --table layout 'nope'"),
+    ("layout:gkc-video", "--split layout:gkc-video: layout gkc-video names no split in its columns"),
+    ("vspw_all,", "--split 'vspw_all,': an empty name in the list"),
+])
+def test_split_words_that_name_no_run(tmp_path, capsys, words, message):
+    assert main(["score", "--split", words, "--pred", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
