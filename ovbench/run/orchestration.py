@@ -41,7 +41,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     instead of building `options.model` from `options.model_args`."""
     device = resolve_device(options.device)
     autocast_for(options.precision, device)  # a bad --precision is refused before anything loads
-    min_frames = resolve_min_video_frames(options.vc_convention, options.min_video_frames)
+    resolve_min_video_frames(options.vc_convention, options.min_video_frames)  # a bad one: refused before anything loads
     if device.type == "cpu":
         leave_cores_to_workers(options.workers)
     data = open_dataset(options.split.dataset, options.data_root)
@@ -56,20 +56,9 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     if model_info["random_init"] and announce:
         announce(f"*** {options.model} has RANDOM weights ({model_info['weights']}): its numbers say nothing about the model ***")
     group = process_group(count)
-    fingerprint = agree(group, lambda: run_fingerprint(model_info, split, options.dataset_name, data, videos, {
-        "miou_convention": options.convention,
-        "min_video_frames": min_frames,
-        # written only when used, so that the runs made before these options keep their names
-        **({"vc_convention": options.vc_convention} if options.vc_convention != "official" else {}),
-        **({"tc": tc.describe()} if tc is not None else {}),
-        "precision": options.precision,
-        "device_type": device.type,
-        "save_predictions": options.save_predictions,
-        "limit_videos": options.limit_videos,
-        # --shard jobs split the videos statically, so all of them must use the same N
-        # (torchrun re-balances what is left, so any process count may resume)
-        "shards": count if group is None else 1,
-    }))  # rank 0's: the others would stat the whole data set for nothing
+    # rank 0's: the others would stat the whole data set for nothing
+    fingerprint = agree(group, lambda: run_fingerprint(model_info, split, options.dataset_name, data, videos,
+                                                       _numbers_options(options, device, tc, count if group is None else 1)))
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = agree(group, lambda: record_stem(model_info, split.name, fingerprint))
     record_path = options.out_dir / f"{stem}.json"
@@ -98,6 +87,25 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
             raise ConfigError(f"cannot write the record {record_path}: {err.strerror or err}; the run state is kept, rerun to write it") from None
     finally:
         lock.release()
+
+
+def _numbers_options(options: RunOptions, device: torch.device, tc: TCSetup | None, shards: int) -> dict[str, Any]:
+    """The run options that change its numbers, as the fingerprint holds them. The VC
+    convention and TC are written only when used, so the runs made before they existed keep
+    their fingerprints (and record names)."""
+    return {
+        "miou_convention": options.convention,
+        "min_video_frames": resolve_min_video_frames(options.vc_convention, options.min_video_frames),
+        **({"vc_convention": options.vc_convention} if options.vc_convention != "official" else {}),
+        **({"tc": tc.describe()} if tc is not None else {}),
+        "precision": options.precision,
+        "device_type": device.type,
+        "save_predictions": options.save_predictions,
+        "limit_videos": options.limit_videos,
+        # --shard jobs split the videos statically, so all of them must use the same N
+        # (torchrun re-balances what is left, so any process count may resume)
+        "shards": shards,
+    }
 
 
 def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], options: RunOptions) -> str | None:
