@@ -84,6 +84,27 @@ class Layout:
     def fields(self) -> set[str]:
         return {c.field for c in self.columns if c.field}
 
+    def run_splits(self) -> list[str]:
+        """The splits this table's columns read, in column order, once each: what `ovbench run
+        --split layout:<id>` runs. A column naming a split form ("unseen") reads the layout's
+        protocol's split of that form (vspw_unseen); a layout with neither names nothing."""
+        from ovbench.split import VOCABULARIES  # numpy: not for `leaderboard --help`
+
+        names: list[str] = []
+        for column in self.columns:
+            if column.split is None:
+                continue
+            name = column.split if column.split not in VOCABULARIES else (
+                f"{self.protocol}_{column.split}" if self.protocol else None)
+            if name is None:
+                raise ConfigError(f"layout {self.id}: column {column.label!r} reads the split form {column.split!r}"
+                                  " and the layout names no protocol; list its splits with --split a,b")
+            if name not in names:
+                names.append(name)
+        if not names:
+            raise ConfigError(f"layout {self.id} names no split in its columns; list the splits with --split a,b")
+        return names
+
 
 def _path_matches(record: dict[str, Any], path: str, patterns: tuple[Any, ...]) -> bool:
     value: Any = record

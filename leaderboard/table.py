@@ -30,6 +30,8 @@ FOOTNOTES = {
     "partial": "partial run: not every video of the split was evaluated (--limit-videos, skipped videos or a"
     " --partial merge); not comparable with complete runs",
     "random": "random (untrained) weights: a smoke test, not a result of the method",
+    "cffm": "the CFFM family's VC convention (--vc-convention cffm): videos of at most options.min_video_frames"
+    " frames (16 unless set) left out of VC8 and VC16 as well as mIoU; unmarked cells use the official one",
 }
 
 
@@ -178,6 +180,8 @@ def _fill_row(board: Leaderboard, i: int) -> None:
         used |= {id(run) for run in value.sources}
         if value.separate:
             board.markers.setdefault((i, column.label), []).append("separate")
+        if any(run.record["options"].get("vc_convention", "official") != "official" for run in value.sources):
+            board.markers.setdefault((i, column.label), []).append("cffm")
     label = next((c.label for c in layout.columns if c.field == "label"), layout.columns[0].label)
     if row.partial:
         board.markers.setdefault((i, label), []).append("partial")

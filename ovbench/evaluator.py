@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ovbench.api import SegmentationModel
 from ovbench.errors import ConfigError
@@ -16,10 +16,11 @@ from ovbench.suggest import did_you_mean
 _SET_BY_EVALUATE = {"model", "split", "data_root", "dataset_name", "out_dir"}
 
 
-def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str | Path | None = None, *,
-             out_dir: str | Path = "runs", log=print, **options: Any) -> dict[str, Any]:
+def evaluate(model: str | SegmentationModel, split: str | Split | Sequence[str | Split], data_root: str | Path | None = None, *,
+             out_dir: str | Path = "runs", log=print, **options: Any) -> dict[str, Any] | list[dict[str, Any]]:
     """Evaluate `model` (a registered id, or an adapter instance built on the device it should
-    run on) on `split` (a name, path.json#name, or a Split) and return the run record.
+    run on) on `split` (a name, path.json#name, or a Split) and return the run record; given a
+    list of splits, one run per split with the model built once, and the list of records.
 
     `data_root` defaults to $OVBENCH_DATA_ROOT, else the built-in synthetic sample. `options`
     are those of `ovbench run`, named as the CLI names them with `_` for `-` (model_args as
@@ -30,6 +31,8 @@ def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str 
     from ovbench.run.options import RunOptions
     from ovbench.run.orchestration import run
 
+    if not isinstance(split, (str, Split)):
+        return _evaluate_each(model, list(split), data_root, out_dir=out_dir, log=log, **options)
     if "miou_convention" in options:
         options["convention"] = options.pop("miou_convention")
     known = {f.name for f in dataclasses.fields(RunOptions)} - _SET_BY_EVALUATE | {"miou_convention"}
@@ -53,3 +56,20 @@ def evaluate(model: str | SegmentationModel, split: str | Split, data_root: str 
     )
     record, _ = run(run_options, on_sample=root.on_sample and instance is None, log=log, model=instance)
     return record
+
+
+def _evaluate_each(model: str | SegmentationModel, splits: list[str | Split], data_root: str | Path | None, *,
+                   out_dir: str | Path, log, **options: Any) -> list[dict[str, Any]]:
+    """An evaluation matrix: a registered id is built once (on the first split's sample
+    arguments, when that one runs on the built-in sample) and every split runs with it."""
+    from ovbench.data.roots import resolve_data_root
+    from ovbench.run.distributed import resolve_device
+    from ovbench.run.model_io import build_model
+
+    if isinstance(model, str) and splits:
+        first = splits[0] if isinstance(splits[0], Split) else load_split(splits[0])
+        root = resolve_data_root(data_root, first.dataset, log, option="data_root=")
+        built = build_model(model, options.get("model_args", ""), resolve_device(options.get("device", "auto")), root.on_sample)
+        options.setdefault("device", str(built.device))
+        model = built
+    return [evaluate(model, split, data_root, out_dir=out_dir, log=log, **options) for split in splits]

@@ -47,7 +47,7 @@ class PredictionWriter:
 class _GlobalIds(PredictionWriter):
     def __init__(self, directory: Path, split: Split):
         self.directory = directory
-        self.to_global = np.asarray(split.vocabulary, dtype=np.uint8)
+        self.to_global = split.to_global()
         self.video: str | None = None
         directory.mkdir(parents=True, exist_ok=True)
 

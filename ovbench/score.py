@@ -28,12 +28,14 @@ from tqdm import tqdm
 from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, DataError
+from ovbench.metrics.accumulator import resolve_min_video_frames
 from ovbench.metrics.confusion import LabelError
-from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary, why_no_metrics
+from ovbench.metrics.split_metrics import add_tc, compute_for_split, new_metrics, options_summary, why_no_metrics
 from ovbench.predictions import PredictionReader
 from ovbench.records.provenance import environment, usable_cores
 from ovbench.records.write import new_record, record_stem
 from ovbench.run.schedule import list_videos
+from ovbench.run.temporal import TCRequest, tc_setup
 from ovbench.split import Split
 
 PRED_ID_KINDS = ("global", "vocab")
@@ -48,10 +50,14 @@ class ScoreOptions:
     dataset_name: str
     name: str | None = None
     pred_ids: str = "global"
-    min_video_frames: int = 0
+    min_video_frames: int | None = None  # None: the VC convention's own (0 official, 16 cffm)
     convention: str = "vspw"
+    vc_convention: str = "official"
     limit_videos: int | None = None
     progress: bool = True
+    tc: bool = False  # also TC, from the frames and the predictions (imports torch)
+    tc_weights: str | None = None
+    tc_subset: str = "all"
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,7 @@ def prediction_lut(split: Split, pred_ids: str) -> np.ndarray:
     if pred_ids == "global":
         return split.gt_lut()
     lut = np.full(256, 255, dtype=np.uint8)
-    lut[: len(split.vocabulary)] = np.arange(len(split.vocabulary), dtype=np.uint8)
+    lut[: split.num_classes] = np.arange(split.num_classes, dtype=np.uint8)
     return lut
 
 
@@ -95,7 +101,7 @@ def _name_bad_frame(sources: _Sources, video: VideoFrames, split: Split, pred_id
         if bad.any():
             value, where = int(pred[bad][0]), f"video {video.name} frame {stem}"
             if pred_ids == "vocab":
-                return DataError(f"{where}: prediction value {value} >= vocabulary size {len(split.vocabulary)} of {split.name}")
+                return DataError(f"{where}: prediction value {value} >= vocabulary size {split.num_classes} of {split.name}")
             return DataError(
                 f"{where}: prediction value {value} is not a class of {split.name}'s vocabulary"
                 " (values must be converted VSPW ids of the split's classes; use --pred-ids vocab for indices)"
@@ -128,27 +134,27 @@ def decode_threads() -> int:
 
 
 def score(options: ScoreOptions) -> dict[str, Any]:
-    data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
+    min_frames = resolve_min_video_frames(options.vc_convention, options.min_video_frames)
+    request = TCRequest(options.tc, options.tc_weights, options.tc_subset)
+    request.check()  # before the data is read
+    data = open_dataset(split.dataset, options.data_root)
     sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.kind.image), prediction_lut(split, options.pred_ids))
     videos = list_videos(data, split, options.limit_videos)
-    metrics = new_metrics(split, options.min_video_frames)
+    tc = tc_setup(request, [v.name for v in videos], "cpu")
+    metrics = new_metrics(split, min_frames, options.vc_convention)
+    flow = tc.new_state(split.num_classes) if tc is not None else None
     total, threads = sum(len(v.frames) for v in videos), decode_threads()
     with (closing(read_ahead(sources.read, videos, threads)) as frames,
           tqdm(total=total, unit="frame", disable=not options.progress, leave=False) as bar):
         for video in videos:
-            metrics.begin_video(video.name)
-            for gt, pred in itertools.islice(frames, len(video.frames)):
-                metrics.update(gt, pred)
-                bar.update(1)
-            try:
-                metrics.end_video()
-            except LabelError as err:
-                frames.close()
-                raise _name_bad_frame(sources, video, split, options.pred_ids) or err from None
+            _score_video(sources, video, frames, metrics, flow if tc is not None and video.name in tc.videos else None, bar,
+                         options)
     computed = compute_for_split(metrics, split, options.convention)
     if "mIoU" not in computed["metrics"]:  # as `run`: no record without metrics
-        raise DataError(why_no_metrics([len(v.frames) for v in videos], options.min_video_frames))
+        raise DataError(why_no_metrics([len(v.frames) for v in videos], min_frames))
+    if flow is not None:
+        add_tc(computed, {name: {"tc": entry} for name, entry in flow.metrics.videos.items()}, split.num_classes)
     return new_record(
         kind="score",
         model=_model(options),
@@ -161,11 +167,31 @@ def score(options: ScoreOptions) -> dict[str, Any]:
             "frames": total,
             "skipped": [],
         },
-        options=options_summary(options.convention, options.min_video_frames),
+        options={**options_summary(options.convention, min_frames, options.vc_convention),
+                 **({"tc": tc.describe()} if tc is not None else {})},
         computed=computed,
         timing=None,
         env=environment("cpu", "n/a", threads),
     )
+
+
+def _score_video(sources: _Sources, video: VideoFrames, frames: Iterator, metrics, flow, bar, options: ScoreOptions) -> None:
+    """Count one video's frames (and, with `flow`, its TC pairs, from the RGB frames read here)."""
+    metrics.begin_video(video.name)
+    if flow is not None:
+        flow.begin_video(video.name)
+    for stem, (gt, pred) in zip(video.frames, itertools.islice(frames, len(video.frames))):
+        metrics.update(gt, pred)
+        if flow is not None:
+            flow.update(sources.data.read_frame(video.name, stem), pred)
+        bar.update(1)
+    try:
+        metrics.end_video()
+        if flow is not None:
+            flow.end_video()
+    except LabelError as err:
+        frames.close()
+        raise _name_bad_frame(sources, video, options.split, options.pred_ids) or err from None
 
 
 def _model(options: ScoreOptions) -> dict[str, Any]:

@@ -46,6 +46,14 @@ class Split:
     dataset: str = "vspw"  # the data set kind (ovbench.data.kinds.KINDS) the split reads
     videos: str = "all"  # VIDEO_SELECTIONS
     explicit_seen: bool = False  # its file lists the seen classes (else: every class not unseen)
+    # names the model is given after the vocabulary's, with no class id: no ground-truth pixel is
+    # ever one of them (OV2VSS's "background"), so predicting one is simply wrong for that pixel
+    extra_names: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        """How many names the model scores: the vocabulary's classes, then `extra_names`."""
+        return len(self.vocabulary) + len(self.extra_names)
 
     @property
     def kind(self) -> DataKind:
@@ -57,6 +65,10 @@ class Split:
         lut = np.full(256, IGNORE, dtype=np.uint8)
         lut[list(self.vocabulary)] = np.arange(len(self.vocabulary), dtype=np.uint8)
         return lut
+
+    def to_global(self) -> np.ndarray:
+        """Vocabulary index -> converted id; an extra name (no class) -> IGNORE (void)."""
+        return np.asarray([*self.vocabulary, *[IGNORE] * len(self.extra_names)], dtype=np.uint8)
 
     def seen_index(self) -> list[int]:
         seen = set(self.seen)
@@ -74,7 +86,7 @@ class Split:
             "version": self.version,
             "hash": self.hash,
             "subset": self.subset,
-            "vocabulary_size": len(self.vocabulary),
+            "vocabulary_size": self.num_classes,
         }
 
 
@@ -95,6 +107,10 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
     if not vocabulary:
         raise ConfigError(f"{where}: its {spec['vocabulary']!r} vocabulary is empty")
     videos = spec.get("videos", "all")
+    extra = tuple(spec.get("extra_names", ()))
+    clash = sorted(set(extra) & {names[c] for c in vocabulary}) or sorted(n for n, k in Counter(extra).items() if k > 1)
+    if clash:
+        raise ConfigError(f"{where}: extra name(s) {clash} repeat a name of the vocabulary")
     defining = {
         "name": name,
         "protocol": protocol["protocol"],
@@ -106,8 +122,8 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
     if explicit_seen:  # only then, so that the shipped splits keep the hashes their records carry
         defining["seen"] = seen
     # likewise only what differs from the defaults, so that the hashes of VSPW splits stay as they were
-    defining.update({k: v for k, v in (("dataset", dataset), ("videos", videos))
-                     if v != Split.__dataclass_fields__[k].default})
+    defining.update({k: v for k, v in (("dataset", dataset), ("videos", videos), ("extra_names", list(extra)))
+                     if v != Split.__dataclass_fields__[k].default and v != []})
     return Split(
         name=name,
         protocol=protocol["protocol"],
@@ -118,8 +134,9 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         vocabulary=tuple(vocabulary),
         seen=tuple(seen),
         unseen=tuple(unseen),
-        class_names=tuple(names[c] for c in vocabulary),
+        class_names=tuple(names[c] for c in vocabulary) + extra,
         dataset=dataset,
+        extra_names=extra,
         videos=videos,
         explicit_seen=explicit_seen,
     )
@@ -132,6 +149,8 @@ def protocol_file(split: Split) -> dict:
     entry = {"subset": split.subset, "vocabulary": kind}
     if split.videos != Split.videos:
         entry["videos"] = split.videos
+    if split.extra_names:
+        entry["extra_names"] = list(split.extra_names)
     protocol = {"protocol": split.protocol, "version": split.version, "provenance": split.provenance, "unseen": list(split.unseen)}
     if split.explicit_seen:
         protocol["seen"] = list(split.seen)
@@ -159,6 +178,8 @@ SPLIT_KEYS = {
     "subset": (True, lambda v: v in SUBSETS, f"one of {', '.join(SUBSETS)}"),
     "vocabulary": (True, lambda v: v in VOCABULARIES, f"one of {', '.join(VOCABULARIES)}"),
     "videos": (False, lambda v: v in VIDEO_SELECTIONS, f"one of {', '.join(VIDEO_SELECTIONS)} (all if absent)"),
+    "extra_names": (False, lambda v: isinstance(v, list) and all(isinstance(n, str) and n for n in v),
+                    "a list of names given to the model after the vocabulary's, of no class (no ground truth)"),
 }
 
 

@@ -33,6 +33,26 @@ def test_ov2vss_is_first_80_and_last_44():
     assert (names[79], names[80], names[123]) == ("bag_or_package", "trash_can", "train")
 
 
+def test_ov2vss_paper_vocabularies_add_a_background_name():
+    """OV2VSS's class-name files: 80 + "background" seen, 44 + "background" unseen
+    (shared/reference/field.md 1.1); background is no class, so no ground truth maps to it."""
+    for name, classes, first in (("ov2vss_seen_paper", 80, "wall"), ("ov2vss_unseen_paper", 44, "trash_can")):
+        paper, plain = load_split(name), load_split(name.removesuffix("_paper"))
+        assert paper.num_classes == classes + 1 and len(paper.vocabulary) == classes
+        assert paper.class_names == (*plain.class_names, "background") and paper.class_names[0] == first
+        assert paper.vocabulary == plain.vocabulary and paper.hash != plain.hash
+        assert classes not in set(paper.gt_lut().tolist())  # no converted id maps to the background index
+        assert paper.to_global()[classes] == 255 and paper.summary()["vocabulary_size"] == classes + 1
+
+
+def test_extra_names_must_not_repeat_a_class(tmp_path):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"protocol": "mine", "version": 1, "unseen": [0, 1],
+                                "splits": {"mine_unseen": {"subset": "val", "vocabulary": "unseen", "extra_names": ["wall"]}}}))
+    with pytest.raises(ConfigError, match=r"extra name\(s\) \['wall'\] repeat a name of the vocabulary"):
+        load_split(str(path))
+
+
 def test_lut_maps_vocabulary_and_ignores_the_rest():
     split = load_split("vspw_unseen")
     lut = split.gt_lut()
@@ -50,6 +70,8 @@ PINNED_HASHES = {
     "ov2vss_unseen": "sha256:ba967193193fe8b20bd93ab8b8a4935a1bfc36a63f7c35523c83ede42fd7623c",
     "ov2vss_all": "sha256:6716fc7898f093694ed1834fc2918a7870f83457590a3d29e97563ff0351a2c2",
     "ov2vss_train_seen": "sha256:519ebac7dd0138aeaff3e3ad9e2544000afa25761e231c46812a581fe47c05f2",
+    "ov2vss_seen_paper": "sha256:4d49149cb9bd55113ebe29c086cbfad6998b0c7ad0a0079b89579ffe14297a8f",
+    "ov2vss_unseen_paper": "sha256:0dc6c8a42b2a2d87d457a0d5ed74104359a19938a8fbaf0684b551394e3490a3",
     "vspw_seen": "sha256:b30ba0dd07d6c3740b35683aff956370d40abefd9258cd865c8d36b9fb4677b9",
     "vspw_unseen": "sha256:cf34f11db04620bdc457012acc61fc72ad889e6dbfe309c327d59a3ec0448480",
     "vspw_all": "sha256:4ce432beb1b232c05102d87917aa8ca202cda624124aaf4401f24ee47f93c0e3",

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ovbench.errors import ConfigError
+
 EXIT_USER_ERROR = 2
 
 
@@ -74,6 +76,27 @@ DATA_ROOT_HELP = ("the split's data set root: VSPW_480p, VIPSeg_720P or COCO; if
 
 
 SPLIT_HELP = "split name (see `ovbench ls splits`) or path/to/split.json[#name]"
+MATRIX_HELP = (SPLIT_HELP + "; several, comma-separated (a,b,c), run one after another in one process with the model built"
+               " once (one record each); layout:<id> runs the splits a leaderboard layout's columns read (layout:gkc-vipseg)")
+LAYOUT_PREFIX = "layout:"
+
+
+def split_words(text: str) -> list[str]:
+    """The splits of `--split`: one, a comma-separated list, or layout:<id> (every split that
+    layout's columns read, via leaderboard.layouts)."""
+    if text.startswith(LAYOUT_PREFIX):
+        from ovbench.leaderboard.layouts import load_layout
+
+        try:
+            return load_layout(text[len(LAYOUT_PREFIX):]).run_splits()
+        except ConfigError as err:
+            raise ConfigError(f"--split {text}: {err}") from None
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise ConfigError(f"--split {text!r}: an empty name in the list")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"--split {text!r}: a split named twice")
+    return names
 PRECISION_CHOICES = ["fp32", "bf16", "fp16"]
 
 
@@ -102,11 +125,30 @@ def add_split_words(parser: argparse.ArgumentParser, split_help: str = SPLIT_HEL
 def scoring_options(args: argparse.Namespace) -> dict:
     """The options `add_scoring_words` adds, as RunOptions and ScoreOptions name them."""
     return {"limit_videos": args.limit_videos, "min_video_frames": args.min_video_frames,
-            "convention": args.miou_convention, "progress": not args.no_progress}
+            "convention": args.miou_convention, "vc_convention": args.vc_convention, "progress": not args.no_progress,
+            "tc": args.tc, "tc_weights": args.tc_weights, "tc_subset": args.tc_subset}
 
 
 def add_scoring_words(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit-videos", type=positive, metavar="N", help="only the split's first N videos (a smoke test: the record says so)")
-    parser.add_argument("--min-video-frames", type=int, default=0, metavar="N", help="skip videos with <= N frames for mIoU (16 = the common VSPW variant)")
+    add_vc_words(parser)
     parser.add_argument("--miou-convention", default="vspw", choices=["vspw", "mmseg"], help="how mIoU averages over classes")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--tc", action="store_true", help="also compute TC, VSPW's flow-warped temporal consistency (RAFT; slow on a CPU)")
+    parser.add_argument("--tc-weights", metavar="PATH|none",
+                        help="RAFT raft-things weights for --tc: torchvision's raft_large_C_T_V1-22a6c225.pth, or none (random, a smoke test)")
+    # no `choices` here: the lists live with the metrics (numpy), which --help does not import; the
+    # metrics refuse an unknown word in one line
+    parser.add_argument("--tc-subset", default="all",
+                        help="videos TC covers: all, or official100 (the split list's first 100, as VSPW's TC_cal.py)")
+
+
+def add_vc_words(parser: argparse.ArgumentParser, merging: bool = False) -> None:
+    """--min-video-frames and --vc-convention; `merge` has no defaults: the merged run's own."""
+    frames_unset = "the run's own, or with --vc-convention its default" if merging else "0, or 16 with --vc-convention cffm"
+    parser.add_argument("--min-video-frames", type=non_negative, metavar="N",
+                        help="leave out videos with <= N frames (from mIoU; under --vc-convention cffm also from VC8/VC16);"
+                             f" if not given: {frames_unset}")
+    parser.add_argument("--vc-convention", default=None if merging else "official", metavar="official|cffm",
+                        help="official: VC pools every video (VSPW's VC_perclip.py); cffm: only the videos kept for mIoU"
+                             " (the VC_perclip.py of CFFM, MRCFA, TV3S, OV2VSS)" + ("; if not given: the run's own" if merging else ""))

@@ -8,6 +8,7 @@ from pathlib import Path
 from ovbench.cli.common import (
     DEFAULT_OUT,
     EXIT_SKIPPED,
+    MATRIX_HELP,
     add_device,
     add_model_words,
     add_scoring_words,
@@ -17,6 +18,7 @@ from ovbench.cli.common import (
     report,
     scoring_options,
     silent,
+    split_words,
     stderr,
     warn_limited,
 )
@@ -37,13 +39,12 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from ovbench.data.roots import resolve_data_root
+    """Each split of --split in turn, the model built once (an evaluation matrix in one process)."""
     from ovbench.run.distributed import join, process_device, torchrun_launch
-    from ovbench.run.options import RunOptions
     from ovbench.run.orchestration import run
     from ovbench.split import load_split
 
-    split = load_split(args.split)
+    splits = [load_split(name) for name in split_words(args.split)]
     device = process_device(args.device, torchrun_launch())
     launched = join(device)
     shard = args.shard
@@ -51,10 +52,28 @@ def execute(args: argparse.Namespace) -> int:
         if args.shard != (0, 1):
             raise ConfigError("--shard cannot be combined with torchrun (torchrun already shards)")
         shard = (launched.rank, launched.world)
+    if shard[0] == 0:
+        warn_limited(args.limit_videos)
+    model, status = None, 0
+    for split in splits:
+        options, on_sample = _options(args, split, device, shard)
+        if model is None and len(splits) > 1:  # one adapter for every split of the matrix
+            from ovbench.run.distributed import resolve_device
+            from ovbench.run.model_io import build_model
+
+            model = build_model(options.model, options.model_args, resolve_device(options.device), on_sample,
+                                log=stderr if shard[0] == 0 else None)
+        status = max(status, _finish(*run(options, on_sample=on_sample, log=stderr, model=model), launched, shard))
+    return status
+
+
+def _options(args: argparse.Namespace, split, device, shard: tuple[int, int]):
+    """RunOptions of one split of the command (its own data root: a matrix may span data sets)."""
+    from ovbench.data.roots import resolve_data_root
+    from ovbench.run.options import RunOptions
+
     quiet = shard[0] != 0
     root = resolve_data_root(args.data_root, split.dataset, stderr if not quiet else silent)
-    if not quiet:
-        warn_limited(args.limit_videos)
     options = RunOptions(
         model=args.model,
         split=split,
@@ -74,7 +93,10 @@ def execute(args: argparse.Namespace) -> int:
         max_model_failures=args.max_model_failures,
         **{**scoring_options(args), "progress": not args.no_progress and not quiet},
     )
-    record, path = run(options, on_sample=root.on_sample, log=stderr)
+    return options, root.on_sample
+
+
+def _finish(record: dict, path: Path, launched, shard: tuple[int, int]) -> int:
     if record:
         report(record, path)
         skipped = len(record["dataset"].get("skipped") or [])
@@ -88,7 +110,7 @@ def execute(args: argparse.Namespace) -> int:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_model_words(parser)
-    add_split_words(parser)
+    add_split_words(parser, MATRIX_HELP)
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder for run records")
     add_device(parser)
     parser.add_argument("--batch-size", type=positive, default=4, help="frames per predict call (never across videos)")

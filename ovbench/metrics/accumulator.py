@@ -35,6 +35,19 @@ VC_CONVENTIONS = ("official", "cffm")
 CFFM_MIN_VIDEO_FRAMES = 16  # the CFFM family's VC_perclip.py skips videos of 16 frames or fewer
 
 
+def resolve_min_video_frames(vc_convention: str, min_video_frames: int | None) -> int:
+    """The frame count at or under which a video is left out: as given, else the convention's
+    own (16 for "cffm", none for "official"); a bad convention or count is one ConfigError."""
+    if vc_convention not in VC_CONVENTIONS:
+        raise ConfigError(f"unknown VC convention {vc_convention!r}{did_you_mean(str(vc_convention), VC_CONVENTIONS)}; "
+                          f"choose one of {', '.join(VC_CONVENTIONS)}")
+    if min_video_frames is None:
+        return CFFM_MIN_VIDEO_FRAMES if vc_convention == "cffm" else 0
+    if not isinstance(min_video_frames, int) or isinstance(min_video_frames, bool) or min_video_frames < 0:
+        raise ConfigError(f"min_video_frames must be an integer >= 0, got {min_video_frames!r}")
+    return min_video_frames
+
+
 def sparse_cells(matrix: np.ndarray) -> list[list[int]]:
     """[[gt, pred, count], ...] of the non-zero cells, row-major."""
     rows, cols = np.nonzero(matrix)
@@ -92,13 +105,7 @@ class VideoSegMetrics:
         if len(lut) not in (256, 65536) or any(not (0 <= v < num_classes or v == ignore) for v in lut):
             raise ConfigError(f"gt_lut must have 256 entries (65536 for over 255 classes), each a class index "
                               f"0..{num_classes - 1} or {ignore}")
-        if vc_convention not in VC_CONVENTIONS:
-            raise ConfigError(f"unknown VC convention {vc_convention!r}{did_you_mean(str(vc_convention), VC_CONVENTIONS)}; "
-                              f"choose one of {', '.join(VC_CONVENTIONS)}")
-        if min_video_frames is None:
-            min_video_frames = CFFM_MIN_VIDEO_FRAMES if vc_convention == "cffm" else 0
-        if not isinstance(min_video_frames, int) or min_video_frames < 0:
-            raise ConfigError(f"min_video_frames must be an integer >= 0, got {min_video_frames!r}")
+        min_video_frames = resolve_min_video_frames(vc_convention, min_video_frames)
         self.num_classes = num_classes
         self.gt_lut = lut
         self.windows = check_windows(windows)

@@ -8,11 +8,13 @@ from typing import Any
 
 from ovbench.constants import VC_WINDOWS
 from ovbench.metrics.accumulator import VideoSegMetrics
+from ovbench.metrics.tc import TCMetrics
 from ovbench.split import Split
 
 
-def new_metrics(split: Split, min_video_frames: int) -> VideoSegMetrics:
-    return VideoSegMetrics(len(split.vocabulary), split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames)
+def new_metrics(split: Split, min_video_frames: int | None, vc_convention: str = "official") -> VideoSegMetrics:
+    return VideoSegMetrics(split.num_classes, split.gt_lut(), windows=VC_WINDOWS, min_video_frames=min_video_frames,
+                           vc_convention=vc_convention)
 
 
 def compute_for_split(metrics: VideoSegMetrics, split: Split, convention: str) -> dict[str, Any]:
@@ -29,15 +31,38 @@ def compute_for_split(metrics: VideoSegMetrics, split: Split, convention: str) -
             "iou": per_class["iou"][i],
             "acc": per_class["acc"][i],
             "gt_pixels": int(per_class["gt_pixels"][i]),
-            "seen": split.vocabulary[i] in seen,
+            "seen": i < len(split.vocabulary) and split.vocabulary[i] in seen,
         }
         for i, name in enumerate(split.class_names)
     }
     return computed
 
 
-def options_summary(convention: str, min_video_frames: int) -> dict[str, Any]:
-    return {"miou_convention": convention, "min_video_frames": min_video_frames, "vc_windows": list(VC_WINDOWS)}
+def options_summary(convention: str, min_video_frames: int, vc_convention: str = "official") -> dict[str, Any]:
+    """The metric options a record states. `vc_convention` is written only when it is not
+    "official": every record made before the option existed is official, so a record without
+    the key says "official" and an unchanged run keeps its record byte for byte."""
+    summary = {"miou_convention": convention, "min_video_frames": min_video_frames, "vc_windows": list(VC_WINDOWS)}
+    return summary if vc_convention == "official" else {**summary, "vc_convention": vc_convention}
+
+
+def vc_convention_of(options: dict[str, Any]) -> str:
+    """The VC convention of a record's (or a run fingerprint's) options; absent = official."""
+    return options.get("vc_convention", "official")
+
+
+def add_tc(computed: dict[str, Any], entries: dict[str, dict], num_classes: int) -> int:
+    """Pool the TC entries saved with the videos (`entry["tc"]`) into `computed`: metrics.TC
+    and per_video[name].TC; returns how many videos had one."""
+    tc = TCMetrics(num_classes)
+    for name in sorted(entries):
+        if "tc" in entries[name]:
+            tc.add_video(name, entries[name]["tc"])
+    pooled = tc.compute()
+    computed["metrics"].update(pooled["metrics"])
+    for name, scores in pooled["per_video"].items():
+        computed["per_video"][name].update({k: v for k, v in scores.items() if k == "TC"})
+    return len(tc.videos)
 
 
 def why_no_metrics(video_frames: list[int], min_video_frames: int) -> str:

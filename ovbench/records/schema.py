@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from ovbench.errors import DataError
 
 SCHEMA_VERSION = 1
-METRIC_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pAcc", "mAcc", "fwIoU", "VC8", "VC16")
+METRIC_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pAcc", "mAcc", "fwIoU", "VC8", "VC16", "TC")
 _REQUIRED = {
     "schema_version": int,
     "ovbench_version": str,
@@ -96,7 +96,7 @@ _OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "split": {"name": (str,), "protocol": (str,), "hash": (str,)},
     "dataset": {"name": (str,), "videos": (int,), "frames": (int,), "skipped": (list,), "root": (str,)},
     "options": {"limit_videos": (int,), "batch_size": (int,), "min_video_frames": (int,), "partial": (bool,),
-                "miou_convention": (str,), "save_predictions": (str,)},
+                "miou_convention": (str,), "save_predictions": (str,), "vc_convention": (str,), "tc": (dict,)},
     "timing": {"frames": (int,), "seconds": _NUMBER, "fps_end_to_end": _NUMBER, "fps_model": _NUMBER,
                "processes": (int,), "fps_per_process_end_to_end": _NUMBER},
     "env": {"device": (str,), "precision": (str,), "torch": (str,)},

@@ -27,6 +27,7 @@ class ScoredBatch:
     labels: torch.Tensor  # (B,H,W) uint8 vocabulary indices, on the host once `copied`
     finite: torch.Tensor  # were all the scores finite? (host, once `copied`)
     copied: Any  # the CUDA event after which both are on the host; None when already there
+    frames: torch.Tensor | None = None  # (B,3,H,W) uint8 RGB input frames on the host, kept for TC only
 
 
 class HostHandoff:
@@ -35,7 +36,8 @@ class HostHandoff:
         self.keep = LAG if device.type == "cuda" else 0
         self.pending: list[ScoredBatch] = []
 
-    def send(self, output: torch.Tensor, gt: torch.Tensor, stems: list[str], where: str) -> None:
+    def send(self, output: torch.Tensor, gt: torch.Tensor, stems: list[str], where: str,
+             frames: torch.Tensor | None = None) -> None:
         """Labels at the ground truth's size and whether their scores were finite, on their way
         to the host. A failure of the device here is the model's (one line, the run stops
         resumably); any other failure keeps its traceback, with the batch named."""
@@ -48,7 +50,7 @@ class HostHandoff:
             if is_accelerator_error(err):
                 raise model_failure(self.model_id, where, err) from err
             raise RuntimeError(f"resizing {where}: {type(err).__name__}: {err}") from err
-        self.pending.append(ScoredBatch(where, stems, gt.numpy(), *on_host))
+        self.pending.append(ScoredBatch(where, stems, gt.numpy(), *on_host, frames))
 
     def ready(self, everything: bool = False) -> Iterator[ScoredBatch]:
         """The batches whose copies are complete, checked (NaN or infinite scores stop the

@@ -26,6 +26,7 @@ from ovbench.run.model_io import ModelCall
 from ovbench.run.options import RunOptions
 from ovbench.run.progress import Progress
 from ovbench.run.state import RunState, VideoResult
+from ovbench.run.temporal import TCSetup
 
 
 def stream_videos(options: RunOptions, data: VideoDataset, videos: list[VideoFrames], loop: "VideoLoop") -> None:
@@ -49,12 +50,15 @@ def stream_videos(options: RunOptions, data: VideoDataset, videos: list[VideoFra
 
 class VideoLoop:
     def __init__(self, options: RunOptions, model: SegmentationModel, text: torch.Tensor, process: tuple[str, int],
-                 state: RunState, device: torch.device, fatal_video: str | None):
+                 state: RunState, device: torch.device, fatal_video: str | None, tc: TCSetup | None = None):
         self.options, self.state = options, state
+        self.tc_setup = tc
+        self.tc = None if tc is None else tc.new_state(options.split.num_classes)
+        self.tc_open = False  # the open video is one TC covers
         self.call = ModelCall(model, options.model, text, device, options.precision)
-        self.handoff = HostHandoff(options.model, len(options.split.vocabulary), device)
+        self.handoff = HostHandoff(options.model, options.split.num_classes, device)
         self.policy = FailurePolicy(fatal_video, options.max_model_failures)
-        self.metrics = new_metrics(options.split, options.min_video_frames)
+        self.metrics = new_metrics(options.split, options.min_video_frames, options.vc_convention)
         self.writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
         self.session, self.rank = process
         self.progress = Progress(0, False)
@@ -79,6 +83,9 @@ class VideoLoop:
 
     def begin_video(self, video: VideoFrames) -> None:
         self.metrics.begin_video(video.name)
+        self.tc_open = self.tc is not None and video.name in self.tc_setup.videos
+        if self.tc_open:
+            self.tc.begin_video(video.name)
         self.writer.begin_video(video.name)
         self.video, self.failed = video, False
         try:
@@ -93,7 +100,8 @@ class VideoLoop:
         stems = [video.frames[i] for i in batch["frames"]]
         where = f"video {video.name} frames {stems[0]}..{stems[-1]}"
         try:
-            self.handoff.send(self.call.predict(batch["image"], where), batch["gt"], stems, where)
+            frames = batch["image"] if self.tc_open else None  # kept on the host for the flow
+            self.handoff.send(self.call.predict(batch["image"], where), batch["gt"], stems, where, frames)
             self.count(everything=False)
         except ModelError as err:
             self.model_failed(err)
@@ -105,6 +113,8 @@ class VideoLoop:
         for scored in self.handoff.ready(everything):
             labels = scored.labels.numpy()
             self.metrics.update(scored.gt, labels)
+            if self.tc_open:
+                self.tc.update(scored.frames.permute(0, 2, 3, 1).numpy(), labels)
             self.writer.write(self.video.name, scored.stems, labels)
 
     def model_failed(self, err: ModelError) -> None:
@@ -118,7 +128,7 @@ class VideoLoop:
         message = str(err) if name in str(err) else f"video {name}: {err}"
         if self.options.strict:
             raise err if message == str(err) else type(err)(message)
-        self.metrics.abort_video()
+        self.abort_metrics()
         self.writer.abort_video()
         self.failed = True
         self.skip(name, message)
@@ -134,6 +144,8 @@ class VideoLoop:
             try:
                 self.count(everything=True)
                 self.writer.end_video()
+                if self.tc_open:
+                    self.tc.end_video()
                 self.metrics.end_video()  # validates, then folds
             except ModelError as err:
                 self.model_failed(err)
@@ -141,6 +153,8 @@ class VideoLoop:
                 self.drop_video(err)
             else:
                 entry = self.metrics.videos.pop(name)  # on disk from here: memory stays flat
+                if self.tc_open:
+                    entry = {**entry, "tc": self.tc.metrics.videos.pop(name)}
                 self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), metrics=entry))
                 self.policy.finished()
         self.video = None
@@ -150,8 +164,13 @@ class VideoLoop:
         twice is harmless)."""
         self.handoff.clear()
         if self.video is not None and not self.failed and not self.state.is_finished(self.video.name):
-            self.metrics.abort_video()
+            self.abort_metrics()
             self.writer.abort_video()
+
+    def abort_metrics(self) -> None:
+        self.metrics.abort_video()
+        if self.tc_open:
+            self.tc.abort_video()
 
     def lap(self) -> tuple[float, float]:
         """Wall and model seconds since the last committed video."""

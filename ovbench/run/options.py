@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ovbench.errors import ConfigError
+from ovbench.run.temporal import TCRequest
 from ovbench.split import Split
 
 # option -> (smallest allowed value, whether None is allowed)
@@ -30,8 +31,12 @@ class RunOptions:
     save_predictions: str | None = None  # None, "png" or "rle"
     strict: bool = False
     overwrite: bool = False
-    min_video_frames: int = 0
+    min_video_frames: int | None = None  # None: the VC convention's own (0 official, 16 cffm)
     convention: str = "vspw"
+    vc_convention: str = "official"  # or "cffm" (ovbench.metrics.accumulator.VideoSegMetrics)
+    tc: bool = False  # also compute TC (flow-warped temporal consistency)
+    tc_weights: str | None = None  # a raft_large state dict, or "none" (random flow weights)
+    tc_subset: str = "all"  # or "official100"
     shard: tuple[int, int] = (0, 1)  # (index, count) of this process among all that share the run
     progress: bool = True
     command: list[str] | None = None  # the command line, for the record (None: called from Python)
@@ -44,3 +49,6 @@ class RunOptions:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name}={value!r}: must be an integer >= {low}" + (" or None" if optional else ""))
+
+    def tc_request(self) -> TCRequest:
+        return TCRequest(self.tc, self.tc_weights, self.tc_subset)

@@ -19,6 +19,7 @@ from ovbench.api import SegmentationModel
 from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, OvbenchError
+from ovbench.metrics.accumulator import resolve_min_video_frames
 from ovbench.records.provenance import environment, now
 from ovbench.records.write import record_stem, write_record
 from ovbench.run.distributed import agree, leave_cores_to_workers, long_barrier_group, process_group, resolve_device
@@ -29,6 +30,7 @@ from ovbench.run.options import RunOptions
 from ovbench.run.record import record_from_contents
 from ovbench.run.schedule import assign_videos, group_by_frame_size, list_videos
 from ovbench.run.state import RunLock, RunState, Session, new_session_id
+from ovbench.run.temporal import TCSetup, tc_setup
 from ovbench.run.textcache import TextCache
 
 
@@ -39,6 +41,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     instead of building `options.model` from `options.model_args`."""
     device = resolve_device(options.device)
     autocast_for(options.precision, device)  # a bad --precision is refused before anything loads
+    resolve_min_video_frames(options.vc_convention, options.min_video_frames)  # a bad one: refused before anything loads
     if device.type == "cpu":
         leave_cores_to_workers(options.workers)
     data = open_dataset(options.split.dataset, options.data_root)
@@ -46,6 +49,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     videos = list_videos(data, split, options.limit_videos, broken_ok=True)
     index, count = options.shard
     announce = log if index == 0 else None
+    tc = tc_setup(options.tc_request(), [v.name for v in videos], device)  # missing flow weights: before the model loads
     if model is None:
         model = build_model(options.model, options.model_args, device, on_sample, log=announce)
     model_info = describe_model(options.model, model)
@@ -54,17 +58,9 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     elif model_info.get("random_parts") and announce:
         announce(f"*** {options.model}'s {', '.join(model_info['random_parts'])} has random weights ({model_info['weights']}) ***")
     group = process_group(count)
-    fingerprint = agree(group, lambda: run_fingerprint(model_info, split, options.dataset_name, data, videos, {
-        "miou_convention": options.convention,
-        "min_video_frames": options.min_video_frames,
-        "precision": options.precision,
-        "device_type": device.type,
-        "save_predictions": options.save_predictions,
-        "limit_videos": options.limit_videos,
-        # --shard jobs split the videos statically, so all of them must use the same N
-        # (torchrun re-balances what is left, so any process count may resume)
-        "shards": count if group is None else 1,
-    }))  # rank 0's: the others would stat the whole data set for nothing
+    # rank 0's: the others would stat the whole data set for nothing
+    fingerprint = agree(group, lambda: run_fingerprint(model_info, split, options.dataset_name, data, videos,
+                                                       _numbers_options(options, device, tc, count if group is None else 1)))
     # rank 0 names the run: on several nodes, paths inside the fingerprint may differ per node
     stem = agree(group, lambda: record_stem(model_info, split.name, fingerprint))
     record_path = options.out_dir / f"{stem}.json"
@@ -82,7 +78,7 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
     if refused:
         raise ConfigError(refused)
     try:
-        finished_here = _run_locked(options, data, model, videos, state, group, device, log)
+        finished_here = _run_locked(options, data, model, videos, state, group, device, log, tc)
         if not finished_here:
             return {}, state.directory
         contents = state.contents()
@@ -93,6 +89,25 @@ def run(options: RunOptions, *, on_sample: bool = False, log: Callable[[str], No
             raise ConfigError(f"cannot write the record {record_path}: {err.strerror or err}; the run state is kept, rerun to write it") from None
     finally:
         lock.release()
+
+
+def _numbers_options(options: RunOptions, device: torch.device, tc: TCSetup | None, shards: int) -> dict[str, Any]:
+    """The run options that change its numbers, as the fingerprint holds them. The VC
+    convention and TC are written only when used, so the runs made before they existed keep
+    their fingerprints (and record names)."""
+    return {
+        "miou_convention": options.convention,
+        "min_video_frames": resolve_min_video_frames(options.vc_convention, options.min_video_frames),
+        **({"vc_convention": options.vc_convention} if options.vc_convention != "official" else {}),
+        **({"tc": tc.describe()} if tc is not None else {}),
+        "precision": options.precision,
+        "device_type": device.type,
+        "save_predictions": options.save_predictions,
+        "limit_videos": options.limit_videos,
+        # --shard jobs split the videos statically, so all of them must use the same N
+        # (torchrun re-balances what is left, so any process count may resume)
+        "shards": shards,
+    }
 
 
 def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], options: RunOptions) -> str | None:
@@ -116,7 +131,7 @@ def _open_state(state: RunState, lock: RunLock, fingerprint: dict[str, Any], opt
 
 
 def _run_locked(options: RunOptions, data: VideoDataset, model: SegmentationModel, videos: list[VideoFrames], state: RunState,
-                group, device: torch.device, log: Callable[[str], None]) -> bool:
+                group, device: torch.device, log: Callable[[str], None], tc: TCSetup | None) -> bool:
     """This process's share of the pending videos, committed one by one to the state; True
     where this process then makes the record (after every rank of a torchrun job is done)."""
     index, count = options.shard
@@ -136,7 +151,7 @@ def _run_locked(options: RunOptions, data: VideoDataset, model: SegmentationMode
     state.save_session(Session(session, index, text_seconds, environment(device, options.precision, torch.get_num_threads()), {
         "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
         "processes": count, "started": now("microseconds")}))
-    loop = VideoLoop(options, model, text.to(device), (session, index), state, device, fatal_video)
+    loop = VideoLoop(options, model, text.to(device), (session, index), state, device, fatal_video, tc)
     stream_videos(options, data, mine, loop)
     if group is None:
         return count == 1  # a --shard job: `ovbench merge` makes the record

@@ -9,8 +9,16 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ovbench.errors import ConfigError, DataError
-from ovbench.metrics.split_metrics import compute_for_split, new_metrics, options_summary, why_no_metrics
-from ovbench.records.write import content_sha256, new_record, write_record
+from ovbench.metrics.accumulator import resolve_min_video_frames
+from ovbench.metrics.split_metrics import (
+    add_tc,
+    compute_for_split,
+    new_metrics,
+    options_summary,
+    vc_convention_of,
+    why_no_metrics,
+)
+from ovbench.records.write import content_sha256, new_record, record_stem, write_record
 from ovbench.run.state import RunState, Session, StateContents, VideoResult, changed_keys
 from ovbench.split import Split
 
@@ -65,11 +73,14 @@ def unique_results(results_: Iterable[VideoResult]) -> dict[str, VideoResult]:
     return kept
 
 
-def record_from_states(states: list[RunState], *, partial: bool = False) -> dict[str, Any]:
-    fingerprint = states[0].fingerprint()
+def record_from_states(states: list[RunState], *, partial: bool = False,
+                       fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record of one run's state folders; `fingerprint` (that of the states, with other
+    VC options: `rescored`) makes the record of those options from the same video entries."""
+    fingerprint = fingerprint or states[0].fingerprint()
     for state in states[1:]:
         other = state.fingerprint()
-        if other != fingerprint:
+        if other != states[0].fingerprint():
             changed = changed_keys(other, fingerprint)
             raise ConfigError(f"{state.directory} and {states[0].directory} are different runs (they differ in {', '.join(changed)})")
     contents = StateContents([], [], [])
@@ -90,10 +101,12 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
         raise DataError("this run state was written by an older ovbench (its fingerprint lists no videos); rerun the run to make a record")
     options = fingerprint["options"]
     finished = unique_results(contents.finished)
-    metrics = new_metrics(split, options["min_video_frames"])
+    metrics = new_metrics(split, options["min_video_frames"], vc_convention_of(options))
     for name in sorted(finished):
         metrics.add_video(name, finished[name].metrics)
     computed = compute_for_split(metrics, split, options["miou_convention"])
+    if "tc" in options:
+        add_tc(computed, {name: result.metrics for name, result in finished.items()}, split.num_classes)
     skipped = {r.video: r.error for r in contents.skipped if r.video not in finished}
     missing = [v for v in fingerprint["videos"]["names"] if v not in finished and v not in skipped]
     if missing and not partial:
@@ -119,8 +132,9 @@ def record_from_contents(fingerprint: dict[str, Any], split: Split, contents: St
             "frames": sum(entry["frames"] for entry in computed["per_video"].values()),
             "skipped": [{"video": v, "error": e} for v, e in sorted(skipped.items())],
         },
-        options={**options_summary(options["miou_convention"], options["min_video_frames"]),
+        options={**options_summary(options["miou_convention"], options["min_video_frames"], vc_convention_of(options)),
                  "precision": options["precision"], "limit_videos": options.get("limit_videos"),
+                 **({"tc": options["tc"]} if "tc" in options else {}),
                  **({"partial": True} if missing else {})},
         computed=computed,
         timing=timing_of(list(finished.values()), contents.sessions, static_shards=options["shards"] > 1),
@@ -143,14 +157,35 @@ def _first(sessions: list[Session]) -> Session:
     return next(iter(_by_start(sessions)), Session("", 0))
 
 
-def merge_runs(state_dirs: list[Path], out_dir: Path | None = None, *, partial: bool = False) -> tuple[dict[str, Any], Path]:
-    """Write the record of the given state folders of one run; by default beside the first."""
+def rescored(fingerprint: dict[str, Any], vc_convention: str | None, min_video_frames: int | None) -> dict[str, Any]:
+    """A run's fingerprint with other VC options, as a run given them would have made it: the
+    video entries do not depend on them, so a merge can re-score a state under another
+    convention, and the record it writes is the one that run would have written (and reused).
+    Not told a convention, the state's own; told one without --min-video-frames, its default."""
+    options = fingerprint["options"]
+    if vc_convention is None and min_video_frames is None:
+        return fingerprint
+    convention = vc_convention or vc_convention_of(options)
+    frames = resolve_min_video_frames(convention, min_video_frames)
+    kept = {key: value for key, value in options.items() if key != "vc_convention"}
+    return {**fingerprint, "options": {**kept, "min_video_frames": frames,
+                                       **({"vc_convention": convention} if convention != "official" else {})}}
+
+
+def merge_runs(state_dirs: list[Path], out_dir: Path | None = None, *, partial: bool = False,
+               vc_convention: str | None = None, min_video_frames: int | None = None) -> tuple[dict[str, Any], Path]:
+    """Write the record of the given state folders of one run; by default beside the first,
+    named as the run's (or, re-scored with other VC options, as that run's) record."""
     for directory in state_dirs:
         if not directory.is_dir():
             raise DataError(f"run state folder {directory} does not exist")
-    record = record_from_states([RunState(d) for d in state_dirs], partial=partial)
+    states = [RunState(d) for d in state_dirs]
+    own = states[0].fingerprint()
+    fingerprint = rescored(own, vc_convention, min_video_frames)
+    record = record_from_states(states, partial=partial, fingerprint=fingerprint)
     first = state_dirs[0].resolve()
+    stem = first.stem if fingerprint == own else record_stem(fingerprint["model"], record["split"]["name"], fingerprint)
     try:
-        return record, write_record(record, out_dir or first.parent, stem=first.stem)
+        return record, write_record(record, out_dir or first.parent, stem=stem)
     except OSError as err:
         raise ConfigError(f"cannot write the record into {out_dir or first.parent}: {err.strerror or err}") from None

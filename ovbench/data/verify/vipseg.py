@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ovbench.constants import IGNORE
+from ovbench.data.files import open_image
 from ovbench.data.verify.report import VerifyReport, listed_videos, read_frame_and_mask
 from ovbench.data.vipseg import STRAY_VALUE, THING_IDS, VIPSeg, convert_panomask, read_panomask
 from ovbench.data.vspw import load_class_names
 from ovbench.errors import DataError
-from ovbench.data.files import open_image
 
 _VIPSEG_MASKED = ("train", "val")  # test frames have no masks (and no images after the 720p step)
 
