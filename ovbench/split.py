@@ -17,7 +17,7 @@ from importlib import resources
 
 import numpy as np
 
-from ovbench.constants import IGNORE
+from ovbench.constants import IGNORE, WIDE_IGNORE
 from ovbench.data.kinds import KINDS, DataKind, class_names
 from ovbench.errors import ConfigError
 from ovbench.resolve import names_a_file, split_fragment, user_file
@@ -46,16 +46,25 @@ class Split:
     dataset: str = "vspw"  # the data set kind (ovbench.data.kinds.KINDS) the split reads
     videos: str = "all"  # VIDEO_SELECTIONS
     explicit_seen: bool = False  # its file lists the seen classes (else: every class not unseen)
+    num_dataset_classes: int = 124  # classes of its data set kind (its converted ids are 0..this-1)
 
     @property
     def kind(self) -> DataKind:
         """The row of the data set kind the split reads (whether its samples are images, ...)."""
         return KINDS[self.dataset]
 
+    @property
+    def wide(self) -> bool:
+        """Its data set's class ids exceed 255 (A-847, PC-459): 16-bit labels, ignore 65535."""
+        return self.num_dataset_classes > IGNORE
+
     def gt_lut(self) -> np.ndarray:
-        """Converted VSPW id -> vocabulary index; classes outside the vocabulary are ignored."""
-        lut = np.full(256, IGNORE, dtype=np.uint8)
-        lut[list(self.vocabulary)] = np.arange(len(self.vocabulary), dtype=np.uint8)
+        """Converted id -> vocabulary index; classes outside the vocabulary are ignored (256
+        uint8 entries, 255 = not counted; 65536 uint16 entries, 65535 = not counted, for a
+        data set of more than 255 classes)."""
+        size, ignore, dtype = (65536, WIDE_IGNORE, np.uint16) if self.wide else (256, IGNORE, np.uint8)
+        lut = np.full(size, ignore, dtype=dtype)
+        lut[list(self.vocabulary)] = np.arange(len(self.vocabulary), dtype=dtype)
         return lut
 
     def seen_index(self) -> list[int]:
@@ -122,6 +131,7 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         dataset=dataset,
         videos=videos,
         explicit_seen=explicit_seen,
+        num_dataset_classes=len(names),
     )
 
 
