@@ -60,7 +60,7 @@ class _Sources:
 
     data: VideoDataset
     reader: PredictionReader
-    lut: np.ndarray  # prediction value -> vocabulary index, 255 = not a class of the split
+    lut: np.ndarray  # prediction value -> vocabulary index, its last entry = not a class of the split
 
     def read(self, video: str, stem: str) -> tuple[np.ndarray, np.ndarray]:
         """(converted gt, prediction as vocabulary indices) of one frame, sizes checked."""
@@ -73,13 +73,14 @@ class _Sources:
 
 
 def prediction_lut(split: Split, pred_ids: str) -> np.ndarray:
-    """Prediction value -> vocabulary index; 255 marks a value the split cannot have produced."""
+    """Prediction value -> vocabulary index; the last entry (255, or 65535 for a split of over
+    255 classes) marks a value the split cannot have produced."""
     if pred_ids not in PRED_ID_KINDS:
         raise ConfigError(f"--pred-ids {pred_ids!r}: choose {' or '.join(PRED_ID_KINDS)}")
-    if pred_ids == "global":
-        return split.gt_lut()
-    lut = np.full(256, 255, dtype=np.uint8)
-    lut[: len(split.vocabulary)] = np.arange(len(split.vocabulary), dtype=np.uint8)
+    lut = split.gt_lut()
+    if pred_ids == "vocab":
+        lut = np.full_like(lut, lut[-1])
+        lut[: len(split.vocabulary)] = np.arange(len(split.vocabulary), dtype=lut.dtype)
     return lut
 
 
@@ -88,10 +89,11 @@ def _name_bad_frame(sources: _Sources, video: VideoFrames, split: Split, pred_id
     counted pixel (values at ignored pixels are free, as in the official script); None if
     the files no longer hold one."""
     gt_lut = split.gt_lut()
+    none = gt_lut[-1]  # 255, or 65535 for over 255 classes
     for stem in video.frames:
         gt = sources.data.read_mask(video.name, stem)
         pred = sources.reader.read(video.name, stem)
-        bad = (sources.lut[pred] == 255) & (gt_lut[gt] != 255)
+        bad = (sources.lut[pred] == none) & (gt_lut[gt] != none)
         if bad.any():
             value, where = int(pred[bad][0]), f"video {video.name} frame {stem}"
             if pred_ids == "vocab":
@@ -130,7 +132,7 @@ def decode_threads() -> int:
 def score(options: ScoreOptions) -> dict[str, Any]:
     data = open_dataset(options.split.dataset, options.data_root)
     split = options.split
-    sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.kind.image), prediction_lut(split, options.pred_ids))
+    sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.kind.image, wide=split.wide), prediction_lut(split, options.pred_ids))
     videos = list_videos(data, split, options.limit_videos)
     metrics = new_metrics(split, options.min_video_frames)
     total, threads = sum(len(v.frames) for v in videos), decode_threads()
