@@ -18,7 +18,7 @@ from importlib import resources
 import numpy as np
 
 from ovbench.constants import IGNORE, WIDE_IGNORE
-from ovbench.data.kinds import KINDS, DataKind, class_names
+from ovbench.data.kinds import KINDS, DataKind, background_names, class_names
 from ovbench.errors import ConfigError
 from ovbench.resolve import names_a_file, split_fragment, user_file
 from ovbench.suggest import did_you_mean, refuse_unknown_keys
@@ -47,6 +47,22 @@ class Split:
     videos: str = "all"  # VIDEO_SELECTIONS
     explicit_seen: bool = False  # its file lists the seen classes (else: every class not unseen)
     num_dataset_classes: int = 124  # classes of its data set kind (its converted ids are 0..this-1)
+    # names a model is prompted with for the vocabulary's last class, its background, besides
+    # that class's own name (PAS-20b); empty: the prompts are the class names
+    background_prompts: tuple[str, ...] = ()
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The names a model is given: the class names, the background's replaced by its prompts."""
+        return self.class_names[:-1] + self.background_prompts if self.background_prompts else self.class_names
+
+    def prompt_lut(self) -> np.ndarray | None:
+        """Prompt index -> vocabulary index (every background prompt -> the background class:
+        CAT-Seg's VOCbEvaluator rule); None when the prompts are the class names."""
+        if not self.background_prompts:
+            return None
+        last = len(self.vocabulary) - 1
+        return np.minimum(np.arange(len(self.prompts)), last).astype(np.uint8 if last < IGNORE else np.uint16)
 
     @property
     def kind(self) -> DataKind:
@@ -76,7 +92,8 @@ class Split:
         return [i for i, c in enumerate(self.vocabulary) if c in unseen]
 
     def summary(self) -> dict:
-        """The record's view of the split."""
+        """The record's view of the split (the prompts only where they are not the class names)."""
+        prompts = {"prompts": len(self.prompts), "background_prompts": list(self.background_prompts)}
         return {
             "name": self.name,
             "protocol": self.protocol,
@@ -84,6 +101,7 @@ class Split:
             "hash": self.hash,
             "subset": self.subset,
             "vocabulary_size": len(self.vocabulary),
+            **(prompts if self.background_prompts else {}),
         }
 
 
@@ -132,6 +150,7 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         videos=videos,
         explicit_seen=explicit_seen,
         num_dataset_classes=len(names),
+        background_prompts=tuple(background_names(dataset)) if vocabulary[-1] == len(names) - 1 else (),
     )
 
 

@@ -210,6 +210,11 @@ class PreparedImages:
             raise ConfigError("PreparedImages.class_names: a reader bound to one kind has them (e.g. ADE150)")
         return image_class_names(cls.KIND)
 
+    @classmethod
+    def background_names(cls) -> list[str]:
+        """The prompts that count as the kind's background class (its last), where it has them."""
+        return list(class_file(cls.KIND).get("background_names", [])) if cls.KIND else []
+
     def __init__(self, root: str | Path, kind: str | None = None):
         kind = kind or self.KIND
         self.root = Path(root)

@@ -113,6 +113,13 @@ def open_dataset(kind: str, root: str | Path) -> VideoDataset:
     return row.load("reader")(root)
 
 
+def background_names(kind: str) -> list[str]:
+    """Names a model is prompted with besides the class names, all of which mean the kind's
+    last class, its background (CAT-Seg's PAS-20b: 39 PC-59 names); empty for most kinds."""
+    reader = data_kind(kind).load("reader")
+    return list(reader.background_names()) if hasattr(reader, "background_names") else []
+
+
 def class_names(kind: str) -> list[str]:
     """The names of the kind's classes in the order of its converted ids."""
     return data_kind(kind).load("reader").class_names()

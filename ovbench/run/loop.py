@@ -52,7 +52,8 @@ class VideoLoop:
                  state: RunState, device: torch.device, fatal_video: str | None):
         self.options, self.state = options, state
         self.call = ModelCall(model, options.model, text, device, options.precision)
-        self.handoff = HostHandoff(options.model, len(options.split.vocabulary), device)
+        self.handoff = HostHandoff(options.model, len(options.split.prompts), device)
+        self.prompt_lut = options.split.prompt_lut()  # background prompts -> the background class
         self.policy = FailurePolicy(fatal_video, options.max_model_failures)
         self.metrics = new_metrics(options.split, options.min_video_frames)
         self.writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
@@ -104,6 +105,8 @@ class VideoLoop:
         """Count and write the batches that are on the host."""
         for scored in self.handoff.ready(everything):
             labels = scored.labels.numpy()
+            if self.prompt_lut is not None:
+                labels = self.prompt_lut[labels]
             self.metrics.update(scored.gt, labels)
             self.writer.write(self.video.name, scored.stems, labels)
 
