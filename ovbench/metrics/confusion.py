@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ovbench.constants import IGNORE, WIDE_IGNORE
+from ovbench.constants import IGNORE
 from ovbench.errors import ConfigError, DataError
 from ovbench.suggest import did_you_mean
 
