@@ -53,14 +53,14 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _configure_prepare(data_sub) -> None:
-    from ovbench.data.images import IMAGE_KINDS
+    from ovbench.data.kinds import prepared_kinds
 
     prepare = data_sub.add_parser(
         "prepare", help="turn a downloaded image benchmark release into ovbench's prepared layout",
         formatter_class=HelpFormatter,
         epilog="an interrupted preparation continues when run again with the same words\n"
                "example:\n  ovbench data prepare ade150 --from /data/ADEChallengeData2016 --out /data/ade150")
-    prepare.add_argument("kind", choices=list(IMAGE_KINDS), help="the benchmark (docs/image_benchmarks.md)")
+    prepare.add_argument("kind", choices=prepared_kinds(), help="the benchmark (docs/image_benchmarks.md)")
     prepare.add_argument("--from", required=True, metavar="RAW", help="the release as downloaded: its folder or archive")
     prepare.add_argument("--out", required=True, metavar="ROOT", help="the prepared root to write (new, or half-prepared)")
     prepare.add_argument("--workers", type=positive, default=min(8, os.cpu_count() or 1), help="conversion processes")

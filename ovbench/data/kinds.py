@@ -93,6 +93,12 @@ def detect_kind(root: str | Path) -> str | None:
     return next((kind.name for kind in KINDS.values() if any((root / m).exists() for m in kind.markers)), None)
 
 
+def prepared_kinds() -> list[str]:
+    """The kinds `ovbench data prepare` writes from a downloaded release (a root of theirs is
+    recognised by its manifest)."""
+    return [kind.name for kind in KINDS.values() if PREPARED_MANIFEST in kind.markers]
+
+
 def layouts() -> str:
     """The titles of every kind, for messages about a root of no known layout."""
     titles = [kind.title for kind in KINDS.values()]
