@@ -73,3 +73,14 @@ def test_a_16_bit_prediction_of_a_split_of_at_most_255_classes_is_one_line(tmp_p
     assert read_prediction_png(path, 65535).tolist() == [[3, 300]]
     with pytest.raises(DataError, match="frame.png: prediction value 300 is outside 0..255"):
         read_prediction_png(path, 255)
+
+
+def test_visualize_refuses_an_847_class_split_in_one_line(ade847, tmp_path):
+    from ovbench.errors import ConfigError
+    from ovbench.split import load_split
+    from ovbench.visualize import parse_run, visualize
+
+    root, base, _ = ade847
+    run = parse_run(str(next(base.glob("png/*.predictions"))), flat=True)
+    with pytest.raises(ConfigError, match="ade847_val has 847 classes; figures are drawn for data sets of at most 255"):
+        visualize([run], load_split("ade847_val"), root, tmp_path / "figure.png")
