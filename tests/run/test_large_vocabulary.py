@@ -84,3 +84,18 @@ def test_visualize_refuses_an_847_class_split_in_one_line(ade847, tmp_path):
     run = parse_run(str(next(base.glob("png/*.predictions"))), flat=True)
     with pytest.raises(ConfigError, match="ade847_val has 847 classes; figures are drawn for data sets of at most 255"):
         visualize([run], load_split("ade847_val"), root, tmp_path / "figure.png")
+
+
+def test_the_text_cache_keeps_the_847_names(tmp_path):
+    import torch
+    from toy_adapters import CALLS, ToyArgs, ToyColour
+
+    from ovbench.data.kinds import class_names
+    from ovbench.run.textcache import TextCache
+
+    names, model = class_names("ade847"), ToyColour(ToyArgs(), torch.device("cpu"))
+    cache, before = TextCache(tmp_path), CALLS["encode_text"]
+    first, _ = cache.embed(model, names)
+    again, _ = cache.embed(model, names)
+    assert first.shape == (847, 8) and torch.equal(first, again) and CALLS["encode_text"] == before + 1
+    assert [entry.classes for entry in cache.entries()] == [847]
