@@ -9,6 +9,7 @@ table is a file, not code: built-in ones live in `layouts/`, a user passes a pat
      "rows": [{"label": "GKC", "match": {"model.id": "gkc"},
                "exclude": {"model.weights": ["*distill*"]}}, ...],   # optional
      "other_models": "append" | "omit",       # configurations no row matches
+     "across_datasets": true,                 # optional: each column's split is of its own data set
      "columns": [{"label": "Method", "field": "label"},
                  {"label": "hIoU", "metric": "hIoU"},
                  {"label": "Unseen vocab.", "metric": "mIoU", "split": "unseen"},
@@ -16,7 +17,8 @@ table is a file, not code: built-in ones live in `layouts/`, a user passes a pat
 
 Without "rows" every model configuration is a row. A column shows a `field` (FIELDS) or a
 `metric`: a quantity of quantities.QUANTITIES, or with `split` (a form such as "unseen", or a
-split name) any metric key of that split's run, or "fps".
+split name) any metric key of that split's run, or "fps". A `published` column shows the
+paper's number of the row's `published` variant on that benchmark (leaderboard/published.json).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from ovbench.leaderboard.published import check_reference
 from ovbench.leaderboard.quantities import QUANTITIES
 
 from ovbench.errors import ConfigError
@@ -37,9 +40,9 @@ from ovbench.suggest import did_you_mean, refuse_unknown_keys
 FIELDS = ("label", "model", "weights", "backbone", "args", "device", "processes", "batch", "created", "unsupported")
 NUMERIC_FIELDS = ("processes", "batch")
 FORMATS = ("percent", "number")
-_LAYOUT_KEYS = ("title", "description", "dataset", "protocol", "rows", "other_models", "columns")
-_COLUMN_KEYS = ("label", "field", "metric", "split", "format", "better")
-_ROW_KEYS = ("label", "match", "exclude")
+_LAYOUT_KEYS = ("title", "description", "dataset", "protocol", "rows", "other_models", "columns", "across_datasets")
+_COLUMN_KEYS = ("label", "field", "metric", "split", "format", "better", "published")
+_ROW_KEYS = ("label", "match", "exclude", "published")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Column:
     field: str | None = None  # one of FIELDS: text about the row
     metric: str | None = None  # a quantity, or with `split` a key of that run's metrics / "fps"
     split: str | None = None  # a split form ("all", "unseen", ...) or a split name
+    published: str | None = None  # a benchmark of leaderboard/published.json: the row's paper number
     format: str = "percent"
     better: str = "higher"
 
@@ -61,6 +65,7 @@ class RowSpec:
     label: str
     match: dict[str, tuple[Any, ...]]
     exclude: dict[str, tuple[Any, ...]]
+    published: str | None = None  # its model variant in leaderboard/published.json
 
     def matches(self, record: dict[str, Any]) -> bool:
         return all(_path_matches(record, k, v) for k, v in self.match.items()) and not any(
@@ -79,6 +84,10 @@ class Layout:
     other_models: str  # "append" | "omit": configurations that match no RowSpec
     protocol: str | None
     dataset: str | None = None
+    across_datasets: bool = False  # an image table: columns of splits of different data sets
+
+    def row_spec(self, label: str) -> RowSpec | None:
+        return next((spec for spec in self.rows or () if spec.label == label), None)
 
     @property
     def fields(self) -> set[str]:
@@ -140,8 +149,9 @@ def _column(spec: Any, where: str) -> Column:
         raise ConfigError(f"{where} should be an object with a text 'label'")
     refuse_unknown_keys(spec, _COLUMN_KEYS, where)
     field, metric, split = spec.get("field"), spec.get("metric"), spec.get("split")
-    if (field is None) == (metric is None):
-        raise ConfigError(f"{where} ({spec['label']!r}) needs exactly one of 'field' or 'metric'")
+    if [field, metric, spec.get("published")].count(None) != 2:
+        raise ConfigError(f"{where} ({spec['label']!r}) needs exactly one of 'field', 'metric' or 'published'")
+    check_reference(None, spec.get("published"), where)
     if field is not None and field not in FIELDS:
         raise ConfigError(
             f"{where}: unknown field {field!r}{did_you_mean(str(field), FIELDS)}; known: {', '.join(FIELDS)}"
@@ -154,7 +164,7 @@ def _column(spec: Any, where: str) -> Column:
     default_format = "number" if metric == "fps" else "percent"
     column = Column(
         label=spec["label"], field=field, metric=metric, split=split,
-        format=spec.get("format", default_format), better=spec.get("better", "higher"),
+        format=spec.get("format", default_format), better=spec.get("better", "higher"), published=spec.get("published"),
     )
     if column.format not in FORMATS:
         raise ConfigError(f"{where}: format {column.format!r} should be one of {', '.join(FORMATS)}")
@@ -185,8 +195,9 @@ def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
             if not isinstance(row, dict) or not isinstance(row.get("label"), str) or "match" not in row:
                 raise ConfigError(f"{where} should be an object with a text 'label' and 'match'")
             refuse_unknown_keys(row, _ROW_KEYS, where)
+            check_reference(row.get("published"), None, where)
             specs.append(RowSpec(row["label"], _patterns(row["match"], f"{where}.match"),
-                                 _patterns(row.get("exclude", {}), f"{where}.exclude")))
+                                 _patterns(row.get("exclude", {}), f"{where}.exclude"), row.get("published")))
     other = payload.get("other_models", "append")
     if other not in ("append", "omit"):
         raise ConfigError(f"{source}: other_models {other!r} should be 'append' or 'omit'")
@@ -195,6 +206,7 @@ def parse_layout(payload: Any, layout_id: str, source: str) -> Layout:
         description=str(payload.get("description", "")), columns=parsed,
         rows=tuple(specs) if specs is not None else None, other_models=other,
         protocol=payload.get("protocol"), dataset=payload.get("dataset"),
+        across_datasets=bool(payload.get("across_datasets", False)),
     )
 
 

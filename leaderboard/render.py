@@ -42,10 +42,11 @@ class Style:
 
 
 MARKDOWN = Style(
-    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "partial": "‡", "random": "§"}, lambda lo, hi: f" [{lo}, {hi}]"
+    escape_markdown, lambda s: f"**{s}**", {"separate": "†", "partial": "‡", "random": "§", "mmseg": "¶", "rule_unknown": "°"}, lambda lo, hi: f" [{lo}, {hi}]"
 )
 LATEX = Style(
-    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "partial": r"$^{\ddagger}$", "random": r"\textsuperscript{\S}"},
+    escape_latex, lambda s: rf"\textbf{{{s}}}", {"separate": r"$^{\dagger}$", "partial": r"$^{\ddagger}$", "random": r"\textsuperscript{\S}",
+     "mmseg": r"\textsuperscript{\P}", "rule_unknown": r"\textsuperscript{$\circ$}"},
     lambda lo, hi: rf"\,{{\scriptsize[{lo}, {hi}]}}",
 )
 

@@ -106,6 +106,29 @@ def select(
     return runs, chosen_dataset, chosen_protocol, notes + more + definition
 
 
+def select_across(runs: list[Run], splits: set[str]) -> tuple[list[Run], str, str, list[str]]:
+    """The runs of a table whose columns each read a split of its own data set (an image table):
+    the runs on those splits, all on real data or (when there is none) all on synthetic data,
+    and one definition per split (its protocol's newest version)."""
+    named = [r for r in runs if r.split in splits]
+    other = [r for r in runs if r.split not in splits]
+    notes = [f"left out {len(other)} record(s) on splits no column of this table reads: {_files(other)}"] if other else []
+    real = [r for r in named if "-synthetic" not in r.dataset]
+    if real and len(real) < len(named):
+        synthetic = [r for r in named if "-synthetic" in r.dataset]
+        notes.append(f"left out {len(synthetic)} record(s) on synthetic data (this table shows real data): {_files(synthetic)}")
+    named, more = real or named, []
+    if not named:
+        return [], "none", "none", notes
+    kept = []
+    for protocol in sorted({r.protocol for r in named}):
+        chosen, definition = _one_definition([r for r in named if r.protocol == protocol])
+        kept += chosen
+        more += definition
+    datasets, protocols = sorted({r.dataset for r in kept}), sorted({r.protocol for r in kept})
+    return kept, ", ".join(datasets), ", ".join(protocols), notes + more
+
+
 def _config_order(config: ModelConfig) -> tuple[str, ...]:
     return (config.id, config.weights, config.weights_sha256, config.args)
 

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from ovbench.leaderboard.bootstrap import video_bootstrap
 from ovbench.leaderboard.layouts import Column, Layout
+from ovbench.leaderboard.published import published
 from ovbench.leaderboard.quantities import FPS, INTERVAL_KEYS, Value, evaluate
 from ovbench.leaderboard.records import Run
-from ovbench.leaderboard.select import Row, form_rows, select
+from ovbench.leaderboard.select import Row, form_rows, select, select_across
 
 from ovbench.errors import DataError
 from ovbench.records.read import batch_size, processes, random_init
@@ -32,6 +33,11 @@ FOOTNOTES = {
     "random": "random (untrained) weights: a smoke test, not a result of the method",
     "cffm": "the CFFM family's VC convention (--vc-convention cffm): videos of at most options.min_video_frames"
     " frames (16 unless set) left out of VC8 and VC16 as well as mIoU; unmarked cells use the official one",
+    "mmseg": "mIoU averaged also over classes predicted but absent from the ground truth, as 0 (--miou-convention"
+    " mmseg: detectron2 <= v0.6, OVSeg, zsseg, mmseg); unmarked mIoU averages over the classes present in the"
+    " ground truth (detectron2 since 2022-07, CAT-Seg, FC-CLIP, SAN's logs). They differ where a class is absent"
+    " from the ground truth (PC-459)",
+    "rule_unknown": "published number whose source does not say which mIoU averaging rule it used",
 }
 
 
@@ -132,9 +138,12 @@ def build_leaderboard(
 ) -> Leaderboard:
     if not runs:
         raise DataError("no valid run records to tabulate")
-    kept, chosen_dataset, chosen_protocol, notes = select(
-        runs, dataset=dataset or layout.dataset, protocol=protocol or layout.protocol
-    )
+    if layout.across_datasets:
+        kept, chosen_dataset, chosen_protocol, notes = select_across(runs, {c.split for c in layout.columns if c.split})
+    else:
+        kept, chosen_dataset, chosen_protocol, notes = select(
+            runs, dataset=dataset or layout.dataset, protocol=protocol or layout.protocol
+        )
     rows, more = form_rows(kept, layout, all_runs=all_runs, include_partial=include_partial)
     notes += more
     if not rows and kept and all(run.partial for run in kept):
@@ -147,7 +156,7 @@ def build_leaderboard(
             f"none of the {len(kept)} run record(s) on {chosen_dataset}/{chosen_protocol}"
             f" fits a row of layout {layout.id}"
         )
-    metric_labels = [c.label for c in layout.columns if c.metric]
+    metric_labels = [c.label for c in layout.columns if c.metric or c.published]
     field_labels = [c.label for c in layout.columns if c.field]
     index = range(len(rows))
     board = Leaderboard(
@@ -174,7 +183,7 @@ def _fill_row(board: Leaderboard, i: int) -> None:
         if column.field:
             board.text.loc[i, column.label] = _field(row, column.field, fps)
             continue
-        value = evaluate(row.runs, column.metric, column.split)
+        value = _published_cell(board, i, column) if column.published else evaluate(row.runs, column.metric, column.split)
         board.cells[(i, column.label)] = value
         board.values.loc[i, column.label] = np.nan if value.value is None else value.value
         used |= {id(run) for run in value.sources}
@@ -182,6 +191,8 @@ def _fill_row(board: Leaderboard, i: int) -> None:
             board.markers.setdefault((i, column.label), []).append("separate")
         if any(run.record["options"].get("vc_convention", "official") != "official" for run in value.sources):
             board.markers.setdefault((i, column.label), []).append("cffm")
+        if value.run is not None and "IoU" in str(value.key) and value.run.record["options"].get("miou_convention") == "mmseg":
+            board.markers.setdefault((i, column.label), []).append("mmseg")
     label = next((c.label for c in layout.columns if c.field == "label"), layout.columns[0].label)
     if row.partial:
         board.markers.setdefault((i, label), []).append("partial")
@@ -195,6 +206,19 @@ def _fill_row(board: Leaderboard, i: int) -> None:
             if run.form in ("seen", "unseen"):
                 note += " (seen-only and unseen-only runs are a fallback when there is no all-class run)"
             board.notes.append(note)
+
+
+def _published_cell(board: Leaderboard, i: int, column: Column) -> Value:
+    """The paper's number of the row's variant (its row spec's `published`), marked when its
+    source averaged under the other mIoU rule or does not say which."""
+    spec = board.layout.row_spec(board.rows[i].label)
+    found = published(spec.published if spec else None, str(column.published))
+    if found is None:
+        return Value(None)
+    mark = {"union_present": "mmseg", "unknown": "rule_unknown"}.get(found.rule)
+    if mark:
+        board.markers.setdefault((i, column.label), []).append(mark)
+    return Value(found.value)
 
 
 def _mark_best(board: Leaderboard) -> None:

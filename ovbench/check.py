@@ -83,8 +83,8 @@ def check_model(model_id: str, model_args: str = "", device: str = "auto", log: 
     with tempfile.TemporaryDirectory(prefix="ovbench-check-") as tmp:
         root = write_synthetic_vspw(Path(tmp) / "data", videos=2, frames=3, height=40, width=71, seed=1)
         data = open_dataset("vspw", root)
-        text = _check_text(model, list(split.class_names), problems)
-        log(f"encode_text: {len(split.class_names)} names -> {None if text is None else tuple(text.shape)}")
+        text = _check_text(model, list(split.prompts), problems)
+        log(f"encode_text: {len(split.prompts)} names -> {None if text is None else tuple(text.shape)}")
         if text is not None:
             video = data.videos("val")[0]
             frames = torch.stack(

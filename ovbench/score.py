@@ -25,17 +25,15 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
-from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, DataError
-from ovbench.metrics.accumulator import resolve_min_video_frames
 from ovbench.metrics.confusion import LabelError
 from ovbench.metrics.split_metrics import add_tc, compute_for_split, new_metrics, options_summary, why_no_metrics
 from ovbench.predictions import PredictionReader
 from ovbench.records.provenance import environment, usable_cores
 from ovbench.records.write import new_record, record_stem
 from ovbench.run.schedule import list_videos
-from ovbench.run.temporal import TCRequest, tc_setup
+from ovbench.run.temporal import tc_setup
 from ovbench.split import Split
 
 PRED_ID_KINDS = ("global", "vocab")
@@ -66,7 +64,7 @@ class _Sources:
 
     data: VideoDataset
     reader: PredictionReader
-    lut: np.ndarray  # prediction value -> vocabulary index, 255 = not a class of the split
+    lut: np.ndarray  # prediction value -> vocabulary index, its last entry = not a class of the split
 
     def read(self, video: str, stem: str) -> tuple[np.ndarray, np.ndarray]:
         """(converted gt, prediction as vocabulary indices) of one frame, sizes checked."""
@@ -79,13 +77,14 @@ class _Sources:
 
 
 def prediction_lut(split: Split, pred_ids: str) -> np.ndarray:
-    """Prediction value -> vocabulary index; 255 marks a value the split cannot have produced."""
+    """Prediction value -> vocabulary index; the last entry (255, or 65535 for a split of over
+    255 classes) marks a value the split cannot have produced."""
     if pred_ids not in PRED_ID_KINDS:
         raise ConfigError(f"--pred-ids {pred_ids!r}: choose {' or '.join(PRED_ID_KINDS)}")
-    if pred_ids == "global":
-        return split.gt_lut()
-    lut = np.full(256, 255, dtype=np.uint8)
-    lut[: split.num_classes] = np.arange(split.num_classes, dtype=np.uint8)
+    lut = split.gt_lut()
+    if pred_ids == "vocab":
+        lut = np.full_like(lut, lut[-1])  # the last entry is the ignore value (255, or 65535 for 16-bit ids)
+        lut[: split.num_classes] = np.arange(split.num_classes, dtype=lut.dtype)
     return lut
 
 
@@ -94,10 +93,11 @@ def _name_bad_frame(sources: _Sources, video: VideoFrames, split: Split, pred_id
     counted pixel (values at ignored pixels are free, as in the official script); None if
     the files no longer hold one."""
     gt_lut = split.gt_lut()
+    none = gt_lut[-1]  # 255, or 65535 for over 255 classes
     for stem in video.frames:
         gt = sources.data.read_mask(video.name, stem)
         pred = sources.reader.read(video.name, stem)
-        bad = (sources.lut[pred] == 255) & (gt_lut[gt] != 255)
+        bad = (sources.lut[pred] == none) & (gt_lut[gt] != none)
         if bad.any():
             value, where = int(pred[bad][0]), f"video {video.name} frame {stem}"
             if pred_ids == "vocab":
@@ -135,11 +135,10 @@ def decode_threads() -> int:
 
 def score(options: ScoreOptions) -> dict[str, Any]:
     split = options.split
-    min_frames = resolve_min_video_frames(options.vc_convention, options.min_video_frames)
-    request = TCRequest(options.tc, options.tc_weights, options.tc_subset)
-    request.check()  # before the data is read
-    data = open_dataset(split.dataset, options.data_root)
-    sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.kind.image), prediction_lut(split, options.pred_ids))
+    lut = split.gt_lut()
+    if pred_ids == "vocab":
+        lut = np.full_like(lut, lut[-1])  # the last entry is the ignore value (255, or 65535 for 16-bit ids)
+        lut[: split.num_classes] = np.arange(split.num_classes, dtype=lut.dtype)
     videos = list_videos(data, split, options.limit_videos)
     tc = tc_setup(request, [v.name for v in videos], "cpu")
     metrics = new_metrics(split, min_frames, options.vc_convention)

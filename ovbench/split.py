@@ -17,8 +17,8 @@ from importlib import resources
 
 import numpy as np
 
-from ovbench.constants import IGNORE
-from ovbench.data.kinds import KINDS, DataKind, class_names
+from ovbench.constants import IGNORE, WIDE_IGNORE
+from ovbench.data.kinds import KINDS, DataKind, background_names, class_names
 from ovbench.errors import ConfigError
 from ovbench.resolve import names_a_file, split_fragment, user_file
 from ovbench.suggest import did_you_mean, refuse_unknown_keys
@@ -55,20 +55,47 @@ class Split:
         """How many names the model scores: the vocabulary's classes, then `extra_names`."""
         return len(self.vocabulary) + len(self.extra_names)
 
+    num_dataset_classes: int = 124  # classes of its data set kind (its converted ids are 0..this-1)
+    # names a model is prompted with for the vocabulary's last class, its background, besides
+    # that class's own name (PAS-20b); empty: the prompts are the class names
+    background_prompts: tuple[str, ...] = ()
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The names a model is given: the class names, the background's replaced by its prompts."""
+        return self.class_names[:-1] + self.background_prompts if self.background_prompts else self.class_names
+
+    def prompt_lut(self) -> np.ndarray | None:
+        """Prompt index -> vocabulary index (every background prompt -> the background class:
+        CAT-Seg's VOCbEvaluator rule); None when the prompts are the class names."""
+        if not self.background_prompts:
+            return None
+        last = len(self.vocabulary) - 1
+        return np.minimum(np.arange(len(self.prompts)), last).astype(np.uint8 if last < IGNORE else np.uint16)
+
     @property
     def kind(self) -> DataKind:
         """The row of the data set kind the split reads (whether its samples are images, ...)."""
         return KINDS[self.dataset]
 
+    @property
+    def wide(self) -> bool:
+        """Its data set's class ids exceed 255 (A-847, PC-459): 16-bit labels, ignore 65535."""
+        return self.num_dataset_classes > IGNORE
+
     def gt_lut(self) -> np.ndarray:
-        """Converted VSPW id -> vocabulary index; classes outside the vocabulary are ignored."""
-        lut = np.full(256, IGNORE, dtype=np.uint8)
-        lut[list(self.vocabulary)] = np.arange(len(self.vocabulary), dtype=np.uint8)
+        """Converted id -> vocabulary index; classes outside the vocabulary are ignored (256
+        uint8 entries, 255 = not counted; 65536 uint16 entries, 65535 = not counted, for a
+        data set of more than 255 classes)."""
+        size, ignore, dtype = (65536, WIDE_IGNORE, np.uint16) if self.wide else (256, IGNORE, np.uint8)
+        lut = np.full(size, ignore, dtype=dtype)
+        lut[list(self.vocabulary)] = np.arange(len(self.vocabulary), dtype=dtype)
         return lut
 
     def to_global(self) -> np.ndarray:
-        """Vocabulary index -> converted id; an extra name (no class) -> IGNORE (void)."""
-        return np.asarray([*self.vocabulary, *[IGNORE] * len(self.extra_names)], dtype=np.uint8)
+        """Vocabulary index -> converted id; an extra name (no class) -> the ignore id (void)."""
+        ignore, dtype = (WIDE_IGNORE, np.uint16) if self.wide else (IGNORE, np.uint8)
+        return np.asarray([*self.vocabulary, *[ignore] * len(self.extra_names)], dtype=dtype)
 
     def seen_index(self) -> list[int]:
         seen = set(self.seen)
@@ -79,7 +106,8 @@ class Split:
         return [i for i, c in enumerate(self.vocabulary) if c in unseen]
 
     def summary(self) -> dict:
-        """The record's view of the split."""
+        """The record's view of the split (the prompts only where they are not the class names)."""
+        prompts = {"prompts": len(self.prompts), "background_prompts": list(self.background_prompts)}
         return {
             "name": self.name,
             "protocol": self.protocol,
@@ -87,6 +115,7 @@ class Split:
             "hash": self.hash,
             "subset": self.subset,
             "vocabulary_size": self.num_classes,
+            **(prompts if self.background_prompts else {}),
         }
 
 
@@ -139,6 +168,8 @@ def _build(name: str, spec: dict, protocol: dict, source: str) -> Split:
         extra_names=extra,
         videos=videos,
         explicit_seen=explicit_seen,
+        num_dataset_classes=len(names),
+        background_prompts=tuple(background_names(dataset)) if vocabulary[-1] == len(names) - 1 else (),
     )
 
 

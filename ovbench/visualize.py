@@ -69,6 +69,9 @@ def visualize(runs: list[RunPredictions], split: Split, data_root: Path, out: Pa
               videos: list[str] | None = None, num_videos: int = 3, frames: int = 3) -> Figure:
     if out.suffix.lower() not in (".png", ".pdf"):
         raise ConfigError(f"--out {out}: name a .png or .pdf figure (both are written)")
+    if split.wide:  # the palette has a colour for each of 255 ids
+        raise ConfigError(f"visualize: {split.name} has {split.num_dataset_classes} classes; figures are drawn "
+                          f"for data sets of at most 255 (score and the leaderboard handle it)")
     data = open_dataset(split.dataset, data_root)
     for run in runs:
         _check_made_on(run, split, dataset_name(data_root))

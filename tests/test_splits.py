@@ -63,6 +63,15 @@ def test_lut_maps_vocabulary_and_ignores_the_rest():
     assert everything.seen_index() == list(split.seen) and everything.unseen_index() == list(split.unseen)
 
 
+def test_a_split_of_more_than_255_classes_has_a_16_bit_lut():
+    wide, narrow = load_split("ade847_val"), load_split("ade150_val")
+    lut = wide.gt_lut()
+    assert lut.shape == (65536,) and lut.dtype == np.uint16 and wide.wide and not narrow.wide
+    assert np.array_equal(lut[:847], np.arange(847)) and (lut[847:] == 65535).all()
+    assert load_split("pc459_val").gt_lut().shape == (65536,)
+    assert narrow.gt_lut().shape == (256,) and narrow.gt_lut()[150] == 255
+
+
 # Records are compared only when their split hashes match: a change to any of these changes
 # which numbers count as comparable, so it must be deliberate (a new version of the protocol).
 PINNED_HASHES = {
@@ -83,6 +92,17 @@ PINNED_HASHES = {
     "vipseg_train_seen_delete": "sha256:541966710f6a82f8644c16fe57339bcf2330beeaf09fb7979ecaaf797968df32",
     "coco_train": "sha256:8a42335ee543d8d21958b4cd2f7d6f0b19ea63c201ff68f811284ee921aef020",
     "coco_val": "sha256:6588458f2beaed937524d6ad4777bbf9c39809b6628b8797feaae53209b9591d",
+    # the image benchmarks (issue 21)
+    "ade150_val": "sha256:3b961ab13f3c5db739df705d20b1764be1cb0bb5b355498a42211b4bcf2bbe09",
+    "ade847_val": "sha256:e25ee88e82c137cc6d9c21835c465ba2d2ed16232bdbd4e995c8f9268d38467d",
+    "cityscapes_val": "sha256:cdc35d4cf11d9a5da3cc6e3883c62f30658536ada11261a13f5d43ce2aacc928",
+    "cocostuff171_train": "sha256:1eec70b8c586e877bb2d56de0443eb9ae66a7513ebf5c34afdec15eb6da3f96f",
+    "cocostuff171_val": "sha256:aaac3be28835e21d3d30a845614b2d4b68abb23b9c86c690131163e793ccbd53",
+    "pc459_val": "sha256:5da30945b9773e01dfc16c71b5bdafd0a8363163b71d2ca01c4d3979ea2d5528",
+    "pc59_val": "sha256:aecfc8564cca27e85c3bc1fa31092440b127ee2d48b50de489c37340a05d2546",
+    "voc20_val": "sha256:1f365bac4aec1d2416f1e0034b404c6887a53fdbf75571b6621c62c577a4463c",
+    "voc20b_val": "sha256:d908eb660c0a575e2ddf95472a25747e1757fbbb5ec9226c5f1f8ed9476dcb7e",
+    "voc21_val": "sha256:5e258dcaacc97bee49c0fc451ac9eeed5a611f155aef896be53922a5a623b611",
 }
 
 

@@ -28,14 +28,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ovbench.constants import IGNORE, WIDE_IGNORE
 from ovbench.errors import ConfigError, DataError
 
 MANIFEST = "ovbench_prepared.json"
+STARTED = "ovbench_prepared.started.json"  # what a preparation under way converts (`ovbench.data.prepare`)
 CHECKSUMS = "SHA256SUMS"
 LAYOUT_FORMAT = "ovbench-prepared-images"
 LAYOUT_VERSION = 1
-IGNORE_8 = 255
-IGNORE_16 = 65535
+IGNORE_8 = IGNORE
+IGNORE_16 = WIDE_IGNORE
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,16 @@ def read_manifest(root: str | Path) -> dict | None:
     return manifest
 
 
+def recognise_prepared(root: str | Path) -> str | None:
+    """The kinds table's recogniser: the kind a prepared root's manifest names; a root whose
+    preparation has not finished (it has `images/` and would look like VIPSeg) is one line."""
+    root = Path(root)
+    found = detect_image_kind(root)
+    if found is None and (root / STARTED).is_file():
+        raise DataError(f"{root}: a half-prepared image root: run the same `ovbench data prepare` again to finish it")
+    return found
+
+
 def detect_image_kind(root: str | Path) -> str | None:
     """The kind a prepared root holds (from its manifest), or None for another layout; the
     kinds table must ask this before its `images/` test (VIPSeg's layout has one too)."""
@@ -187,9 +199,24 @@ def read_image(path: Path) -> np.ndarray:
 
 class PreparedImages:
     """A prepared root of one image kind, offering the VideoDataset interface: every image is
-    a video of one frame named by its stem."""
+    a video of one frame named by its stem. The subclasses at the end bind one kind each (the
+    kinds table's readers); this class reads whatever kind the manifest names."""
+
+    KIND: str | None = None
+
+    @classmethod
+    def class_names(cls) -> list[str]:
+        if cls.KIND is None:
+            raise ConfigError("PreparedImages.class_names: a reader bound to one kind has them (e.g. ADE150)")
+        return image_class_names(cls.KIND)
+
+    @classmethod
+    def background_names(cls) -> list[str]:
+        """The prompts that count as the kind's background class (its last), where it has them."""
+        return list(class_file(cls.KIND).get("background_names", [])) if cls.KIND else []
 
     def __init__(self, root: str | Path, kind: str | None = None):
+        kind = kind or self.KIND
         self.root = Path(root)
         manifest = read_manifest(self.root)
         if manifest is None:
@@ -247,3 +274,40 @@ class PreparedImages:
     def read_mask(self, video: str, stem: str) -> np.ndarray:
         """Class ids 0..N-1 and the kind's ignore value (255 in uint8, 65535 in uint16)."""
         return read_label_png(self.mask_path(video, stem), self.kind)
+
+
+# The kinds table's readers (`ovbench.data.kinds`), one per image kind.
+class ADE150(PreparedImages):
+    KIND = "ade150"
+
+
+class ADE847(PreparedImages):
+    KIND = "ade847"
+
+
+class PC59(PreparedImages):
+    KIND = "pc59"
+
+
+class PC459(PreparedImages):
+    KIND = "pc459"
+
+
+class VOC20(PreparedImages):
+    KIND = "voc20"
+
+
+class VOC21(PreparedImages):
+    KIND = "voc21"
+
+
+class VOC20b(PreparedImages):
+    KIND = "voc20b"
+
+
+class Cityscapes(PreparedImages):
+    KIND = "cityscapes"
+
+
+class COCOStuff171(PreparedImages):
+    KIND = "cocostuff171"

@@ -38,12 +38,20 @@ class DataKind:
     verifier: str
     synthetic: str
     image: bool = False  # each sample is one image: a "video" of one frame (no VC, flat predictions)
+    recognise: str = ""  # "module:function": root -> the kind its own file says it holds (asked before markers)
 
     def load(self, attribute: str) -> Any:
-        module, _, name = getattr(self, attribute).partition(":")
-        loaded = importlib.import_module(module)
-        return getattr(loaded, name) if name else loaded
+        return _load(getattr(self, attribute))
 
+
+def _load(spec: str) -> Any:
+    """The module, or its attribute, a "module:attribute" string names."""
+    module, _, name = spec.partition(":")
+    loaded = importlib.import_module(module)
+    return getattr(loaded, name) if name else loaded
+
+
+PREPARED_MANIFEST = "ovbench_prepared.json"  # ovbench.data.images.MANIFEST, named here without importing numpy
 
 KINDS: dict[str, DataKind] = {kind.name: kind for kind in (
     DataKind("vspw", "VSPW_480p", ("data",), "data/<video>/origin, data/<video>/mask",
@@ -53,6 +61,16 @@ KINDS: dict[str, DataKind] = {kind.name: kind for kind in (
     DataKind("coco", "COCO Panoptic", ("annotations",), "annotations/panoptic_{train,val}2017.json",
              "ovbench.data.coco:COCOPanoptic", "ovbench.data.verify.coco", "ovbench.data.synthetic.panoptic:write_synthetic_coco",
              image=True),
+    *(DataKind(name, title, (PREPARED_MANIFEST,), "images/val, labels/val, ovbench_prepared.json (`ovbench data prepare`)",
+               f"ovbench.data.images:{reader}", "ovbench.data.verify.images",
+               f"ovbench.data.synthetic.prepared:write_{name}", image=True,
+               recognise="ovbench.data.images:recognise_prepared")
+      for name, title, reader in (
+          ("ade150", "ADE20K-150", "ADE150"), ("ade847", "ADE20K-847", "ADE847"),
+          ("pc59", "PASCAL Context-59", "PC59"), ("pc459", "PASCAL Context-459", "PC459"),
+          ("voc20", "PASCAL VOC-20", "VOC20"), ("voc21", "PASCAL VOC-21", "VOC21"),
+          ("voc20b", "PASCAL VOC-20b", "VOC20b"), ("cityscapes", "Cityscapes-19", "Cityscapes"),
+          ("cocostuff171", "COCO-Stuff-171", "COCOStuff171"))),
 )}
 
 
@@ -64,9 +82,21 @@ def data_kind(name: str) -> DataKind:
 
 
 def detect_kind(root: str | Path) -> str | None:
-    """The kind whose layout `root` has (the first row one of whose markers it holds), or None."""
+    """The kind whose layout `root` has, or None: a layout that names its kind in a file of
+    its own (a prepared image root's manifest) is asked first, as its folders may look like
+    another layout's (VIPSeg's `images/`); then the first row one of whose markers it holds."""
     root = Path(root)
+    for recognise in dict.fromkeys(kind.recognise for kind in KINDS.values() if kind.recognise):
+        found = _load(recognise)(root)
+        if found is not None:
+            return data_kind(found).name
     return next((kind.name for kind in KINDS.values() if any((root / m).exists() for m in kind.markers)), None)
+
+
+def prepared_kinds() -> list[str]:
+    """The kinds `ovbench data prepare` writes from a downloaded release (a root of theirs is
+    recognised by its manifest)."""
+    return [kind.name for kind in KINDS.values() if PREPARED_MANIFEST in kind.markers]
 
 
 def layouts() -> str:
@@ -87,6 +117,13 @@ def open_dataset(kind: str, root: str | Path) -> VideoDataset:
         raise DataError(f"{root} is a {KINDS[found].title} root, but this split needs {row.title} data: "
                         f"pass a {row.title} root with --data-root")
     return row.load("reader")(root)
+
+
+def background_names(kind: str) -> list[str]:
+    """Names a model is prompted with besides the class names, all of which mean the kind's
+    last class, its background (CAT-Seg's PAS-20b: 39 PC-59 names); empty for most kinds."""
+    reader = data_kind(kind).load("reader")
+    return list(reader.background_names()) if hasattr(reader, "background_names") else []
 
 
 def class_names(kind: str) -> list[str]:

@@ -14,11 +14,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ovbench.constants import IGNORE, VC_WINDOWS
+from ovbench.constants import IGNORE, VC_WINDOWS, WIDE_IGNORE
 from ovbench.errors import ConfigError, DataError
 from ovbench.metrics.confusion import (
     PAIR_CELLS,
-    WIDE_IGNORE,
     LabelError,
     check_num_classes,
     fold_pairs,

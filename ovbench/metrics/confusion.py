@@ -32,7 +32,6 @@ class LabelError(DataError, ValueError):
     """A label map or prediction has a value outside its range, or the wrong shape."""
 
 
-WIDE_IGNORE = 65535  # "not counted" of 16-bit labels (A-847, PC-459: over 255 classes)
 
 
 def as_labels(x: Any, what: str, top: int = 255) -> np.ndarray:

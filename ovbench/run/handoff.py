@@ -1,6 +1,6 @@
 """Scored batches on their way from the device to the metrics and the prediction writer.
 
-On a GPU each batch's uint8 labels (and whether its scores were finite) are copied to pinned
+On a GPU each batch's labels (uint8; int16 over 255 classes) (and whether its scores were finite) are copied to pinned
 host memory without waiting and counted `LAG` batches later, so the GPU is never idle while
 the host counts; on the CPU nothing waits, and nothing is kept (the labels may be the
 adapter's own buffer, reused by the next batch).
@@ -24,7 +24,7 @@ class ScoredBatch:
     where: str
     stems: list[str]
     gt: np.ndarray  # (B,H,W) converted ids, on the host
-    labels: torch.Tensor  # (B,H,W) uint8 vocabulary indices, on the host once `copied`
+    labels: torch.Tensor  # (B,H,W) vocabulary indices (model_io.label_dtype), on the host once `copied`
     finite: torch.Tensor  # were all the scores finite? (host, once `copied`)
     copied: Any  # the CUDA event after which both are on the host; None when already there
     frames: torch.Tensor | None = None  # (B,3,H,W) uint8 RGB input frames on the host, kept for TC only

@@ -56,7 +56,8 @@ class VideoLoop:
         self.tc = None if tc is None else tc.new_state(options.split.num_classes)
         self.tc_open = False  # the open video is one TC covers
         self.call = ModelCall(model, options.model, text, device, options.precision)
-        self.handoff = HostHandoff(options.model, options.split.num_classes, device)
+        self.handoff = HostHandoff(options.model, len(options.split.prompts), device)
+        self.prompt_lut = options.split.prompt_lut()  # background prompts -> the background class
         self.policy = FailurePolicy(fatal_video, options.max_model_failures)
         self.metrics = new_metrics(options.split, options.min_video_frames, options.vc_convention)
         self.writer = PredictionWriter.create(options.save_predictions, state.directory.with_suffix(".predictions"), options.split)
@@ -112,6 +113,8 @@ class VideoLoop:
         """Count and write the batches that are on the host."""
         for scored in self.handoff.ready(everything):
             labels = scored.labels.numpy()
+            if self.prompt_lut is not None:
+                labels = self.prompt_lut[labels]
             self.metrics.update(scored.gt, labels)
             if self.tc_open:
                 self.tc.update(scored.frames.permute(0, 2, 3, 1).numpy(), labels)

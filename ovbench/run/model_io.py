@@ -91,17 +91,24 @@ def output_problem(output: Any, batch: int, frame_size: tuple[int, int], classes
     return None
 
 
+def label_dtype(classes: int) -> torch.dtype:
+    """The labels' type on their way to the host: a byte per pixel up to 255 classes, else
+    int16 (A-847, PC-459; torch's uint16 has no comparison or indexing kernels on every device)."""
+    return torch.uint8 if classes <= 255 else torch.int16
+
+
 def labels_from_output(output: torch.Tensor, batch: int, frame_size: tuple[int, int], classes: int,
                        where: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Adapter output -> (B, H, W) uint8 vocabulary indices (classes <= 255) and whether the scores
-    that chose them were finite (argmax would silently pick a NaN class), checking the contract."""
+    """Adapter output -> (B, H, W) vocabulary indices (`label_dtype`: uint8 up to 255 classes)
+    and whether the scores that chose them were finite (argmax would silently pick a NaN
+    class), checking the contract."""
     problem = output_problem(output, batch, frame_size, classes)
     if problem:
         raise ModelError(f"{where}: {problem}")
     if output.is_floating_point():
         labels, finite = upsampled_labels(output, frame_size)  # bilinear on scores, never on labels
-        return labels.to(torch.uint8), finite
-    return output.to(torch.uint8), output.new_ones((), dtype=torch.bool)
+        return labels.to(label_dtype(classes)), finite
+    return output.to(label_dtype(classes)), output.new_ones((), dtype=torch.bool)
 
 
 def to_host(*tensors: torch.Tensor) -> tuple:
@@ -164,7 +171,7 @@ class ModelCall:
             raise model_failure(self.model_id, where, err) from err
 
     def labels(self, frames: torch.Tensor, where: str) -> torch.Tensor:
-        """(B, H, W) uint8 labels of frames at their own size, at once (no hand-off to overlap
+        """(B, H, W) labels (`label_dtype`) of frames at their own size, at once (no hand-off to overlap
         with): for commands that go frame by frame (`predict`)."""
         output = self.predict(frames, where)
         labels, finite = labels_from_output(output, frames.shape[0], tuple(frames.shape[-2:]), self.text.shape[0], where)

@@ -147,7 +147,7 @@ def _run_locked(options: RunOptions, data: VideoDataset, model: SegmentationMode
         log(f"resuming: {len(done)} of {len(videos)} videos already done in {state.directory}")
     # a model failing on the run's first video stops the run
     fatal_video = next((v.name for v in ordered if v.frames), None)
-    text, text_seconds = TextCache().embed(model, options.split.class_names, report=log if index == 0 else None)
+    text, text_seconds = TextCache().embed(model, options.split.prompts, report=log if index == 0 else None)
     state.save_session(Session(session, index, text_seconds, environment(device, options.precision, torch.get_num_threads()), {
         "command": options.command, "batch_size": options.batch_size, "workers": options.workers,
         "processes": count, "started": now("microseconds")}))

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ovbench.data.synthetic.sample import ensure_sample, is_synthetic
 from ovbench.data.synthetic import sample, scenes
+from ovbench.data.synthetic.sample import ensure_sample, is_synthetic
 from ovbench.data.synthetic.vspw import write_synthetic_vspw
 from ovbench.data.vspw import load_class_names
 from ovbench.errors import ConfigError

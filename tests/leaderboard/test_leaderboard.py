@@ -363,7 +363,7 @@ def test_user_layout_file(results, tmp_path, cli):
 @pytest.mark.parametrize(("payload", "message"), [
     ({"columns": [{"label": "A", "metrik": "hIoU"}]}, r"unknown key 'metrik' \(did you mean metric"),
     ({"columns": [{"label": "A", "metric": "hIOU"}]}, r"unknown metric 'hIOU' \(did you mean hIoU"),
-    ({"columns": [{"label": "A", "field": "label", "metric": "hIoU"}]}, "exactly one of 'field' or 'metric'"),
+    ({"columns": [{"label": "A", "field": "label", "metric": "hIoU"}]}, "exactly one of 'field', 'metric' or 'published'"),
     ({"columns": []}, "non-empty list"),
     ({"columns": [{"label": "A", "field": "label"}], "rows": [{"label": "x"}]}, r"rows\[0\] should be an object"),
 ])
@@ -877,13 +877,51 @@ def test_gkc_vipseg_layout_follows_gkc_protocol(tmp_path, cli):
     assert "data set 'vspw'" in err and "vspw.json" in err
 
 
-def test_gkc_image_layout_shows_unsupported_benchmarks(tmp_path, cli):
-    write(tmp_path, "coco.json", make_record("gkc", "coco_val", {"mIoU": 0.498}, dataset="coco", protocol="coco"))
-    _, out, _ = cli("--results", str(tmp_path), "--table", "gkc-image")
+IMAGE_SPLITS = {"COCO": "coco_val", "PAS-20": "voc20_val", "Cityscapes": "cityscapes_val", "A-150": "ade150_val",
+                "A-847": "ade847_val", "PC-59": "pc59_val", "PC-459": "pc459_val"}
+
+
+def image_record(model: str, split: str, miou: float, **kwargs) -> dict:
+    kind = split.removesuffix("_val")
+    return make_record(model, split, {"mIoU": miou}, **{"dataset": kind, "protocol": kind, **kwargs})
+
+
+def test_gkc_image_layout_reads_each_column_from_its_own_data_set(tmp_path, cli):
+    for k, (label, split) in enumerate(IMAGE_SPLITS.items()):
+        write(tmp_path, f"gkc_{split}.json", image_record("gkc", split, 0.1 + 0.05 * k,
+                                                          convention="mmseg" if label == "PC-459" else "vspw"))
+    write(tmp_path, "synthetic.json", image_record("gkc", "ade150_val", 0.99, dataset="ade150-synthetic-0123abcd"))
+    write(tmp_path, "vspw.json", make_record("gkc", metrics=all_metrics(0.9, 0.9)))
+    _, out, err = cli("--results", str(tmp_path), "--table", "gkc-image")
     header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
-    assert header == ["Method", "Backbone", "COCO", "PAS-20", "Cityscapes", "A-150", "A-847", "PC-59", "PC-459"]
-    assert md_rows(out)["GKC"][2:] == ["49.8"] + ["n/s"] * 6
-    assert "n/s = benchmark not yet supported by ovbench" in out
+    assert header == ["Method", "Backbone", *IMAGE_SPLITS]
+    assert md_rows(out)["GKC"][2:] == ["10.0", "15.0", "20.0", "25.0", "30.0", "35.0", "40.0¶"]
+    assert "¶ mIoU averaged also over classes predicted but absent" in out and "n/s" not in out
+    assert "synthetic.json" in err and "vspw.json" in err
+
+
+def test_zoo_image_layout_puts_published_numbers_beside_measured_ones(tmp_path, cli):
+    write(tmp_path, "catseg.json", image_record("cat-seg", "ade150_val", 0.3175, backbone="CLIP ViT of CAT-Seg vit-b16"))
+    write(tmp_path, "gkc.json", image_record("gkc", "ade847_val", 0.031, backbone="RN50"))
+    _, out, _ = cli("--results", str(tmp_path), "--table", "zoo-image")
+    header = [cell.strip() for cell in out.splitlines()[0].strip("|").split("|")]
+    assert header[2:6] == ["A-847 paper", "A-847", "PC-459 paper", "PC-459"]
+    rows = md_rows(out)
+    cat_seg = dict(zip(header, rows["CAT-Seg ViT-B/16"]))
+    assert (cat_seg["A-150 paper"], cat_seg["A-150"], cat_seg["A-847 paper"], cat_seg["A-847"]) == ("31.8", "31.8", "12.0", "-")
+    assert cat_seg["PAS-20b paper"] == "77.3"
+    gkc = dict(zip(header, rows["GKC CLIP R-50"]))
+    assert (gkc["A-847 paper"], gkc["A-847"], gkc["COCO paper"]) == ("3.2°", "3.1", "49.8°")
+    assert "° published number whose source does not say" in out
+
+
+def test_a_published_column_or_row_must_name_what_the_file_has(tmp_path):
+    columns = [{"label": "Method", "field": "label"}, {"label": "A", "published": "A-151"}]
+    with pytest.raises(ConfigError, match="benchmark 'A-151' is not in leaderboard/published.json \\(did you mean A-150"):
+        load_layout(str(write(tmp_path, "bad.json", {"columns": columns})))
+    rows = [{"label": "x", "match": {"model.id": "x"}, "published": "CAT-Seg ViT-B/61"}]
+    with pytest.raises(ConfigError, match="model variant 'CAT-Seg ViT-B/61'"):
+        load_layout(str(write(tmp_path, "bad2.json", {"rows": rows, "columns": columns[:1]})))
 
 
 def test_gkc_video_layout_claims_no_gkc_columns_it_does_not_have():

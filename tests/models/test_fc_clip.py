@@ -10,13 +10,13 @@ import re
 
 import pytest
 import torch
+from ovbench.models.fc_clip import FCCLIP
+from ovbench.models.fc_clip.detect import meta_network
+from ovbench.models.fc_clip.vocabulary import is_seen, split_text
 
 from ovbench import evaluate
 from ovbench.api import parse_model_args
 from ovbench.errors import ConfigError, WeightsError
-from ovbench.models.fc_clip import FCCLIP
-from ovbench.models.fc_clip.detect import meta_network
-from ovbench.models.fc_clip.vocabulary import is_seen, split_text
 
 TINY = {"config": "tiny", "checkpoint": "none", "clip_pretrained": "none"}
 TINY_WORDS = ",".join(f"{k}={v}" for k, v in TINY.items())

@@ -37,10 +37,10 @@ import numpy as np
 import pytest
 import safetensors.torch
 import torch
-
-from ovbench.api import parse_model_args
 from ovbench.models.fc_clip import FCCLIP
 from ovbench.models.fc_clip.adapter import resized_shape
+
+from ovbench.api import parse_model_args
 
 DATA = Path(__file__).parents[1] / "data" / "fcclip"
 CLIP_PREFIX = "backbone.clip_model."

@@ -33,6 +33,7 @@ from ovbench.data.images import (
     LAYOUT_FORMAT,
     LAYOUT_VERSION,
     MANIFEST,
+    STARTED,
     ImageKind,
     image_kind,
     image_path,
@@ -49,7 +50,6 @@ RELEASES = {"ade150": "ade_challenge", "ade847": "ade_full", "pc59": "pascal_con
             "voc20": "voc2012", "voc21": "voc2012", "voc20b": "voc2012", "cityscapes": "cityscapes",
             "cocostuff171": "cocostuff"}
 PROGRESS = "ovbench_prepared.progress"  # sha256sum lines of the images finished so far
-STARTED = "ovbench_prepared.started.json"  # what the preparation under way converts
 WRITERS = 8  # threads writing files: an fsync waits on the disk, not on a core
 
 

@@ -11,8 +11,6 @@ the kind nor its ignore value.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -28,24 +26,41 @@ from ovbench.data.images import (
     read_label_png,
     read_manifest,
 )
-from ovbench.data.verify.report import VerifyReport
+from ovbench.data.verify.report import VerifyReport, run_tasks
 from ovbench.errors import DataError
 
 
 def verify_images(root: str | Path, workers: int = 1, progress: bool | None = None,
-                  full_counts: bool = True) -> VerifyReport:
+                  full_counts: bool | None = None) -> VerifyReport:
     """Check every file of a prepared root; `full_counts`: a subset must hold as many images
-    as the full release (off for partial or synthetic releases)."""
+    as the full release (None: unless the manifest says the root is synthetic)."""
     root = Path(root)
     manifest = read_manifest(root)
     if manifest is None:
         raise DataError(f"{root}: not a prepared image root (no ovbench_prepared.json)")
-    spec = image_kind(str(manifest.get("kind")))
-    report = VerifyReport(root, kind=spec.name)
-    listed = _checksums(root, manifest, report)
-    tasks = _tasks(root, spec, manifest, listed, report, full_counts)
-    _run(report, tasks, workers, progress)
+    report = VerifyReport(root, kind=image_kind(str(manifest.get("kind"))).name)
+    run_tasks(report, list_tasks(root, report, full_counts), workers, progress)
     return report
+
+
+def list_tasks(root: Path, report: VerifyReport, full_counts: bool | None = None) -> list[tuple]:
+    """The kinds table's entry: one task per listed image of the root (which must hold the
+    kind of `report`); count, list and orphan problems go to the report."""
+    try:
+        manifest = read_manifest(root)
+    except DataError as e:
+        report.problems.append(str(e))
+        return []
+    if manifest is None:
+        report.problems.append(f"{root}: not a prepared image root (no ovbench_prepared.json; run `ovbench data prepare`)")
+        return []
+    if manifest.get("kind") != report.kind:
+        report.problems.append(f"{root / 'ovbench_prepared.json'}: the root holds {manifest.get('kind')}, not {report.kind}")
+        return []
+    spec = image_kind(report.kind)
+    listed = _checksums(root, manifest, report)
+    full = not manifest.get("synthetic", False) if full_counts is None else full_counts
+    return _tasks(root, spec, manifest, listed, report, full)
 
 
 def _checksums(root: Path, manifest: dict, report: VerifyReport) -> dict[str, str]:
@@ -75,7 +90,7 @@ def _tasks(root: Path, spec: ImageKind, manifest: dict, listed: dict[str, str], 
                                    f"{subset} set has {expected}")
         for stem in stems:
             files = (image_path(root, spec, subset, stem), label_path(root, subset, stem))
-            tasks.append((spec.name, str(root), subset, stem, tuple(listed.get(_rel(root, f), "") for f in files)))
+            tasks.append((spec.name, str(root), stem, (subset, tuple(listed.get(_rel(root, f), "") for f in files))))
         _orphans(root, spec, subset, set(stems), report)
     return tasks
 
@@ -94,25 +109,23 @@ def _orphans(root: Path, spec: ImageKind, subset: str, stems: set[str], report: 
                                    f"{', '.join(extra[:5])}{more}")
 
 
-def check_image(task: tuple) -> VerifyReport:
-    """One image's report (a pool runs it): its files' checksums, sizes and label values."""
-    kind, root, subset, stem, sums = task
-    spec, root = image_kind(kind), Path(root)
-    part = VerifyReport(root, kind=kind, frames_total=1)
-    files = (image_path(root, spec, subset, stem), label_path(root, subset, stem))
+def check_task(root: str, stem: str, detail: tuple[str, tuple[str, str]], report: VerifyReport) -> None:
+    """One image (a pool runs it): its files' checksums, sizes and label values."""
+    (subset, sums), spec, before = detail, image_kind(report.kind), len(report.problems)
+    report.frames_total += 1
+    files = (image_path(Path(root), spec, subset, stem), label_path(Path(root), subset, stem))
     for path, expected in zip(files, sums):
         if not expected:
-            part.problems.append(f"{path}: not listed in {CHECKSUMS}")
+            report.problems.append(f"{path}: not listed in {CHECKSUMS}")
             continue
         try:
             if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-                part.problems.append(f"{path}: changed since it was prepared (its sha256 differs from {CHECKSUMS})")
+                report.problems.append(f"{path}: changed since it was prepared (its sha256 differs from {CHECKSUMS})")
         except OSError as e:
-            part.problems.append(f"{path}: cannot read ({e.strerror})")
-    if not part.problems:
-        _check_pixels(spec, files, part)
-    part.frames_ok = int(not part.problems)
-    return part
+            report.problems.append(f"{path}: cannot read ({e.strerror})")
+    if len(report.problems) == before:
+        _check_pixels(spec, files, report)
+    report.frames_ok += len(report.problems) == before
 
 
 def _check_pixels(spec: ImageKind, files: tuple[Path, Path], part: VerifyReport) -> None:
@@ -130,16 +143,3 @@ def _check_pixels(spec: ImageKind, files: tuple[Path, Path], part: VerifyReport)
         shown = ", ".join(map(str, bad[:5].tolist()))
         part.problems.append(f"{files[1]}: label values {shown} outside the {spec.num_classes} classes "
                              f"0..{spec.num_classes - 1} and ignore {spec.ignore}")
-
-
-def _run(report: VerifyReport, tasks: list[tuple], workers: int, progress: bool | None) -> None:
-    """Fold in each image's report, in order (the same report for any number of workers)."""
-    from tqdm import tqdm
-
-    disable = None if progress is None else not progress
-    parallel = workers > 1 and len(tasks) > 1
-    with (tqdm(total=len(tasks), unit="image", disable=disable, leave=False) as bar,
-          multiprocessing.get_context("spawn").Pool(workers) if parallel else nullcontext() as pool):
-        for part in pool.imap(check_image, tasks, chunksize=8) if parallel else map(check_image, tasks):
-            report.add_video(part)
-            bar.update(1)
