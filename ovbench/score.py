@@ -25,15 +25,17 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from tqdm import tqdm
 
+from ovbench.data.kinds import open_dataset
 from ovbench.data.reader import VideoDataset, VideoFrames
 from ovbench.errors import ConfigError, DataError
+from ovbench.metrics.accumulator import resolve_min_video_frames
 from ovbench.metrics.confusion import LabelError
 from ovbench.metrics.split_metrics import add_tc, compute_for_split, new_metrics, options_summary, why_no_metrics
 from ovbench.predictions import PredictionReader
 from ovbench.records.provenance import environment, usable_cores
 from ovbench.records.write import new_record, record_stem
 from ovbench.run.schedule import list_videos
-from ovbench.run.temporal import tc_setup
+from ovbench.run.temporal import TCRequest, tc_setup
 from ovbench.split import Split
 
 PRED_ID_KINDS = ("global", "vocab")
@@ -135,10 +137,12 @@ def decode_threads() -> int:
 
 def score(options: ScoreOptions) -> dict[str, Any]:
     split = options.split
-    lut = split.gt_lut()
-    if pred_ids == "vocab":
-        lut = np.full_like(lut, lut[-1])  # the last entry is the ignore value (255, or 65535 for 16-bit ids)
-        lut[: split.num_classes] = np.arange(split.num_classes, dtype=lut.dtype)
+    min_frames = resolve_min_video_frames(options.vc_convention, options.min_video_frames)
+    request = TCRequest(options.tc, options.tc_weights, options.tc_subset)
+    request.check()  # before the data is read
+    data = open_dataset(split.dataset, options.data_root)
+    sources = _Sources(data, PredictionReader(options.pred_dir, flat=split.kind.image, wide=split.wide),
+                       prediction_lut(split, options.pred_ids))
     videos = list_videos(data, split, options.limit_videos)
     tc = tc_setup(request, [v.name for v in videos], "cpu")
     metrics = new_metrics(split, min_frames, options.vc_convention)
