@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from bench_metrics import H, K, W, machine, stepwise_time, synthetic_video
 from torchvision.models.optical_flow import raft_large
 
-from ovbench.api import WeightsInfo
 from ovbench.metrics.tc import TCMetrics
-from ovbench.metrics.temporal import FLOW_UPDATES, RaftFlow, padded_images, warp_nearest
+from ovbench.metrics.temporal import FLOW_UPDATES, FlowWeights, RaftFlow, padded_images, warp_nearest
 
 
 def fastest(call, repeats: int) -> float:
@@ -48,7 +47,7 @@ def fastest(call, repeats: int) -> float:
 
 def flow_costs(args, frames: torch.Tensor) -> None:
     torch.manual_seed(0)
-    flow = RaftFlow(raft_large(), args.device, WeightsInfo(source="none", random_init=True))
+    flow = RaftFlow(raft_large(), args.device, FlowWeights(source="none", random_init=True))
     for threads in args.threads:
         torch.set_num_threads(threads)
         one = fastest(lambda: flow.pair_flows(frames[:2]), args.repeats)
