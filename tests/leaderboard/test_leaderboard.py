@@ -63,7 +63,7 @@ def make_record(model: str = "gkc", split: str = "vspw_all", metrics: dict | Non
                 skipped: list | None = None, per_class: dict | None = None, per_video: dict | None = None,
                 convention: str = "vspw", random_init: bool = False, limit_videos: int | None = None,
                 processes: int | None = None, batch_size: int | None = None) -> dict:
-    """A complete run record as `ovbench run` writes it (contract in results.py)."""
+    """A complete run record as `ovbench run` writes it (contract in ovbench/records/schema.py)."""
     per_class = per_class if per_class is not None else per_class_for(split)
     return {
         "schema_version": 1, "ovbench_version": "0.1.0", "kind": "run" if fps is not None else "score",
