@@ -222,9 +222,10 @@ def _published_cell(board: Leaderboard, i: int, column: Column) -> Value:
 
 
 def _mark_best(board: Leaderboard) -> None:
-    """Bold among complete rows only: a partial run's number is not comparable, so it can
-    neither be best nor take bold away from the best complete one."""
-    complete = [i for i, row in enumerate(board.rows) if not row.partial]
+    """Bold among complete rows of trained weights only: a partial run's number is not
+    comparable, and random weights can top VC by predicting one class everywhere, so neither can
+    be best nor take bold away from the best other row."""
+    complete = [i for i, row in enumerate(board.rows) if not row.partial and not any(_untrained(run.record) for run in row.runs)]
     for column in board.metric_columns:
         if column.metric == FPS and column.split is None:
             sources = [board.cells[(i, column.label)].run for i in complete]
@@ -236,6 +237,11 @@ def _mark_best(board: Leaderboard) -> None:
                 continue
         best = _best(board.values.loc[complete, column.label], column, board.number)
         board.best.loc[complete, column.label] = best
+
+
+def _untrained(record: dict) -> bool:
+    """Random weights, in whole or in part (a random text tower)."""
+    return random_init(record) or bool(record["model"].get("random_parts"))
 
 
 def _intervals(board: Leaderboard, options: Bootstrap) -> dict[tuple[int, str], tuple[float, float]]:

@@ -999,3 +999,19 @@ def test_html_shows_a_strip_of_saved_predictions(tmp_path, cli, monkeypatch):
     monkeypatch.setattr(strip, "MAX_BYTES", 100)
     _, _, err = cli("--results", str(tmp_path), "--out", str(page))
     assert "over the page's cap of 100" in err and '<figure class="strip">' not in page.read_text()
+
+
+def test_random_weights_are_never_bold(tmp_path, cli):
+    """Issue 23.13: a random-init row topping VC (one class everywhere is perfectly consistent)
+    is not bolded, nor is a row with a random part; the best trained row is."""
+    write(tmp_path, "a.json", make_record("gkc", metrics=all_metrics(0.5, 0.25, VC8=0.7, VC16=0.6)))
+    write(tmp_path, "b.json", make_record("clip-dense", metrics=all_metrics(0.1, 0.05, VC8=0.99, VC16=0.98), random_init=True,
+                                          weights="none"))
+    partly = make_record("gkc-base", metrics=all_metrics(0.2, 0.1, VC8=0.95, VC16=0.9), weights="sample.safetensors")
+    partly["model"]["random_parts"] = ["CLIP text tower"]
+    write(tmp_path, "c.json", partly)
+    write(tmp_path, "d.json", make_record("clip-twostage", metrics=all_metrics(0.3, 0.2, VC8=0.5, VC16=0.4)))
+    _, out, _ = cli("--results", str(tmp_path))
+    rows = md_rows(out)
+    assert rows["gkc"][7] == "**70.0**" and rows["gkc"][8] == "**60.0**"
+    assert "**" not in "".join(rows["clip-dense§"][7:9]) and "**" not in "".join(rows["gkc-base"][7:9])
