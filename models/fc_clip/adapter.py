@@ -26,8 +26,8 @@ from PIL import Image
 from ...api import ModelArgs, PositiveInt, SegmentationModel, WeightsInfo
 from ...errors import ConfigError, WeightsError
 from ...registry import register_model
-from ..clip_loading import RANDOM_INIT, RANDOM_SEED, create_clip, file_sha256, weights_identity
 from ..clip_baseline import ENSEMBLE_TEMPLATES
+from ..clip_loading import RANDOM_INIT, RANDOM_SEED, create_clip, file_sha256, weights_identity
 from .checkpoint import CLIP_PREFIX, checkpoint_path, load_network_state, read_state, renamed_state
 from .config import FCCLIPConfig, load_config, shipped_configs
 from .detect import detect_config

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from ...errors import ConfigError
-from .checkpoint import CLIP_PREFIX, mismatches
 from ..clip_loading import RANDOM_INIT, create_clip
+from .checkpoint import CLIP_PREFIX, mismatches
 from .config import FCCLIPConfig, load_config, shipped_configs
 from .network import FCCLIPNetwork
 

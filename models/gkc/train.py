@@ -38,10 +38,9 @@ from tqdm import tqdm
 
 from ovbench.api import TrainableModel, TrainJob, WeightsInfo
 from ovbench.data.roots import dataset_name
-from ovbench.errors import ModelError, WeightsError, first_line
+from ovbench.errors import ConfigError, ModelError, WeightsError, first_line
 from ovbench.fileio import write_atomic
 from ovbench.run.distributed import join
-from ovbench.errors import ConfigError
 
 STATE_FILE = "train_state.pt"
 FINAL_FILE = "final.safetensors"

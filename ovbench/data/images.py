@@ -18,6 +18,7 @@ large vocabularies (A-847, PC-459), whose ids do not fit a byte.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -199,15 +200,20 @@ def read_image(path: Path) -> np.ndarray:
 
 class PreparedImages:
     """A prepared root of one image kind, offering the VideoDataset interface: every image is
-    a video of one frame named by its stem. The subclasses at the end bind one kind each (the
-    kinds table's readers); this class reads whatever kind the manifest names."""
+    a video of one frame named by its stem. `for_kind` binds it to one kind (the kinds table's
+    reader of that kind); unbound, it reads whatever kind the manifest names."""
 
     KIND: str | None = None
 
     @classmethod
+    def for_kind(cls, kind: str) -> type[PreparedImages]:
+        """The reader class of one kind (made once per kind)."""
+        return _bound_reader(cls, kind)
+
+    @classmethod
     def class_names(cls) -> list[str]:
         if cls.KIND is None:
-            raise ConfigError("PreparedImages.class_names: a reader bound to one kind has them (e.g. ADE150)")
+            raise ConfigError("PreparedImages.class_names: a reader bound to one kind has them (PreparedImages.for_kind)")
         return image_class_names(cls.KIND)
 
     @classmethod
@@ -276,38 +282,6 @@ class PreparedImages:
         return read_label_png(self.mask_path(video, stem), self.kind)
 
 
-# The kinds table's readers (`ovbench.data.kinds`), one per image kind.
-class ADE150(PreparedImages):
-    KIND = "ade150"
-
-
-class ADE847(PreparedImages):
-    KIND = "ade847"
-
-
-class PC59(PreparedImages):
-    KIND = "pc59"
-
-
-class PC459(PreparedImages):
-    KIND = "pc459"
-
-
-class VOC20(PreparedImages):
-    KIND = "voc20"
-
-
-class VOC21(PreparedImages):
-    KIND = "voc21"
-
-
-class VOC20b(PreparedImages):
-    KIND = "voc20b"
-
-
-class Cityscapes(PreparedImages):
-    KIND = "cityscapes"
-
-
-class COCOStuff171(PreparedImages):
-    KIND = "cocostuff171"
+@functools.cache
+def _bound_reader(cls: type, kind: str) -> type:
+    return type(f"{cls.__name__}[{kind}]", (cls,), {"KIND": kind})

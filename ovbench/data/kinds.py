@@ -12,6 +12,7 @@ layers down.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +40,15 @@ class DataKind:
     synthetic: str
     image: bool = False  # each sample is one image: a "video" of one frame (no VC, flat predictions)
     recognise: str = ""  # "module:function": root -> the kind its own file says it holds (asked before markers)
+    bound: bool = False  # reader and writer serve several kinds: bound to this row's (reader.for_kind, writer(kind, ...))
 
     def load(self, attribute: str) -> Any:
-        return _load(getattr(self, attribute))
+        loaded = _load(getattr(self, attribute))
+        if self.bound and attribute == "reader":
+            return loaded.for_kind(self.name)
+        if self.bound and attribute == "synthetic":
+            return functools.partial(loaded, self.name)
+        return loaded
 
 
 def _load(spec: str) -> Any:
@@ -62,15 +69,13 @@ KINDS: dict[str, DataKind] = {kind.name: kind for kind in (
              "ovbench.data.coco:COCOPanoptic", "ovbench.data.verify.coco", "ovbench.data.synthetic.panoptic:write_synthetic_coco",
              image=True),
     *(DataKind(name, title, (PREPARED_MANIFEST,), "images/val, labels/val, ovbench_prepared.json (`ovbench data prepare`)",
-               f"ovbench.data.images:{reader}", "ovbench.data.verify.images",
-               f"ovbench.data.synthetic.prepared:write_{name}", image=True,
-               recognise="ovbench.data.images:recognise_prepared")
-      for name, title, reader in (
-          ("ade150", "ADE20K-150", "ADE150"), ("ade847", "ADE20K-847", "ADE847"),
-          ("pc59", "PASCAL Context-59", "PC59"), ("pc459", "PASCAL Context-459", "PC459"),
-          ("voc20", "PASCAL VOC-20", "VOC20"), ("voc21", "PASCAL VOC-21", "VOC21"),
-          ("voc20b", "PASCAL VOC-20b", "VOC20b"), ("cityscapes", "Cityscapes-19", "Cityscapes"),
-          ("cocostuff171", "COCO-Stuff-171", "COCOStuff171"))),
+               "ovbench.data.images:PreparedImages", "ovbench.data.verify.images",
+               "ovbench.data.synthetic.prepared:write_prepared", image=True,
+               recognise="ovbench.data.images:recognise_prepared", bound=True)
+      for name, title in (
+          ("ade150", "ADE20K-150"), ("ade847", "ADE20K-847"), ("pc59", "PASCAL Context-59"), ("pc459", "PASCAL Context-459"),
+          ("voc20", "PASCAL VOC-20"), ("voc21", "PASCAL VOC-21"), ("voc20b", "PASCAL VOC-20b"),
+          ("cityscapes", "Cityscapes-19"), ("cocostuff171", "COCO-Stuff-171"))),
 )}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from functools import partial
 from pathlib import Path
 
 from ovbench.data.images import MANIFEST, read_manifest
@@ -33,15 +32,3 @@ def write_prepared(kind: str, out: str | Path, *, images: int = 4, height: int =
     stamp = generator_stamp(videos=images, frames=1, height=height, width=width, seed=seed)
     (out / STAMP_FILE).write_text(json.dumps({"dataset": kind, **stamp}) + "\n")
     return out
-
-
-# The kinds table's writers (`ovbench.data.kinds`), one per image kind.
-write_ade150 = partial(write_prepared, "ade150")
-write_ade847 = partial(write_prepared, "ade847")
-write_pc59 = partial(write_prepared, "pc59")
-write_pc459 = partial(write_prepared, "pc459")
-write_voc20 = partial(write_prepared, "voc20")
-write_voc21 = partial(write_prepared, "voc21")
-write_voc20b = partial(write_prepared, "voc20b")
-write_cityscapes = partial(write_prepared, "cityscapes")
-write_cocostuff171 = partial(write_prepared, "cocostuff171")
