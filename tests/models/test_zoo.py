@@ -58,6 +58,10 @@ def test_models_without_variants_print_none():
     assert "variants" not in block
 
 
+def test_records_without_a_count_show_it_missing():
+    assert parameter_count(None) == "-" and parameter_count(154_289_378) == "154.3 M"
+
+
 def test_variant_line_without_a_checkpoint():
     line = ModelVariant(id="tiny", description="test").describe()
     assert line == "tiny: no published checkpoint (random init: checkpoint=none); code -, weights -; no published numbers"
@@ -121,7 +125,7 @@ def test_zoo_video_layout_renders_the_tiny_runs(zoo_records, split):
     assert set(rows) == {"CAT-Seg§", "SAN§"}  # § marks random weights
     for label, entry in (("CAT-Seg§", zoo_model("cat-seg")), ("SAN§", zoo_model("san"))):
         record = records[entry.id, split]
-        assert rows[label][2] == parameter_count(record["model"]["parameters"])
+        assert rows[label][2] == f"{record['model']['parameters'] / 1e6:.1f} M"
         assert rows[label][7] == "-" and "VC16" not in record["metrics"]  # 9-frame videos
         for column, metric in ((3, "mIoU_seen"), (4, "mIoU_unseen"), (5, "hIoU"), (6, "VC8")):
             assert rows[label][column].strip("*") == f"{100 * record['metrics'][metric]:.1f}", (label, metric)  # ** marks the best
