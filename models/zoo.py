@@ -21,6 +21,7 @@ class ZooModel:
     test_size_arg: str  # the model-arg that sets the test-time short side
     authors_test_size: int
     published_gflops: str  # what the paper or repository reports per image, in words ("not reported" where nothing is)
+    full_parameters: int  # the official model's parameter count at full_args (model_zoo.md, measured on the authors' code)
 
     def args_at(self, variant_args: str, test_size: int) -> str:
         """`variant_args` with the test-time short side set to `test_size`."""
@@ -32,18 +33,13 @@ ZOO: tuple[ZooModel, ...] = (
         id="cat-seg", paper="Cho et al., CVPR 2024", tiny_args="config=tiny,checkpoint=none",
         full_args="config=vit-b16,checkpoint=none", test_size_arg="test_size", authors_test_size=640,
         published_gflops="not reported (no FLOPs, FPS or parameters in the README or paper tables read for model_zoo.md)",
+        full_parameters=154_290_000,
     ),
     ZooModel(
         id="san", paper="Xu et al., CVPR 2023", tiny_args="config=tiny,checkpoint=none",
         full_args="config=vit-b16,checkpoint=none", test_size_arg="test_size", authors_test_size=640,
         published_gflops="not reported as a number in the repository (README: '19 times faster inference')",
+        full_parameters=157_840_000,
     ),
 )
 
-
-def zoo_model(model_id: str) -> ZooModel:
-    """The entry of `model_id` (KeyError naming the zoo for anything else)."""
-    for entry in ZOO:
-        if entry.id == model_id:
-            return entry
-    raise KeyError(f"{model_id!r} is not in the zoo ({', '.join(entry.id for entry in ZOO)})")

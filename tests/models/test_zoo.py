@@ -11,8 +11,9 @@ import sys
 
 import pytest
 import torch
+from ovbench.leaderboard.layouts import load_layout
 from ovbench.leaderboard.table import parameter_count
-from ovbench.models.zoo import ZOO, zoo_model
+from ovbench.models.zoo import ZOO
 
 import ovbench
 from ovbench.api import ModelVariant, SegmentationModel, parse_model_args
@@ -45,7 +46,9 @@ def test_ls_models_lists_each_zoo_variant_with_file_host_licences_and_numbers():
         for variant in published:
             line = variant.describe()
             assert f"{variant.checkpoint_file} from {variant.checkpoint_host}" in line
-            assert "code MIT" in line and "weights " in line and "published mIoU: " in line and "A-150 " in line
+            assert variant.code_licence and variant.weights_licence and variant.published_source
+            assert f"code {variant.code_licence}, weights {variant.weights_licence}" in line
+            assert "published mIoU: " in line and "A-150 " in line
     assert "san_vit_large_14.pth from huggingface.co/Mendel192/san" in listing
     assert "model_large.pth from huggingface.co/spaces/hamacojr/CAT-Seg-weights" in listing
 
@@ -86,8 +89,8 @@ def test_parameters_count_the_held_modules_once():
 def test_full_size_parameter_counts_match_the_measured_ones():
     """The adapters' own counts (what a record says) against model_zoo.md's counts of the official
     models, random init on the CPU (a few seconds each)."""
-    for entry, measured in zip(ZOO, (154.29e6, 157.84e6)):
-        assert abs(build(entry.id, entry.full_args, "cpu").parameters() - measured) < 0.01e6, entry.id
+    for entry in ZOO:
+        assert abs(build(entry.id, entry.full_args, "cpu").parameters() - entry.full_parameters) < 0.01e6, entry.id
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +125,10 @@ def test_zoo_video_layout_renders_the_tiny_runs(zoo_records, split):
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
     assert header == ["Method", "Backbone", "Parameters", "Seen", "Unseen", "hIoU", "VC8", "VC16", "Frames/s per process"]
     rows = {cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
-    assert set(rows) == {"CAT-Seg§", "SAN§"}  # § marks random weights
-    for label, entry in (("CAT-Seg§", zoo_model("cat-seg")), ("SAN§", zoo_model("san"))):
-        record = records[entry.id, split]
+    labels = {spec.match["model.id"][0]: f"{spec.label}§" for spec in load_layout("zoo-video").rows}  # § marks random weights
+    assert set(rows) == {labels[entry.id] for entry in ZOO}
+    for entry in ZOO:
+        label, record = labels[entry.id], records[entry.id, split]
         assert rows[label][2] == f"{record['model']['parameters'] / 1e6:.1f} M"
         assert rows[label][7] == "-" and "VC16" not in record["metrics"]  # 9-frame videos
         for column, metric in ((3, "mIoU_seen"), (4, "mIoU_unseen"), (5, "hIoU"), (6, "VC8")):
