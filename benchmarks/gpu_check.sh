@@ -59,8 +59,9 @@ if $zoo; then
     python3 "$bench" --models "$model" --model-args "$item" "${common[@]}" --speed-frames "$speed_frames" \
       --skip-memory 2>&1 | tee -a "$OUT/zoo-$model.txt"
   done
+  echo "== gkc with a RANDOM-init $gkc_config checkpoint" | tee "$OUT/zoo-gkc.txt"
   python3 "$bench" --models gkc --gkc-config "$gkc_config" "${common[@]}" --speed-frames "$speed_frames" \
-    --skip-memory 2>&1 | tee "$OUT/zoo-gkc.txt"
+    --skip-memory 2>&1 | tee -a "$OUT/zoo-gkc.txt"
   echo "== zoo summary ($(head -n 1 "$OUT/env.txt")): model-args, then model fps / e2e fps, random weights"
   grep -h "^== \|^cat-seg \|^san \|^fc-clip \|^gkc " "$OUT"/zoo-*.txt
   exit 0
