@@ -37,7 +37,7 @@ from ovbench.resolve import builtin_names, names_a_file, resolve
 from ovbench.suggest import did_you_mean, refuse_unknown_keys
 
 # "unsupported": a benchmark of the paper's table that ovbench cannot evaluate yet (cells read n/s)
-FIELDS = ("label", "model", "weights", "backbone", "args", "device", "processes", "batch", "created", "unsupported")
+FIELDS = ("label", "model", "weights", "backbone", "parameters", "args", "device", "processes", "batch", "created", "unsupported")
 NUMERIC_FIELDS = ("processes", "batch")
 FORMATS = ("percent", "number")
 _LAYOUT_KEYS = ("title", "description", "dataset", "protocol", "rows", "other_models", "columns", "across_datasets")

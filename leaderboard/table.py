@@ -91,6 +91,12 @@ def short_weights(weights: str) -> str:
     return weights
 
 
+def parameter_count(count: int | None) -> str:
+    """A record's parameter count in millions ("154.3 M"); records from adapters that report
+    none (or from before counts were recorded) show as missing."""
+    return MISSING if count is None else f"{count / 1e6:.1f} M"
+
+
 def _field(row: Row, field: str, fps: Value) -> str:
     model = row.newest.record["model"]
     if field == "label":
@@ -101,6 +107,8 @@ def _field(row: Row, field: str, fps: Value) -> str:
         return short_weights(row.config.weights)
     if field == "backbone":
         return str(model.get("backbone") or MISSING)
+    if field == "parameters":
+        return parameter_count(model.get("parameters"))
     if field == "args":
         args = row.config.args_dict()
         return ", ".join(f"{k}={v}" for k, v in args.items()) or MISSING

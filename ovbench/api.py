@@ -19,7 +19,7 @@ import torch
 
 from ovbench.modelargs import ModelArgs, PositiveInt, Range, args_to_dict, parse_model_args, parse_pairs
 
-__all__ = ["ModelArgs", "PositiveInt", "Range", "SegmentationModel", "TrainJob", "TrainableModel", "WeightsInfo",
+__all__ = ["ModelArgs", "ModelVariant", "PositiveInt", "Range", "SegmentationModel", "TrainJob", "TrainableModel", "WeightsInfo",
            "args_to_dict", "class_name_parts", "parse_model_args", "parse_pairs"]
 
 
@@ -39,6 +39,34 @@ class WeightsInfo:
     random_parts: list[str] | None = None
     # what the weights are fit for, when not for what the benchmark measures (a sample checkpoint)
     caveat: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelVariant:
+    """One published (or random-init) size of a model, as plain data for `ovbench ls models -v`
+    and the docs: which file to download and from where, under which licences, and what the
+    paper reports. `checkpoint_file`/`checkpoint_host` are None for variants nobody publishes."""
+
+    id: str  # what `config=` takes
+    description: str
+    checkpoint_file: str | None = None
+    checkpoint_host: str | None = None
+    code_licence: str | None = None
+    weights_licence: str | None = None
+    published: dict[str, float] = dataclasses.field(default_factory=dict)  # benchmark -> number, in `metric`
+    metric: str = "mIoU"
+    published_source: str | None = None
+
+    def describe(self) -> str:
+        """One line: the file and host, the licences and the published numbers with their source."""
+        where = (f"{self.checkpoint_file} from {self.checkpoint_host}" if self.checkpoint_file
+                 else "no published checkpoint (random init: checkpoint=none)")
+        licences = f"code {self.code_licence or '-'}, weights {self.weights_licence or '-'}"
+        numbers = "no published numbers"
+        if self.published:
+            results = ", ".join(f"{name} {value}" for name, value in self.published.items())
+            numbers = f"published {self.metric}: {results} ({self.published_source})"
+        return f"{self.id}: {where}; {licences}; {numbers}"
 
 
 class SegmentationModel(abc.ABC):
@@ -85,6 +113,22 @@ class SegmentationModel(abc.ABC):
     def weights(self) -> WeightsInfo:
         """Which weights produced the numbers; recorded in every run record."""
         return WeightsInfo(source="none", random_init=True)
+
+    def parameters(self) -> int | None:
+        """What the model costs in weights, for the record and the zoo table: by default the
+        distinct parameters of the torch modules this adapter holds as attributes (shared
+        tensors counted once); None for a model that holds none (nothing to count)."""
+        modules = [value for value in vars(self).values() if isinstance(value, torch.nn.Module)]
+        if not modules:
+            return None
+        tensors = {id(p): p for module in modules for p in module.parameters()}
+        return sum(p.numel() for p in tensors.values())
+
+    @classmethod
+    def variants(cls) -> Sequence[ModelVariant]:
+        """The sizes this model ships (published checkpoints and random-init test sizes), listed by
+        `ovbench ls models -v`; none by default."""
+        return ()
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ from ovbench.models.clip_dense import window_starts
 from ovbench.models.clip_loading import RANDOM_INIT, RANDOM_SEED, encode_prompts, weights_identity
 from PIL import Image
 
-from ovbench.api import SegmentationModel, WeightsInfo, class_name_parts
+from ovbench.api import ModelVariant, SegmentationModel, WeightsInfo, class_name_parts
 from ovbench.errors import ConfigError
 from ovbench.fileio import file_sha256
 from ovbench.modelargs import ModelArgs, PositiveInt
@@ -112,6 +112,11 @@ class CATSeg(SegmentationModel):
         self.tokenizer = open_clip.SimpleTokenizer(context_length=self.config.clip["text_cfg"]["context_length"])
         self.mean = torch.tensor(OPENAI_DATASET_MEAN, device=device).view(3, 1, 1) * 255
         self.std = torch.tensor(OPENAI_DATASET_STD, device=device).view(3, 1, 1) * 255
+
+    @classmethod
+    def variants(cls) -> list[ModelVariant]:
+        """The shipped configs: vit-b16 and vit-l14-336 with the authors' files, tiny for tests."""
+        return [config.variant() for config in shipped_configs()]
 
     def _checkpoint_file(self, args: CATSegArgs) -> Path:
         path = Path(args.checkpoint).expanduser()

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ovbench.api import ModelVariant
 from ovbench.errors import ConfigError
 from ovbench.resolve import builtin_names, resolve
 
@@ -61,13 +62,17 @@ class CATSegConfig:
             return f"the {self.id} variant has no published checkpoint (random init only: checkpoint=none)"
         return f"the authors publish {self.checkpoint['file']} at {self.checkpoint['host']}"
 
-    def describe(self) -> str:
-        """One line for `ovbench ls models -v`: file, licences, published numbers and their source."""
-        numbers = "no published numbers"
-        if self.published:
-            results = ", ".join(f"{k} {v}" for k, v in self.published["results"].items())
-            numbers = f"published {self.published['metric']}: {results} ({self.published['source']})"
-        return f"{self.id}: {self.published_file()}; code {self.licence['code']}, weights {self.licence['weights']}; {numbers}"
+    def variant(self) -> ModelVariant:
+        """This config as `ovbench ls models -v` lists it (file, host, licences, published numbers)."""
+        published = self.published or {}
+        return ModelVariant(
+            id=self.id, description=self.description,
+            checkpoint_file=self.checkpoint["file"] if self.checkpoint else None,
+            checkpoint_host=self.checkpoint["host"] if self.checkpoint else None,
+            code_licence=self.licence["code"], weights_licence=self.licence["weights"],
+            published=dict(published.get("results", {})), metric=published.get("metric", "mIoU"),
+            published_source=published.get("source"),
+        )
 
     def signature(self) -> dict[str, tuple[int, ...]]:
         """Shapes of a few checkpoint tensors that tell the variants apart."""

@@ -30,11 +30,11 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES
 from ovbench.models.clip_loading import RANDOM_INIT, create_clip, encode_prompts, weights_identity
 from ovbench.models.san.checkpoint import detect_config, network_state, published_files, read_state
-from ovbench.models.san.config import SANConfig, load_config, shipped_configs
+from ovbench.models.san.config import load_config, shipped_configs
 from ovbench.models.san.network import SANNetwork, meta_network, semantic_scores
 from PIL import Image
 
-from ovbench.api import SegmentationModel, WeightsInfo, class_name_parts
+from ovbench.api import ModelVariant, SegmentationModel, WeightsInfo, class_name_parts
 from ovbench.errors import ConfigError
 from ovbench.fileio import file_sha256
 from ovbench.modelargs import ModelArgs, PositiveInt
@@ -166,6 +166,6 @@ class SAN(SegmentationModel):
                           for i in range(frames.shape[0])])
 
     @classmethod
-    def variants(cls) -> list[SANConfig]:
+    def variants(cls) -> list[ModelVariant]:
         """The shipped variants with the file, host, licences and published numbers of each."""
-        return list(shipped_configs())
+        return [config.variant() for config in shipped_configs()]

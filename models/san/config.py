@@ -14,6 +14,7 @@ import open_clip
 from ovbench.models.clip_loading import register_tiny_configs
 from ovbench.models.gkc.config import read_config_file, refuse_unknown_fields
 
+from ovbench.api import ModelVariant
 from ovbench.errors import ConfigError
 from ovbench.suggest import did_you_mean
 
@@ -84,6 +85,19 @@ class SANConfig:
         grid = self.side_image_size // self.side_patch
         return (vision["width"], vision["patch_size"], self.feature_last_layer,
                 vision["layers"] - self.feature_last_layer, grid * grid, self.side_width)
+
+    def variant(self) -> ModelVariant:
+        """This config as `ovbench ls models -v` lists it, from `release` (random-init variants: none)."""
+        if self.release is None:
+            return ModelVariant(id=self.id, description=f"random-init test model on SAN's code paths ({self.clip_arch}); no published weights",
+                                code_licence="Apache-2.0 (ovbench)", weights_licence="none (random init)")
+        release = self.release
+        return ModelVariant(
+            id=self.id, description=f"{release['paper']}, {self.clip_arch}",
+            checkpoint_file=release["checkpoint_file"], checkpoint_host=release["checkpoint_host"],
+            code_licence=f"{release['code_licence']} ({release['code']})", weights_licence=release["weights_licence"],
+            published=dict(release["published_miou"]), metric="mIoU", published_source=release["published_source"],
+        )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)

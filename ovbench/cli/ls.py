@@ -37,6 +37,7 @@ def _list_models(verbose: bool) -> None:
             for arg in model_arguments(cls.Args):
                 comment = f"  # {arg.comment}" if arg.comment else ""
                 print(f"    {arg.name}: {arg.type} = {arg.default}{comment}")
+            _list_variants(cls)
     for note in registry_notes():
         print(f"note: {note}")
     if verbose:
@@ -44,6 +45,15 @@ def _list_models(verbose: bool) -> None:
         print(f"  checkpoint=builtin:NAME (gkc): {', '.join(_builtin_files('ovbench.models.gkc', 'weights', '.safetensors'))}")
         print(f"  clip=NAME,pretrained=none (clip-dense, clip-twostage; tiny and random, for tests):"
               f" {', '.join(_builtin_files('ovbench.models', 'clip_configs', '.json'))}")
+
+
+def _list_variants(cls: type) -> None:
+    """The adapter's `variants()` hook: file and host, licences, published numbers of each size."""
+    variants = cls.variants()
+    if variants:
+        print("  variants (config=ID):")
+    for variant in variants:
+        print(f"    {variant.describe()}")
 
 
 def _builtin_files(package: str, folder: str, suffix: str) -> list[str]:

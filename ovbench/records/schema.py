@@ -92,7 +92,8 @@ _NOT_NULL = {("model", "id"), ("split", "name"), ("split", "protocol"), ("split"
 
 
 _OPTIONAL_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "model": {"id": (str,), "weights": (str,), "weights_sha256": (str,), "backbone": (str,), "random_init": (bool,)},
+    "model": {"id": (str,), "weights": (str,), "weights_sha256": (str,), "backbone": (str,), "random_init": (bool,),
+              "parameters": (int,)},
     "split": {"name": (str,), "protocol": (str,), "hash": (str,)},
     "dataset": {"name": (str,), "videos": (int,), "frames": (int,), "skipped": (list,), "root": (str,)},
     "options": {"limit_videos": (int,), "batch_size": (int,), "min_video_frames": (int,), "partial": (bool,),

@@ -24,8 +24,11 @@ from ovbench.split import Split
 
 
 def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
-    """The record's (and the fingerprint's) view of a model: what it is, down to its code."""
+    """The record's (and the fingerprint's) view of a model: what it is, down to its code, and
+    its parameter count where the adapter has one (a model without torch modules, like the golden
+    test's toy, has none: its record stays as it was)."""
     weights = model.weights()
+    parameters = model.parameters()
     return {
         "id": model_id,
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -38,6 +41,7 @@ def describe_model(model_id: str, model: SegmentationModel) -> dict[str, Any]:
         **({"text_encoder": weights.text_encoder} if weights.text_encoder is not None else {}),
         **({"training": weights.training} if weights.training is not None else {}),
         **({"random_parts": weights.random_parts} if weights.random_parts else {}),
+        **({"parameters": parameters} if parameters is not None else {}),
     }
 
 

@@ -152,9 +152,11 @@ def test_tiny_runs_on_the_synthetic_sample(tmp_path):
 
 
 def test_variants_describe_their_file_licences_and_published_numbers():
-    line = load_config("vit-b16").describe()
-    assert f"model_base.pth at {HOST}" in line and "code MIT" in line and "A-150 31.8" in line and "README" in line
-    assert "no published checkpoint" in load_config("tiny").describe()
+    lines = {variant.id: variant.describe() for variant in CATSeg.variants()}
+    assert set(lines) == {"tiny", "vit-b16", "vit-l14-336"}
+    line = lines["vit-b16"]
+    assert f"model_base.pth from {HOST}" in line and "code MIT" in line and "A-150 31.8" in line and "README" in line
+    assert "no published checkpoint" in lines["tiny"]
 
 
 def test_more_classes_than_the_aggregator_attends_over(frames):
