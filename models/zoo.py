@@ -30,6 +30,12 @@ class ZooModel:
 
 ZOO: tuple[ZooModel, ...] = (
     ZooModel(
+        id="fc-clip", paper="Yu et al., NeurIPS 2023", tiny_args="config=tiny,checkpoint=none,clip_pretrained=none",
+        full_args="config=rn50,checkpoint=none,clip_pretrained=none", test_size_arg="test_size", authors_test_size=800,
+        published_gflops="the paper compares with ODISE in relative terms (6.6x faster testing), no FLOPs per image",
+        full_parameters=123_040_546,  # RN50 with both CLIP towers; ConvNeXt-L is 372.49 M (model_zoo.md)
+    ),
+    ZooModel(
         id="cat-seg", paper="Cho et al., CVPR 2024", tiny_args="config=tiny,checkpoint=none",
         full_args="config=vit-b16,checkpoint=none", test_size_arg="test_size", authors_test_size=640,
         published_gflops="not reported (no FLOPs, FPS or parameters in the README or paper tables read for model_zoo.md)",

@@ -16,23 +16,23 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import open_clip
 import torch
+from ovbench.models.clip_baseline import ENSEMBLE_TEMPLATES
+from ovbench.models.clip_loading import RANDOM_INIT, RANDOM_SEED, create_clip, file_sha256, weights_identity
+from ovbench.models.fc_clip.checkpoint import CLIP_PREFIX, checkpoint_path, load_network_state, read_state, renamed_state
+from ovbench.models.fc_clip.config import FCCLIPConfig, load_config, shipped_configs
+from ovbench.models.fc_clip.detect import detect_config
+from ovbench.models.fc_clip.network import FCCLIPNetwork, semantic_inference
+from ovbench.models.fc_clip.vocabulary import coco_vocabulary_hash, encode_classes, split_text
 from PIL import Image
 
-from ...api import ModelArgs, PositiveInt, SegmentationModel, WeightsInfo
-from ...errors import ConfigError, WeightsError
-from ...registry import register_model
-from ..clip_baseline import ENSEMBLE_TEMPLATES
-from ..clip_loading import RANDOM_INIT, RANDOM_SEED, create_clip, file_sha256, weights_identity
-from .checkpoint import CLIP_PREFIX, checkpoint_path, load_network_state, read_state, renamed_state
-from .config import FCCLIPConfig, load_config, shipped_configs
-from .detect import detect_config
-from .network import FCCLIPNetwork, semantic_inference
-from .vocabulary import coco_vocabulary_hash, encode_classes, split_text
+from ovbench.api import ModelArgs, ModelVariant, PositiveInt, SegmentationModel, WeightsInfo
+from ovbench.errors import ConfigError, WeightsError
+from ovbench.registry import register_model
 
 _TEXT_FORMAT = "fcclip-text-v1"  # bumped when the text tensor's layout changes
 
@@ -146,10 +146,6 @@ class FCCLIP(SegmentationModel):
         )
 
     @classmethod
-    def variants(cls) -> list[dict[str, Any]]:
+    def variants(cls) -> list[ModelVariant]:
         """Each shipped variant with its released file, licences and published numbers."""
-        return [
-            {"config": c.id, "clip": f"{c.clip_arch} / {c.clip_pretrained}", "checkpoint": c.checkpoint,
-             "licence": c.licence, "published": c.published, "protocol": c.protocol()}
-            for c in shipped_configs()
-        ]
+        return [c.variant() for c in shipped_configs()]

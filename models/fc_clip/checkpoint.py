@@ -15,11 +15,11 @@ from pathlib import Path
 
 import safetensors.torch
 import torch
+from ovbench.models.fc_clip.config import FCCLIPConfig
 from torch import nn
 
-from ...errors import ConfigError, WeightsError, first_line
-from ...resolve import user_file
-from .config import FCCLIPConfig
+from ovbench.errors import ConfigError, WeightsError, first_line
+from ovbench.resolve import user_file
 
 CLIP_PREFIX = "taps.clip."
 SHOWN_KEYS = 4  # keys named per kind in a mismatch message

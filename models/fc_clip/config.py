@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import open_clip
+from ovbench.models.clip_loading import register_tiny_configs
+from ovbench.models.gkc.config import GROUP_NORM_GROUPS, read_config_file, refuse_unknown_fields
 
-from ...errors import ConfigError
-from ...suggest import did_you_mean
-from ..clip_loading import register_tiny_configs
-from ..gkc.config import GROUP_NORM_GROUPS, read_config_file, refuse_unknown_fields
+from ovbench.api import ModelVariant
+from ovbench.errors import ConfigError
+from ovbench.suggest import did_you_mean
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -48,6 +49,21 @@ class FCCLIPConfig:
     checkpoint: dict[str, str] | None = None  # {"file", "host"} of the released weights
     licence: dict[str, str] | None = None  # {"code", "weights"}
     published: dict[str, Any] | None = None  # {"source", "numbers": {benchmark: value}}
+
+    def variant(self) -> ModelVariant:
+        """This config as `ovbench ls models -v` lists it (the mIoU of each published benchmark)."""
+        if self.checkpoint is None:
+            return ModelVariant(id=self.id, description=f"random-init test model on FC-CLIP's code paths ({self.clip_arch})",
+                                code_licence="Apache-2.0 (ovbench)", weights_licence="none (random init)")
+        numbers = (self.published or {}).get("numbers", {})
+        return ModelVariant(
+            id=self.id, description=f"Yu et al., NeurIPS 2023, CLIP {self.clip_arch} / {self.clip_pretrained}",
+            checkpoint_file=self.checkpoint["file"], checkpoint_host=self.checkpoint["host"],
+            code_licence=(self.licence or {}).get("code"), weights_licence=(self.licence or {}).get("weights"),
+            published={_BENCHMARKS.get(name.split()[0], name.split()[0]): _miou(value) for name, value in numbers.items()
+                       if "mIoU" in name},
+            metric="mIoU", published_source=(self.published or {}).get("source"),
+        )
 
     def __post_init__(self) -> None:
         register_tiny_configs()
@@ -83,6 +99,15 @@ class FCCLIPConfig:
             if key in values:
                 values = {**values, key: tuple(values[key])}
         return cls(**values)
+
+
+# the benchmark names of the authors' table -> the short names every zoo variant lists
+_BENCHMARKS = {"ADE20K-150": "A-150", "ADE20K-847": "A-847", "Mapillary": "MV"}
+
+
+def _miou(value: float | str) -> float:
+    """A table cell: the mIoU, or the last of "PQ/AP/mIoU"."""
+    return float(str(value).split("/")[-1])
 
 
 def load_config(name: str) -> FCCLIPConfig:

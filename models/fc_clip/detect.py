@@ -8,12 +8,12 @@ import functools
 from pathlib import Path
 
 import torch
+from ovbench.models.clip_loading import RANDOM_INIT, create_clip
+from ovbench.models.fc_clip.checkpoint import CLIP_PREFIX, mismatches
+from ovbench.models.fc_clip.config import FCCLIPConfig, load_config, shipped_configs
+from ovbench.models.fc_clip.network import FCCLIPNetwork
 
-from ...errors import ConfigError
-from ..clip_loading import RANDOM_INIT, create_clip
-from .checkpoint import CLIP_PREFIX, mismatches
-from .config import FCCLIPConfig, load_config, shipped_configs
-from .network import FCCLIPNetwork
+from ovbench.errors import ConfigError
 
 
 @functools.cache

@@ -16,13 +16,12 @@ import math
 
 import torch
 import torch.nn.functional as F
+from ovbench.models.clip_loading import max_over_parts
+from ovbench.models.fc_clip.clip_taps import ClipTaps, mask_pool
+from ovbench.models.fc_clip.config import FCCLIPConfig
+from ovbench.models.gkc.pixel_decoder import MSDeformAttnPixelDecoder
+from ovbench.models.gkc.transformer_decoder import MLP, MaskedAttentionDecoder
 from torch import nn
-
-from ..clip_loading import max_over_parts
-from ..gkc.pixel_decoder import MSDeformAttnPixelDecoder
-from ..gkc.transformer_decoder import MLP, MaskedAttentionDecoder
-from .clip_taps import ClipTaps, mask_pool
-from .config import FCCLIPConfig
 
 SIZE_DIVISIBILITY = 32
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp of exp(logit_scale)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from ovbench.models.clip_baseline import encode_vocabulary
 
-from ...api import class_name_parts
-from ..clip_baseline import encode_vocabulary
+from ovbench.api import class_name_parts
 
 COCO_VOCABULARY = Path(__file__).with_name("coco_vocabulary.json")
 

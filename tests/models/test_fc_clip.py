@@ -150,10 +150,10 @@ def test_convnext_large_has_the_authors_shapes_and_parameter_count():
 
 
 def test_variants_list_release_licences_and_published_numbers():
-    variants = {v["config"]: v for v in FCCLIP.variants()}
+    variants = {v.id: v for v in FCCLIP.variants()}
     assert set(variants) == {"convnext-large", "rn50", "tiny"}
     large = variants["convnext-large"]
-    assert large["checkpoint"]["file"] == "fcclip_cocopan.pth" and "drive.google.com" in large["checkpoint"]["host"]
-    assert large["published"]["numbers"]["ADE20K-847 mIoU"] == 14.8 and "README" in large["published"]["source"]
-    assert large["licence"]["code"].startswith("Apache-2.0")
-    assert variants["tiny"]["checkpoint"] is None
+    assert large.checkpoint_file == "fcclip_cocopan.pth" and "drive.google.com" in large.checkpoint_host
+    assert large.published["A-847"] == 14.8 and large.published["A-150"] == 34.1 and "README" in large.published_source
+    assert large.code_licence.startswith("Apache-2.0")
+    assert variants["tiny"].checkpoint_file is None
