@@ -10,9 +10,10 @@ Vocabulary: the 14 ViLD templates (clip_baseline.ENSEMBLE_TEMPLATES, the strings
 holds), each prompt's embedding normalised, averaged over templates and normalised again. SAN
 embeds a class name as one string and writes synonyms as "a, b" (its ADE-847 names read
 "building, edifice"), so an ovbench name "handrail_or_fence" becomes "handrail, fence" (its
-class_name_parts joined by ", "). The text tensor is the whole classifier (C+1, D): the classes,
-the checkpoint's background embedding, rows normalised, times CLIP's logit scale; so a cached
-tensor needs nothing else, and its cache key names the checkpoint (or CLIP weights) it came from.
+class_name_parts joined by ", "). The text tensor is (C, D), one normalised row per class, as the
+adapter API asks (the runner's cache checks it); `predict` appends the checkpoint's background
+embedding and applies CLIP's logit scale (`network.classifier`), which are weights of the model,
+not of the vocabulary. Its cache key names the checkpoint (or CLIP weights) it came from.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from ovbench.fileio import file_sha256
 from ovbench.modelargs import ModelArgs, PositiveInt
 from ovbench.registry import register_model
 
-TEXT_FORMAT = "san-classifier-v1"  # bumped when the text tensor's layout or name mapping changes
+TEXT_FORMAT = "san-classifier-v2"  # bumped when the text tensor's layout or name mapping changes
 RANDOM_SEED = 0
 
 
@@ -146,7 +147,7 @@ class SAN(SegmentationModel):
     def encode_text(self, names: Sequence[str]) -> torch.Tensor:
         prompts = [template.format(san_class_name(name)) for name in names for template in ENSEMBLE_TEMPLATES]
         embeddings = encode_prompts(self.network.clip, self.tokenizer, prompts).view(len(names), len(ENSEMBLE_TEMPLATES), -1)
-        return self.network.classifier(F.normalize(embeddings.mean(dim=1), dim=-1))
+        return F.normalize(embeddings.mean(dim=1), dim=-1)
 
     def text_cache_key(self) -> str | None:
         templates = hashlib.sha256("\n".join(ENSEMBLE_TEMPLATES).encode()).hexdigest()[:16]
@@ -161,7 +162,7 @@ class SAN(SegmentationModel):
         padded = (-(-size[0] // divisor) * divisor, -(-size[1] // divisor) * divisor)
         images = F.pad(images, (0, padded[1] - size[1], 0, padded[0] - size[0]))
         masks, embeddings = self.network(images)
-        classes = torch.einsum("bqd,cd->bqc", embeddings, text.to(embeddings))
+        classes = torch.einsum("bqd,cd->bqc", embeddings, self.network.classifier(text.to(embeddings)))
         return torch.cat([semantic_scores(masks[i : i + 1], classes[i : i + 1], padded, size, (height, width))
                           for i in range(frames.shape[0])])
 

@@ -140,12 +140,20 @@ def test_clip_weights_the_file_lacks_come_from_clip_pretrained(tiny_model, tiny_
         load(path, ",clip_pretrained=none")
 
 
-def test_synonyms_in_san_form_and_text_is_self_contained(tiny_model):
-    """'a_or_b' is SAN's 'a, b'; the text tensor carries the background row and the logit scale."""
+def test_synonyms_in_san_form_and_the_text_is_cached(tiny_model, tmp_path):
+    """'a_or_b' is SAN's 'a, b'; the text tensor is (C, D) unit rows, as the adapter API asks,
+    so the runner's cache keeps it: the second embedding of a vocabulary encodes nothing (a
+    (C+1, D) classifier was once refused by the cache as damaged and encoded on every run)."""
+    from ovbench.run.textcache import TextCache
+
     assert san_class_name("billboard_or_Bulletin_Board") == "billboard, bulletin board"
     text = tiny_model.encode_text(["person", "sky"])
-    assert text.shape == (3, 32)
-    torch.testing.assert_close(text.norm(dim=-1), tiny_model.network.clip.logit_scale.exp().expand(3))
+    assert text.shape == (2, 32)
+    torch.testing.assert_close(text.norm(dim=-1), torch.ones(2))
+    cache, heard = TextCache(root=tmp_path, note=lambda message: heard.append(message)), []
+    for _ in range(2):
+        cache.embed(tiny_model, ["person", "sky"], report=heard.append)
+    assert [m for m in heard if "encoding" in m or "damaged" in m] == ["encoding 2 class names: cache miss"]
 
 
 def test_tiny_runs_on_the_synthetic_sample(tmp_path):
