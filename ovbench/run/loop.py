@@ -10,6 +10,7 @@ previous one. The model's side (calling it, timing it) is `ModelCall`, the way t
 
 from __future__ import annotations
 
+import resource
 import time
 
 import torch
@@ -27,6 +28,15 @@ from ovbench.run.options import RunOptions
 from ovbench.run.progress import Progress
 from ovbench.run.state import RunState, VideoResult
 from ovbench.run.temporal import TCSetup
+
+
+def peak_memory(device: torch.device) -> dict[str, int]:
+    """This process's peak resident host memory and, on CUDA, peak allocated GPU memory, so far:
+    what the record says a run cost besides time."""
+    peaks = {"host_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}  # Linux reports KiB
+    if device.type == "cuda":
+        peaks["gpu_bytes"] = int(torch.cuda.max_memory_allocated(device))
+    return peaks
 
 
 def stream_videos(options: RunOptions, data: VideoDataset, videos: list[VideoFrames], loop: "VideoLoop") -> None:
@@ -137,7 +147,8 @@ class VideoLoop:
         self.skip(name, message)
 
     def skip(self, name: str, message: str) -> None:
-        self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), error=message))
+        self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), error=message,
+                                           peak_memory=peak_memory(self.call.device)))
         self.progress.note(f"skipping {message}")
 
     def close_video(self) -> None:
@@ -158,7 +169,8 @@ class VideoLoop:
                 entry = self.metrics.videos.pop(name)  # on disk from here: memory stays flat
                 if self.tc_open:
                     entry = {**entry, "tc": self.tc.metrics.videos.pop(name)}
-                self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), metrics=entry))
+                self.state.save_result(VideoResult(name, self.session, self.rank, *self.lap(), metrics=entry,
+                                                   peak_memory=peak_memory(self.call.device)))
                 self.policy.finished()
         self.video = None
 

@@ -57,7 +57,19 @@ def timing_of(finished: list[VideoResult], sessions: list[Session], static_shard
         "text_seconds": max((s.text_seconds for s in sessions), default=0.0),
         "processes": len(groups) if static_shards else max(len(group) for group in groups.values()),
         "mixed_devices": len(devices) > 1,
+        **_peaks(finished),
     }
+
+
+def _peaks(finished: list[VideoResult]) -> dict[str, int]:
+    """The largest peak host (and GPU) memory any process reached (states written before
+    ovbench measured it have none)."""
+    peaks: dict[str, int] = {}
+    for result in finished:
+        for part, value in (result.peak_memory or {}).items():  # host_bytes, gpu_bytes
+            key = f"peak_{part.removesuffix('_bytes')}_memory_bytes"
+            peaks[key] = max(value, peaks.get(key, 0))
+    return peaks
 
 
 def unique_results(results_: Iterable[VideoResult]) -> dict[str, VideoResult]:

@@ -58,6 +58,7 @@ class VideoResult:
     metrics: dict[str, Any] | None = None
     error: str | None = None
     source: str = ""
+    peak_memory: dict[str, int] | None = None  # the process's peaks so far: host_bytes, gpu_bytes (CUDA)
 
     def payload(self) -> dict[str, Any]:
         return {key: value for key, value in self.__dict__.items() if key != "source"}

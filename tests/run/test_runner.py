@@ -423,3 +423,16 @@ def test_each_video_is_committed_once_in_its_own_file(data_root, tmp_path, monke
     assert sorted(committed) == sorted(record["per_video"]) and len(set(committed)) == len(committed)
     state = path.with_suffix(".state")
     assert sorted(p.stem for p in (state / "videos").glob("*.json")) == sorted(record["per_video"])
+
+
+def test_records_say_the_peak_memory_a_run_reached(data_root, tmp_path):
+    """Issue 23.16: a record carries the largest peak resident memory of its processes (kept
+    per video in the state, so resumes and merges keep it too); on the CPU no GPU figure."""
+    import resource
+
+    record, _ = run_toy(data_root, tmp_path)
+    peak = record["timing"]["peak_host_memory_bytes"]
+    assert 10 * 2**20 < peak <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert "peak_gpu_memory_bytes" not in record["timing"]
+    entries = [json.loads(p.read_text()) for p in tmp_path.glob("*.state/videos/*.json")]
+    assert entries and all(entry["peak_memory"]["host_bytes"] <= peak for entry in entries)
