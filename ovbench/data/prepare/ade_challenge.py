@@ -12,17 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ovbench.data.prepare.common import (
-    INVALID,
-    Converted,
-    Item,
-    apply_table,
-    find_folder,
-    kept,
-    lookup_table,
-    read_png,
-    require_folder,
-)
+from ovbench.data.prepare.common import INVALID, Converted, Item, apply_table, find_folder, kept, lookup_table, read_png, require_folder
 
 RELEASE = "ADEChallengeData2016.zip (SceneParsing, ~0.9 GB, http://data.csail.mit.edu/places/ADEchallenge/), unzipped"
 KINDS = ("ade150",)

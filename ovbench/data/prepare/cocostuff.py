@@ -15,17 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ovbench.data.images import IGNORE_8, class_file
-from ovbench.data.prepare.common import (
-    INVALID,
-    Converted,
-    Item,
-    apply_table,
-    find_folder,
-    kept,
-    lookup_table,
-    read_png,
-    require_folder,
-)
+from ovbench.data.prepare.common import INVALID, Converted, Item, apply_table, find_folder, kept, lookup_table, read_png, require_folder
 
 RELEASE = ("val2017.zip / train2017.zip (COCO) and stuffthingmaps_trainval2017.zip (COCO-Stuff, 659 MB), "
            "unzipped into images/ and annotations/")

@@ -14,17 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ovbench.data.prepare.common import (
-    INVALID,
-    Converted,
-    Item,
-    apply_table,
-    find_folder,
-    kept,
-    lookup_table,
-    read_bytes,
-    read_png,
-)
+from ovbench.data.prepare.common import INVALID, Converted, Item, apply_table, find_folder, kept, lookup_table, read_bytes, read_png
 from ovbench.errors import DataError
 
 RELEASE = "VOCtrainval_11-May-2012.tar (PASCAL VOC 2012, ~2 GB, host.robots.ox.ac.uk), unpacked"
