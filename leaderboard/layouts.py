@@ -33,6 +33,7 @@ from ovbench.leaderboard.published import check_reference
 from ovbench.leaderboard.quantities import QUANTITIES
 
 from ovbench.errors import ConfigError
+from ovbench.records.schema import METRIC_KEYS
 from ovbench.resolve import builtin_names, names_a_file, resolve
 from ovbench.suggest import did_you_mean, refuse_unknown_keys
 
@@ -161,6 +162,10 @@ def _column(spec: Any, where: str) -> Column:
             f"{where}: unknown metric {metric!r}{did_you_mean(str(metric), QUANTITIES)}; known: {', '.join(QUANTITIES)}"
             " (or give 'split' to read any key of that split's record)"
         )
+    run_keys = (*METRIC_KEYS, "fps")  # what a split's record can hold: a typo there would read "-" for every row
+    if metric is not None and split is not None and metric not in run_keys:
+        raise ConfigError(f"{where}: unknown metric {metric!r} of split {split!r}{did_you_mean(str(metric), run_keys)};"
+                          f" a run record holds {', '.join(run_keys)}")
     default_format = "number" if metric == "fps" else "percent"
     column = Column(
         label=spec["label"], field=field, metric=metric, split=split,

@@ -363,6 +363,8 @@ def test_user_layout_file(results, tmp_path, cli):
 @pytest.mark.parametrize(("payload", "message"), [
     ({"columns": [{"label": "A", "metrik": "hIoU"}]}, r"unknown key 'metrik' \(did you mean metric"),
     ({"columns": [{"label": "A", "metric": "hIOU"}]}, r"unknown metric 'hIOU' \(did you mean hIoU"),
+    # issue 23.10f: the same typo with a split used to render a column of "-" in silence
+    ({"columns": [{"label": "A", "metric": "mIOU", "split": "all"}]}, r"unknown metric 'mIOU' of split 'all' \(did you mean mIoU"),
     ({"columns": [{"label": "A", "field": "label", "metric": "hIoU"}]}, "exactly one of 'field', 'metric' or 'published'"),
     ({"columns": []}, "non-empty list"),
     ({"columns": [{"label": "A", "field": "label"}], "rows": [{"label": "x"}]}, r"rows\[0\] should be an object"),
