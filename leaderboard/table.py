@@ -20,7 +20,7 @@ from ovbench.leaderboard.records import Run
 from ovbench.leaderboard.select import Row, form_rows, select, select_across
 
 from ovbench.errors import DataError
-from ovbench.records.read import batch_size, processes, random_init
+from ovbench.records.read import batch_size, processes, random_init, random_parts
 
 MISSING = "-"
 UNSUPPORTED = "n/s"
@@ -249,7 +249,7 @@ def _mark_best(board: Leaderboard) -> None:
 
 def _untrained(record: dict) -> bool:
     """Random weights, in whole or in part (a random text tower)."""
-    return random_init(record) or bool(record["model"].get("random_parts"))
+    return random_init(record) or bool(random_parts(record))
 
 
 def _intervals(board: Leaderboard, options: Bootstrap) -> dict[tuple[int, str], tuple[float, float]]:

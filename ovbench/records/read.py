@@ -64,6 +64,12 @@ def random_init(record: dict[str, Any]) -> bool:
     return str(model.get("weights") or "").lower() in ("none", "random")
 
 
+def random_parts(record: dict[str, Any]) -> list[str]:
+    """The parts of otherwise trained weights that are random (`model.random_parts`; none in
+    records written before ovbench said so)."""
+    return list(record["model"].get("random_parts") or [])
+
+
 def partial_reasons(record: dict[str, Any]) -> list[str]:
     """Why a record does not cover its whole split (empty when it does): `--limit-videos`,
     videos skipped on errors, or a `merge --partial`."""
