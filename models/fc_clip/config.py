@@ -12,7 +12,7 @@ from typing import Any
 
 import open_clip
 from ovbench.models.clip_loading import register_tiny_configs
-from ovbench.models.gkc.config import GROUP_NORM_GROUPS, read_config_file, refuse_unknown_fields
+from ovbench.models.gkc.config import GROUP_NORM_GROUPS, Mask2FormerSizes, read_config_file, refuse_unknown_fields
 
 from ovbench.api import ModelVariant
 from ovbench.errors import ConfigError
@@ -21,8 +21,8 @@ from ovbench.suggest import did_you_mean
 CONFIG_DIR = Path(__file__).with_name("configs")
 
 
-@dataclasses.dataclass(frozen=True)
-class FCCLIPConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FCCLIPConfig(Mask2FormerSizes):
     """One FC-CLIP variant. Defaults are the released models' (Mask2Former R50 head sizes,
     250 queries, 9 decoder layers, ensemble alpha 0.4 / beta 0.8, detectron2's test resize)."""
 
@@ -31,16 +31,7 @@ class FCCLIPConfig:
     clip_pretrained: str  # the open_clip tag the released checkpoint was trained on
     pixel_mean: tuple[float, float, float] = (122.7709383, 116.7460125, 104.09373615)  # RGB, 0..255
     pixel_std: tuple[float, float, float] = (68.5005327, 66.6321579, 70.32316305)
-    hidden_dim: int = 256
-    encoder_layers: int = 6
-    encoder_ffn_dim: int = 1024
-    deform_heads: int = 8
-    deform_points: int = 4
-    decoder_layers: int = 9
-    decoder_heads: int = 8
-    decoder_ffn_dim: int = 2048
     num_queries: int = 250
-    mask_dim: int = 256
     ensemble_alpha: float = 0.4  # weight of the CLIP (out-of-vocabulary) branch for seen classes
     ensemble_beta: float = 0.8  # ... and for unseen classes
     ensemble_on_valid_mask: bool = False  # ResNet CLIPs: no CLIP branch for queries with empty masks

@@ -23,7 +23,24 @@ GROUP_NORM_GROUPS = 32  # Mask2Former's GroupNorm(32, C) in the pixel decoder
 
 
 @dataclasses.dataclass(frozen=True)
-class GKCConfig:
+class Mask2FormerSizes:
+    """The pixel decoder's and the masked-attention decoder's sizes (Mask2Former R50's by
+    default), shared by every model built on ovbench's Mask2Former (GKC, FC-CLIP); each model's
+    config adds its own fields (keyword-only) and its query count."""
+
+    hidden_dim: int = 256
+    encoder_layers: int = 6
+    encoder_ffn_dim: int = 1024
+    deform_heads: int = 8
+    deform_points: int = 4
+    decoder_layers: int = 9
+    decoder_heads: int = 8
+    decoder_ffn_dim: int = 2048
+    mask_dim: int = 256
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GKCConfig(Mask2FormerSizes):
     """Sizes of one GKC network. Defaults are the paper's (CLIP RN50, Mask2Former R50 sizes).
 
     The pixel decoder's deformable encoder always reads the stride 8/16/32 features (3 levels)
@@ -35,16 +52,7 @@ class GKCConfig:
     clip_arch: str = "RN50"  # the frozen text tower (and, with backbone "clip", the trunk's weights)
     backbone: str = "clip"  # "clip": the CLIP ResNet trunk; "torchvision-resnet101": ImageNet R-101
     frozen_backbone_bn: bool = True  # detectron2's FrozenBN; off for random-init tiny trunks
-    hidden_dim: int = 256
-    encoder_layers: int = 6
-    encoder_ffn_dim: int = 1024
-    deform_heads: int = 8
-    deform_points: int = 4
-    decoder_layers: int = 9
-    decoder_heads: int = 8
-    decoder_ffn_dim: int = 2048
     num_queries: int = 100
-    mask_dim: int = 256
 
     def __post_init__(self) -> None:
         register_tiny_configs()
